@@ -1,0 +1,81 @@
+//! `lore ingest`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use lore::ingest::git::{self, GitIngestOptions, RefUpdate};
+use lore::store::Store;
+
+use super::progress::Bar;
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// A git work tree or bare repository.
+    repo: PathBuf,
+    /// Refs to ingest (names or globs; repeatable). Default: all branches and tags.
+    #[arg(long = "refs", value_name = "REF", num_args = 1..)]
+    refs: Vec<String>,
+    /// Commits per write transaction.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    batch_size: usize,
+    /// Diff worker threads (0: one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
+    let (store, created) = Store::open_or_create(kb)?;
+    if created && !quiet && !args.json {
+        eprintln!("created {}", kb.display());
+    }
+    let options = GitIngestOptions {
+        refs: args.refs,
+        batch_size: args.batch_size,
+        threads: args.threads,
+    };
+    let progress = Bar::new(quiet);
+    let report = git::ingest(&store, &args.repo, &options, &progress)
+        .with_context(|| format!("ingesting {}", args.repo.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if quiet {
+        return Ok(());
+    }
+    let count = |u: fn(&RefUpdate) -> bool| report.refs.iter().filter(|r| u(&r.update)).count();
+    println!(
+        "{}: {} new commits ({} merges, {} file changes) in {:.2}s",
+        kb.display(),
+        report.commits_added,
+        report.merges_added,
+        report.touches_added,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    println!(
+        "refs: {} new, {} moved, {} rewritten, {} unchanged{}",
+        count(|u| *u == RefUpdate::New),
+        count(|u| *u == RefUpdate::FastForward),
+        count(|u| matches!(u, RefUpdate::Rewritten { .. })),
+        count(|u| *u == RefUpdate::Unchanged),
+        if report.vanished_refs.is_empty() {
+            String::new()
+        } else {
+            format!(", {} gone", report.vanished_refs.len())
+        }
+    );
+    if report.stats_unknown > 0 || report.diffs_failed > 0 {
+        println!(
+            "missing objects: {} file changes with unknown line stats, {} commits without a diff",
+            report.stats_unknown, report.diffs_failed
+        );
+    }
+    if report.shallow {
+        println!("note: shallow repository; history stops at its boundary");
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Command-line interface: clap definitions, dispatch, and error reporting.
+
+mod ingest;
+mod progress;
+mod render;
+mod show;
+mod stats;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The KB file used when neither `--kb` nor `LORE_KB` names one.
+pub const DEFAULT_KB: &str = "project.lore";
+
+#[derive(Parser)]
+#[command(
+    name = "lore",
+    version,
+    about = "One file that knows a software project: its history, code, issues and the links between them",
+    after_help = "Examples:
+  lore ingest path/to/repo              # build ./project.lore from a repository's history
+  lore ingest path/to/repo --refs main  # only what is reachable from main
+  lore stats                            # what the file holds
+  lore show commit 3fa9c1               # one commit and the files it touched
+  LORE_KB=/data/vllm.lore lore stats --json"
+)]
+struct Cli {
+    /// The lore file to use.
+    #[arg(long, global = true, env = "LORE_KB", default_value = DEFAULT_KB, value_name = "FILE")]
+    kb: PathBuf,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an empty lore file.
+    #[command(after_help = "Examples:\n  lore init\n  lore init /data/vllm.lore")]
+    Init {
+        /// Where to create it (default: the --kb path).
+        file: Option<PathBuf>,
+    },
+    /// Add a git repository's history to the lore file (incremental: only new commits are read).
+    #[command(after_help = "Examples:
+  lore ingest .                               # all branches and tags of the current repository
+  lore ingest ~/src/vllm.git --kb vllm.lore   # a bare repository
+  lore ingest . --refs main --refs 'v1.*'     # selected refs (globs allowed)")]
+    Ingest(ingest::IngestArgs),
+    /// Counts per entity and relation, file size, watermarks and schema version.
+    #[command(after_help = "Examples:\n  lore stats\n  lore stats --json | jq .nodes")]
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item and its links.
+    Show {
+        #[command(subcommand)]
+        what: show::ShowWhat,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let mut stderr = io::stderr().lock();
+            let _ = write!(stderr, "error: {err}");
+            for cause in err.chain().skip(1) {
+                let _ = write!(stderr, ": {cause}");
+            }
+            let _ = writeln!(stderr);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { file } => {
+            let path = file.unwrap_or(cli.kb);
+            lore::store::Store::create(&path)?;
+            println!("created {}", path.display());
+            Ok(())
+        }
+        Command::Ingest(args) => ingest::run(&cli.kb, cli.quiet, args),
+        Command::Stats { json } => stats::run(&cli.kb, json),
+        Command::Show { what } => show::run(&cli.kb, what),
+    }
+}

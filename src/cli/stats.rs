@@ -1,0 +1,53 @@
+//! `lore stats`
+
+use std::path::Path;
+
+use lore::store::Store;
+use serde_json::json;
+
+pub fn run(kb: &Path, json_out: bool) -> anyhow::Result<()> {
+    let store = Store::open(kb)?;
+    let stats = store.read()?.stats()?;
+    let size = std::fs::metadata(kb)?.len();
+    if json_out {
+        let value = json!({
+            "file": kb,
+            "file_size": size,
+            "schema_version": stats.schema_version,
+            "nodes": stats.nodes,
+            "edges": stats.edges,
+            "counters": stats.counters,
+            "watermarks": stats.watermarks,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "{} ({}, schema v{})",
+        kb.display(),
+        super::render::bytes(size),
+        stats.schema_version
+    );
+    println!("nodes");
+    for (k, v) in &stats.nodes {
+        println!("  {k:<20} {v:>10}");
+    }
+    println!("edges");
+    for (k, v) in &stats.edges {
+        println!("  {k:<20} {v:>10}");
+    }
+    if !stats.counters.is_empty() {
+        println!("counters");
+        for (k, v) in &stats.counters {
+            println!("  {k:<28} {v:>10}");
+        }
+    }
+    println!("watermarks ({})", stats.watermarks.len());
+    for (k, v) in stats.watermarks.iter().take(20) {
+        println!("  {k:<40} {}", &v[..12.min(v.len())]);
+    }
+    if stats.watermarks.len() > 20 {
+        println!("  … {} more (see --json)", stats.watermarks.len() - 20);
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The umbrella error: every layer's error converts into [`Error`].
+
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+/// Any error lore's library can return. Each variant wraps one layer's own error type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// `Result` with lore's umbrella [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,172 @@
+//! Git history ingest.
+//!
+//! 1. [`refs`] resolves the refs to ingest (default: all branches and tags) to commit tips.
+//! 2. [`walk`] finds the commits reachable from them that the store does not hold yet, in
+//!    parents-first order, and notices rewritten (force-pushed) refs.
+//! 3. [`diff`] diffs each new commit against its first parent on worker threads.
+//! 4. [`write`] stores the results in parents-first order, one transaction per batch, so the
+//!    stored commits are always closed under ancestry and an interrupted ingest resumes where it
+//!    stopped. Watermarks are written with the last batch.
+
+mod diff;
+mod refs;
+mod walk;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{IngestError, Progress};
+use crate::store::Store;
+
+pub use refs::RefTip;
+
+/// What to ingest and how.
+#[derive(Debug, Clone)]
+pub struct GitIngestOptions {
+    /// Ref names or globs (`main`, `refs/heads/*`, `v1.*`). Empty means all branches and tags.
+    pub refs: Vec<String>,
+    /// Commits per write transaction.
+    pub batch_size: usize,
+    /// Diff worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for GitIngestOptions {
+    fn default() -> Self {
+        GitIngestOptions {
+            refs: Vec::new(),
+            batch_size: 2000,
+            threads: 0,
+        }
+    }
+}
+
+/// How a ref moved since the last ingest.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RefUpdate {
+    New,
+    Unchanged,
+    FastForward,
+    /// The old tip is not an ancestor of the new one; `merge_base` is where they part.
+    Rewritten {
+        old: String,
+        merge_base: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefReport {
+    pub name: String,
+    pub tip: String,
+    pub update: RefUpdate,
+}
+
+/// What one ingest did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct GitIngestReport {
+    pub repo: PathBuf,
+    pub refs: Vec<RefReport>,
+    /// Refs that were skipped (tags of trees or blobs), with the reason.
+    pub skipped_refs: Vec<String>,
+    /// Refs recorded by an earlier ingest that no longer exist.
+    pub vanished_refs: Vec<String>,
+    pub commits_added: u64,
+    pub merges_added: u64,
+    pub touches_added: u64,
+    /// File changes whose line stats are unknown because objects are missing.
+    pub stats_unknown: u64,
+    /// Commits whose tree diff failed entirely (missing trees).
+    pub diffs_failed: u64,
+    pub shallow: bool,
+    pub elapsed_ms: u64,
+}
+
+/// Ingest the history of the repository at `repo_path` into `store`.
+pub fn ingest(
+    store: &Store,
+    repo_path: &Path,
+    options: &GitIngestOptions,
+    progress: &dyn Progress,
+) -> Result<GitIngestReport, IngestError> {
+    let started = Instant::now();
+    let repo = open_repository(repo_path)?;
+    let mut report = GitIngestReport {
+        repo: repo_path.to_path_buf(),
+        shallow: repo.is_shallow().unwrap_or(false),
+        ..Default::default()
+    };
+    if report.shallow {
+        progress.warn("the repository is a shallow clone: history before its boundary is absent, and boundary commits are diffed as roots");
+    }
+
+    let tips = refs::resolve(&repo, repo_path, &options.refs, &mut report.skipped_refs)?;
+    for skipped in &report.skipped_refs {
+        progress.warn(&format!("skipped ref {skipped}"));
+    }
+    let plan = walk::plan(
+        store,
+        &repo,
+        repo_path,
+        &tips,
+        options.refs.is_empty(),
+        progress,
+    )?;
+    report.refs = plan.ref_reports.clone();
+    report.vanished_refs = plan.vanished_refs.clone();
+    for r in &report.refs {
+        if let RefUpdate::Rewritten { old, merge_base } = &r.update {
+            progress.warn(&format!(
+                "{} was rewritten: old tip {} is not an ancestor of {} (merge base {})",
+                r.name,
+                &old[..old.len().min(12)],
+                &r.tip[..r.tip.len().min(12)],
+                merge_base
+                    .as_deref()
+                    .map(|m| &m[..m.len().min(12)])
+                    .unwrap_or("none")
+            ));
+        }
+    }
+
+    let diffs = diff::DiffPool::new(repo.into_sync(), options.threads);
+    write::write_all(
+        store,
+        &plan,
+        &diffs,
+        options.batch_size.max(1),
+        progress,
+        &mut report,
+    )?;
+    report.elapsed_ms = duration_ms(started.elapsed());
+    Ok(report)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+fn open_repository(path: &Path) -> Result<gix::Repository, IngestError> {
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(IngestError::Unreadable {
+            path: path.into(),
+            detail: e.to_string(),
+        });
+    }
+    let mut repo = gix::open(path).map_err(|e| IngestError::NotARepository {
+        path: path.into(),
+        detail: e.to_string(),
+    })?;
+    repo.object_cache_size_if_unset(64 * 1024 * 1024);
+    Ok(repo)
+}
+
+pub(crate) fn git_error(path: &Path, e: impl std::fmt::Display) -> IngestError {
+    IngestError::Git {
+        path: path.into(),
+        detail: e.to_string(),
+    }
+}

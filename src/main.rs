@@ -1,0 +1,10 @@
+//! The `lore` command-line tool. All logic lives in the library; this binary parses arguments,
+//! renders results and maps errors to exit codes.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

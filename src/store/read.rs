@@ -1,0 +1,275 @@
+//! The read side: a [`ReadTx`] is a consistent snapshot of the file.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+
+use super::codec::decode;
+use super::records::{AuthorRecord, CommitRecord, EdgeMeta, FileRecord, Watermark};
+use super::schema::*;
+use super::write::counter_key_edges;
+use super::{NodeId, NodeKind, Rel, StoreError, StrId};
+
+/// One stored edge, read from either direction.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub src: NodeId,
+    pub rel: Rel,
+    pub dst: NodeId,
+    pub meta: EdgeMeta,
+}
+
+/// What `lore stats` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub schema_version: u32,
+    pub nodes: BTreeMap<String, u64>,
+    pub edges: BTreeMap<String, u64>,
+    /// Counters kept by ingest (skips, unknown stats, missing objects…).
+    pub counters: BTreeMap<String, u64>,
+    /// Ref name -> hex sha of the last ingested tip.
+    pub watermarks: BTreeMap<String, String>,
+}
+
+pub struct ReadTx {
+    meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    counters: ReadOnlyTable<&'static str, u64>,
+    strings: ReadOnlyTable<u32, &'static str>,
+    commits: ReadOnlyTable<u64, &'static [u8]>,
+    files: ReadOnlyTable<u64, &'static [u8]>,
+    authors: ReadOnlyTable<u64, &'static [u8]>,
+    commit_by_sha: ReadOnlyTable<&'static [u8], u64>,
+    string_ids: ReadOnlyTable<&'static str, u32>,
+    file_by_path: ReadOnlyTable<u32, u64>,
+    edges: ReadOnlyTable<(u64, u8, u64), &'static [u8]>,
+    edges_rev: ReadOnlyTable<(u64, u8, u64), ()>,
+    watermarks: ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+impl ReadTx {
+    pub(super) fn open(txn: ReadTransaction) -> Result<ReadTx, StoreError> {
+        Ok(ReadTx {
+            meta: txn.open_table(META)?,
+            counters: txn.open_table(COUNTERS)?,
+            strings: txn.open_table(STRINGS)?,
+            commits: txn.open_table(COMMITS)?,
+            files: txn.open_table(FILES)?,
+            authors: txn.open_table(AUTHORS)?,
+            commit_by_sha: txn.open_table(COMMIT_BY_SHA)?,
+            string_ids: txn.open_table(STRING_IDS)?,
+            file_by_path: txn.open_table(FILE_BY_PATH)?,
+            edges: txn.open_table(EDGES)?,
+            edges_rev: txn.open_table(EDGES_REV)?,
+            watermarks: txn.open_table(WATERMARKS)?,
+        })
+    }
+
+    pub fn string(&self, id: StrId) -> Result<String, StoreError> {
+        match self.strings.get(id.0)? {
+            Some(v) => Ok(v.value().to_string()),
+            None => Err(StoreError::Corrupt {
+                what: "string",
+                detail: format!("dangling string id {}", id.0),
+            }),
+        }
+    }
+
+    pub fn commit(&self, id: NodeId) -> Result<CommitRecord, StoreError> {
+        let v = self
+            .commits
+            .get(id.local())?
+            .ok_or_else(|| dangling("commit", id))?;
+        decode("commit", v.value())
+    }
+
+    pub fn file(&self, id: NodeId) -> Result<FileRecord, StoreError> {
+        let v = self
+            .files
+            .get(id.local())?
+            .ok_or_else(|| dangling("file", id))?;
+        decode("file", v.value())
+    }
+
+    pub fn author(&self, id: NodeId) -> Result<AuthorRecord, StoreError> {
+        let v = self
+            .authors
+            .get(id.local())?
+            .ok_or_else(|| dangling("author", id))?;
+        decode("author", v.value())
+    }
+
+    pub fn commit_by_sha(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .commit_by_sha
+            .get(sha)?
+            .map(|v| NodeId::new(NodeKind::Commit, v.value())))
+    }
+
+    /// Commits whose hex sha starts with `prefix` (lower-case hex), at most `limit` of them.
+    pub fn commits_by_hex_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<NodeId>, StoreError> {
+        let prefix = prefix.to_ascii_lowercase();
+        let nibbles: Option<Vec<u8>> = prefix
+            .chars()
+            .map(|c| c.to_digit(16).map(|d| d as u8))
+            .collect();
+        let Some(nibbles) = nibbles else {
+            return Ok(Vec::new());
+        };
+        let start: Vec<u8> = nibbles
+            .chunks(2)
+            .map(|c| (c[0] << 4) | c.get(1).copied().unwrap_or(0))
+            .collect();
+        let mut out = Vec::new();
+        for entry in self.commit_by_sha.range(start.as_slice()..)? {
+            let (k, v) = entry?;
+            if !hex(k.value()).starts_with(&prefix) {
+                break;
+            }
+            out.push(NodeId::new(NodeKind::Commit, v.value()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn file_by_path(&self, path: &str) -> Result<Option<NodeId>, StoreError> {
+        let Some(sid) = self.string_ids.get(path)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .file_by_path
+            .get(sid.value())?
+            .map(|v| NodeId::new(NodeKind::File, v.value())))
+    }
+
+    /// Edges `src -rel-> *`, in destination id order.
+    pub fn edges_from(&self, src: NodeId, rel: Rel) -> Result<Vec<Edge>, StoreError> {
+        let r = rel as u8;
+        let mut out = Vec::new();
+        for entry in self.edges.range((src.0, r, 0)..=(src.0, r, u64::MAX))? {
+            let (k, v) = entry?;
+            out.push(Edge {
+                src,
+                rel,
+                dst: NodeId(k.value().2),
+                meta: decode("edge", v.value())?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Edges `* -rel-> dst`, found through the reverse table.
+    pub fn edges_to(&self, dst: NodeId, rel: Rel) -> Result<Vec<Edge>, StoreError> {
+        let r = rel as u8;
+        let mut out = Vec::new();
+        for entry in self.edges_rev.range((dst.0, r, 0)..=(dst.0, r, u64::MAX))? {
+            let src = NodeId(entry?.0.value().2);
+            let meta = self
+                .edges
+                .get((src.0, r, dst.0))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "edge",
+                    detail: format!(
+                        "reverse edge {dst} <-{}- {src} has no forward edge",
+                        rel.name()
+                    ),
+                })?;
+            out.push(Edge {
+                src,
+                rel,
+                dst,
+                meta: decode("edge", meta.value())?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn commit_count(&self) -> Result<u64, StoreError> {
+        Ok(self.commits.len()?)
+    }
+
+    /// Every commit sha in the store.
+    pub fn all_commit_shas(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::with_capacity(self.commit_by_sha.len()? as usize);
+        for entry in self.commit_by_sha.iter()? {
+            out.push(entry?.0.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    pub fn watermarks(&self) -> Result<Vec<(String, Watermark)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.watermarks.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_string(), decode("watermark", v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .meta
+            .get("schema_version")?
+            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0))
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(NodeKind::Commit.plural().into(), self.commits.len()?);
+        nodes.insert(NodeKind::File.plural().into(), self.files.len()?);
+        nodes.insert(NodeKind::Author.plural().into(), self.authors.len()?);
+        let mut edges = BTreeMap::new();
+        for rel in Rel::ALL {
+            let n = self
+                .counters
+                .get(counter_key_edges(rel).as_str())?
+                .map(|v| v.value());
+            edges.insert(rel.name().to_string(), n.unwrap_or(0));
+        }
+        let mut counters = BTreeMap::new();
+        for entry in self.counters.iter()? {
+            let (k, v) = entry?;
+            let k = k.value();
+            if !k.starts_with("next.") && !k.starts_with("edges.") {
+                counters.insert(k.to_string(), v.value());
+            }
+        }
+        let watermarks = self
+            .watermarks()?
+            .into_iter()
+            .map(|(k, w)| (k, hex(&w.sha)))
+            .collect();
+        Ok(Stats {
+            schema_version: self.schema_version()?,
+            nodes,
+            edges,
+            counters,
+            watermarks,
+        })
+    }
+}
+
+fn dangling(what: &'static str, id: NodeId) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: format!("no record for {id}"),
+    }
+}

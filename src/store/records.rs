@@ -1,0 +1,150 @@
+//! The records stored as node values and edge metadata. Fields are only ever appended, and a
+//! change of layout bumps [`super::codec::RECORD_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+use super::StrId;
+
+/// A person as recorded in a commit header (before mailmap), with the time of the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub name: StrId,
+    pub email: StrId,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// Offset from UTC in seconds, as written in the commit.
+    pub tz_offset: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    /// Raw object id bytes (20 for SHA-1).
+    pub sha: Vec<u8>,
+    pub tree: Vec<u8>,
+    /// Parent ids in order, including parents missing from the repository (shallow clones).
+    pub parents: Vec<Vec<u8>>,
+    pub author: Signature,
+    pub committer: Signature,
+    pub message: String,
+    pub is_merge: bool,
+    /// The commit's parents are not in the repository (shallow boundary); it was diffed as a root.
+    pub shallow_boundary: bool,
+    pub files_changed: u32,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    /// Files whose line stats could not be computed because objects are missing.
+    pub stats_unknown: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: StrId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorRecord {
+    /// Canonical name and email after `.mailmap`.
+    pub name: StrId,
+    pub email: StrId,
+    pub is_bot: bool,
+}
+
+/// Which rule produced an edge. Appending variants keeps old files readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Provenance {
+    /// A parent line in the commit object.
+    GitParent,
+    /// A tree diff against the first parent.
+    GitDiff,
+    /// The commit's author header, resolved through `.mailmap`.
+    GitAuthor,
+    /// Rename detection in the tree diff (similarity ≥ 50%).
+    GitRename,
+}
+
+impl Provenance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provenance::GitParent => "git-parent",
+            Provenance::GitDiff => "git-diff",
+            Provenance::GitAuthor => "git-author",
+            Provenance::GitRename => "git-rename",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+}
+
+impl ChangeKind {
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'M',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::Renamed => 'R',
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Renamed => "renamed",
+        }
+    }
+}
+
+/// How a commit changed one file. `added`/`removed` are `None` for binary files and for files
+/// whose objects are missing (then `binary` is false).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TouchStats {
+    pub change: ChangeKind,
+    pub added: Option<u32>,
+    pub removed: Option<u32>,
+    pub binary: bool,
+    /// The path before a rename.
+    pub old_path: Option<StrId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EdgeDetail {
+    None,
+    Parent { position: u16 },
+    Touch(TouchStats),
+}
+
+/// Metadata on every edge: where it came from, how sure we are, and the text that shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeMeta {
+    pub provenance: Provenance,
+    pub confidence: f32,
+    pub evidence: Option<String>,
+    pub detail: EdgeDetail,
+}
+
+impl EdgeMeta {
+    /// A fact read straight from git: confidence 1.
+    pub fn certain(provenance: Provenance, detail: EdgeDetail) -> EdgeMeta {
+        EdgeMeta {
+            provenance,
+            confidence: 1.0,
+            evidence: None,
+            detail,
+        }
+    }
+}
+
+/// Where ingest of one ref stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub sha: Vec<u8>,
+    /// Unix seconds when it was recorded.
+    pub recorded_at: i64,
+}

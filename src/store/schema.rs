@@ -1,0 +1,37 @@
+//! Table definitions and the schema version. `docs/file-format.md` describes each table.
+
+use redb::TableDefinition;
+
+/// The schema this build writes and reads. Bump it whenever a table or record layout changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Written under [`META`]`["format"]` so a lore file is recognised as one.
+pub const FORMAT_MAGIC: &[u8] = b"lore-kb";
+
+/// `"format"`, `"schema_version"` (u32 LE), `"created_by"`.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Per-kind id sequences (`"next.commits"`), edge counts (`"edges.touches"`), ingest counters.
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+pub const STRINGS: TableDefinition<u32, &str> = TableDefinition::new("strings");
+pub const STRING_IDS: TableDefinition<&str, u32> = TableDefinition::new("string_ids");
+
+/// Node tables: local id -> encoded record.
+pub const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
+pub const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
+pub const AUTHORS: TableDefinition<u64, &[u8]> = TableDefinition::new("authors");
+
+/// Lookups.
+pub const COMMIT_BY_SHA: TableDefinition<&[u8], u64> = TableDefinition::new("commit_by_sha");
+pub const COMMIT_BY_TIME: TableDefinition<(i64, u64), ()> = TableDefinition::new("commit_by_time");
+/// path string id -> file local id
+pub const FILE_BY_PATH: TableDefinition<u32, u64> = TableDefinition::new("file_by_path");
+/// canonical (lower-cased) email string id -> author local id
+pub const AUTHOR_BY_EMAIL: TableDefinition<u32, u64> = TableDefinition::new("author_by_email");
+
+/// `(src, rel, dst) -> EdgeMeta` and `(dst, rel, src) -> ()`.
+pub const EDGES: TableDefinition<(u64, u8, u64), &[u8]> = TableDefinition::new("edges");
+pub const EDGES_REV: TableDefinition<(u64, u8, u64), ()> = TableDefinition::new("edges_rev");
+
+/// `"git:refs/heads/main"` -> Watermark
+pub const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");

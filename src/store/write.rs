@@ -1,0 +1,218 @@
+//! The write side: one [`WriteTx`] per transaction, holding every table open, with id
+//! allocation, string interning and edge counts kept in memory until [`WriteTx::finish`].
+
+use std::collections::HashMap;
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::codec::{decode, encode};
+use super::records::{AuthorRecord, CommitRecord, EdgeMeta, FileRecord, Watermark};
+use super::schema::*;
+use super::{NodeId, NodeKind, Rel, StoreError, StrId};
+
+pub struct WriteTx<'txn> {
+    meta: Table<'txn, &'static str, &'static [u8]>,
+    counters: Table<'txn, &'static str, u64>,
+    strings: Table<'txn, u32, &'static str>,
+    string_ids: Table<'txn, &'static str, u32>,
+    commits: Table<'txn, u64, &'static [u8]>,
+    files: Table<'txn, u64, &'static [u8]>,
+    authors: Table<'txn, u64, &'static [u8]>,
+    commit_by_sha: Table<'txn, &'static [u8], u64>,
+    commit_by_time: Table<'txn, (i64, u64), ()>,
+    file_by_path: Table<'txn, u32, u64>,
+    author_by_email: Table<'txn, u32, u64>,
+    edges: Table<'txn, (u64, u8, u64), &'static [u8]>,
+    edges_rev: Table<'txn, (u64, u8, u64), ()>,
+    watermarks: Table<'txn, &'static str, &'static [u8]>,
+    /// Counter deltas, flushed in `finish`.
+    pending_counters: HashMap<String, u64>,
+    next_string: Option<u32>,
+}
+
+fn counter_key_next(kind: NodeKind) -> String {
+    format!("next.{}", kind.plural())
+}
+
+pub(super) fn counter_key_edges(rel: Rel) -> String {
+    format!("edges.{}", rel.name())
+}
+
+impl<'txn> WriteTx<'txn> {
+    pub(super) fn open(txn: &'txn WriteTransaction) -> Result<WriteTx<'txn>, StoreError> {
+        Ok(WriteTx {
+            meta: txn.open_table(META)?,
+            counters: txn.open_table(COUNTERS)?,
+            strings: txn.open_table(STRINGS)?,
+            string_ids: txn.open_table(STRING_IDS)?,
+            commits: txn.open_table(COMMITS)?,
+            files: txn.open_table(FILES)?,
+            authors: txn.open_table(AUTHORS)?,
+            commit_by_sha: txn.open_table(COMMIT_BY_SHA)?,
+            commit_by_time: txn.open_table(COMMIT_BY_TIME)?,
+            file_by_path: txn.open_table(FILE_BY_PATH)?,
+            author_by_email: txn.open_table(AUTHOR_BY_EMAIL)?,
+            edges: txn.open_table(EDGES)?,
+            edges_rev: txn.open_table(EDGES_REV)?,
+            watermarks: txn.open_table(WATERMARKS)?,
+            pending_counters: HashMap::new(),
+            next_string: None,
+        })
+    }
+
+    pub(super) fn initialise(&mut self) -> Result<(), StoreError> {
+        self.meta.insert("format", FORMAT_MAGIC)?;
+        self.set_schema_version(SCHEMA_VERSION)?;
+        let by = format!("lore {}", env!("CARGO_PKG_VERSION"));
+        self.meta.insert("created_by", by.as_bytes())?;
+        Ok(())
+    }
+
+    pub(super) fn set_schema_version(&mut self, version: u32) -> Result<(), StoreError> {
+        self.meta
+            .insert("schema_version", version.to_le_bytes().as_slice())?;
+        Ok(())
+    }
+
+    pub(super) fn finish(&mut self) -> Result<(), StoreError> {
+        if let Some(next) = self.next_string {
+            self.counters.insert("next.strings", next as u64)?;
+        }
+        for (key, delta) in self.pending_counters.drain() {
+            let old = self
+                .counters
+                .get(key.as_str())?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            self.counters.insert(key.as_str(), old + delta)?;
+        }
+        Ok(())
+    }
+
+    fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        let stored = self.counters.get(key)?.map(|v| v.value()).unwrap_or(0);
+        Ok(stored + self.pending_counters.get(key).copied().unwrap_or(0))
+    }
+
+    /// Add `delta` to a named counter (e.g. `ingest.stats_unknown`), visible in `lore stats`.
+    pub fn bump(&mut self, key: &str, delta: u64) {
+        if delta > 0 {
+            *self.pending_counters.entry(key.to_string()).or_default() += delta;
+        }
+    }
+
+    fn alloc(&mut self, kind: NodeKind) -> Result<NodeId, StoreError> {
+        let key = counter_key_next(kind);
+        let local = self.counter(&key)?;
+        self.bump(&key, 1);
+        Ok(NodeId::new(kind, local))
+    }
+
+    /// The id of `s`, interning it if new.
+    pub fn intern(&mut self, s: &str) -> Result<StrId, StoreError> {
+        if let Some(id) = self.string_ids.get(s)? {
+            return Ok(StrId(id.value()));
+        }
+        let next = match self.next_string {
+            Some(n) => n,
+            None => self
+                .counters
+                .get("next.strings")?
+                .map(|v| v.value() as u32)
+                .unwrap_or(0),
+        };
+        self.strings.insert(next, s)?;
+        self.string_ids.insert(s, next)?;
+        self.next_string = Some(next + 1);
+        Ok(StrId(next))
+    }
+
+    pub fn commit_id(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .commit_by_sha
+            .get(sha)?
+            .map(|v| NodeId::new(NodeKind::Commit, v.value())))
+    }
+
+    /// Insert a commit. Fails if a commit with this sha exists: callers check first.
+    pub fn insert_commit(&mut self, record: &CommitRecord) -> Result<NodeId, StoreError> {
+        if let Some(id) = self.commit_id(&record.sha)? {
+            return Err(StoreError::Corrupt {
+                what: "commit",
+                detail: format!("duplicate insert of an existing commit ({id})"),
+            });
+        }
+        let id = self.alloc(NodeKind::Commit)?;
+        self.commits.insert(id.local(), encode(record).as_slice())?;
+        self.commit_by_sha
+            .insert(record.sha.as_slice(), id.local())?;
+        self.commit_by_time
+            .insert((record.committer.time, id.local()), ())?;
+        Ok(id)
+    }
+
+    /// The file node for `path`, created if new. Returns the id and the path's string id.
+    pub fn file(&mut self, path: &str) -> Result<(NodeId, StrId), StoreError> {
+        let sid = self.intern(path)?;
+        if let Some(local) = self.file_by_path.get(sid.0)? {
+            return Ok((NodeId::new(NodeKind::File, local.value()), sid));
+        }
+        let id = self.alloc(NodeKind::File)?;
+        self.files
+            .insert(id.local(), encode(&FileRecord { path: sid }).as_slice())?;
+        self.file_by_path.insert(sid.0, id.local())?;
+        Ok((id, sid))
+    }
+
+    /// The author node for a canonical identity, keyed by lower-cased email.
+    pub fn author(&mut self, name: &str, email: &str, is_bot: bool) -> Result<NodeId, StoreError> {
+        let key = self.intern(&email.to_lowercase())?;
+        if let Some(local) = self.author_by_email.get(key.0)? {
+            return Ok(NodeId::new(NodeKind::Author, local.value()));
+        }
+        let record = AuthorRecord {
+            name: self.intern(name)?,
+            email: self.intern(email)?,
+            is_bot,
+        };
+        let id = self.alloc(NodeKind::Author)?;
+        self.authors
+            .insert(id.local(), encode(&record).as_slice())?;
+        self.author_by_email.insert(key.0, id.local())?;
+        Ok(id)
+    }
+
+    /// Add an edge in both directions. Re-adding an existing edge replaces its metadata.
+    pub fn add_edge(
+        &mut self,
+        src: NodeId,
+        rel: Rel,
+        dst: NodeId,
+        meta: &EdgeMeta,
+    ) -> Result<(), StoreError> {
+        let key = (src.0, rel as u8, dst.0);
+        let existed = self.edges.insert(key, encode(meta).as_slice())?.is_some();
+        self.edges_rev.insert((dst.0, rel as u8, src.0), ())?;
+        if !existed {
+            self.bump(&counter_key_edges(rel), 1);
+        }
+        Ok(())
+    }
+
+    pub fn watermark(&self, name: &str) -> Result<Option<Watermark>, StoreError> {
+        match self.watermarks.get(name)? {
+            Some(v) => Ok(Some(decode("watermark", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_watermark(&mut self, name: &str, mark: &Watermark) -> Result<(), StoreError> {
+        self.watermarks.insert(name, encode(mark).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_watermark(&mut self, name: &str) -> Result<(), StoreError> {
+        self.watermarks.remove(name)?;
+        Ok(())
+    }
+}
