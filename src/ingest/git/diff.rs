@@ -166,6 +166,44 @@ fn count_lines(data: &[u8]) -> u32 {
     (newlines + unterminated) as u32
 }
 
+/// Cut the lines both sides share at the start and at the end; what is left holds every
+/// difference. Returns the two middles, each starting at a line start.
+fn trim_common_lines<'a>(a: &'a [u8], b: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+    let mut prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    prefix = a[..prefix]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |i| i + 1);
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let mut suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let at_line_start = |s: &[u8], cut: usize| cut == 0 || s[cut - 1] == b'\n';
+    if !(at_line_start(a, a.len() - suffix) && at_line_start(b, b.len() - suffix)) {
+        // Move the cut forward to just after the first newline inside the shared suffix.
+        let tail = &a[a.len() - suffix..];
+        suffix = match tail.iter().position(|&c| c == b'\n') {
+            Some(i) => suffix - (i + 1),
+            None => 0,
+        };
+    }
+    (&a[..a.len() - suffix], &b[..b.len() - suffix])
+}
+
+/// `(added, removed)` lines between two texts, with a Myers diff as `git diff --numstat` uses.
+fn line_diff_counts(old: &[u8], new: &[u8]) -> (u32, u32) {
+    let (old, new) = trim_common_lines(old, new);
+    if old.is_empty() || new.is_empty() {
+        return (count_lines(new), count_lines(old));
+    }
+    let input = InternedInput::new(sources::byte_lines(old), sources::byte_lines(new));
+    let diff = Diff::compute(Algorithm::Myers, &input);
+    (diff.count_additions(), diff.count_removals())
+}
+
 fn signature(sig: gix::actor::SignatureRef<'_>) -> RawSignature {
     let (time, tz_offset) = match sig.time() {
         Ok(t) => (t.seconds, t.offset),
@@ -295,25 +333,22 @@ impl<'p> Worker<'p> {
         Ok(diffed)
     }
 
-    fn tree_changes(
-        &mut self,
+    fn tree_changes<'r>(
+        &'r mut self,
         old: Option<ObjectId>,
         new: ObjectId,
         rewrites: bool,
     ) -> Result<Vec<RawChange>, String> {
         let hash_kind = new.kind();
-        let read_tree = |repo: &gix::Repository, id: Option<ObjectId>| -> Result<Vec<u8>, String> {
-            match id {
-                None => Ok(Vec::new()),
-                Some(id) => match repo.try_find_object(id) {
-                    Ok(Some(obj)) => Ok(obj.detach().data),
-                    Ok(None) => Err(format!("tree {id} is missing")),
-                    Err(e) => Err(format!("tree {id}: {e}")),
-                },
-            }
+        let read_tree = |repo: &'r gix::Repository, id: ObjectId| match repo.try_find_object(id) {
+            Ok(Some(obj)) => Ok(obj),
+            Ok(None) => Err(format!("tree {id} is missing")),
+            Err(e) => Err(format!("tree {id}: {e}")),
         };
-        let old_data = read_tree(&self.repo, old)?;
-        let new_data = read_tree(&self.repo, Some(new))?;
+        let old_tree = old.map(|id| read_tree(&self.repo, id)).transpose()?;
+        let new_tree = read_tree(&self.repo, new)?;
+        let old_data: &[u8] = old_tree.as_ref().map_or(&[], |t| t.data.as_slice());
+        let new_data: &[u8] = new_tree.data.as_slice();
         let options = Options {
             location: Some(gix::diff::tree::recorder::Location::Path),
             rewrites: rewrites.then(|| Rewrites {
@@ -325,8 +360,8 @@ impl<'p> Worker<'p> {
         };
         let mut out = Vec::new();
         let result = gix::diff::tree_with_rewrites(
-            gix::objs::TreeRefIter::from_bytes(&old_data, hash_kind),
-            gix::objs::TreeRefIter::from_bytes(&new_data, hash_kind),
+            gix::objs::TreeRefIter::from_bytes(old_data, hash_kind),
+            gix::objs::TreeRefIter::from_bytes(new_data, hash_kind),
             &mut self.cache,
             &mut self.state,
             &self.repo.objects,
@@ -347,7 +382,7 @@ impl<'p> Worker<'p> {
     /// `(added, removed, binary)`, or `None` when an object is missing. Submodule entries count
     /// as one line, as `git diff --numstat` does.
     fn line_stats(
-        &mut self,
+        &self,
         old: Option<(ObjectId, bool)>,
         new: Option<(ObjectId, bool)>,
     ) -> Option<(Option<u32>, Option<u32>, bool)> {
@@ -366,26 +401,39 @@ impl<'p> Worker<'p> {
         } else if new_data.is_empty() {
             (0, count_lines(&old_data))
         } else {
-            let input = InternedInput::new(
-                sources::byte_lines(&old_data),
-                sources::byte_lines(&new_data),
-            );
-            let diff = Diff::compute(Algorithm::Myers, &input);
-            (diff.count_additions(), diff.count_removals())
+            line_diff_counts(&old_data, &new_data)
         };
         Some((Some(added), Some(removed), false))
     }
 
     /// The content of one side of a change; empty for an absent side; a one-line stand-in for
     /// a submodule commit.
-    fn side(&self, side: Option<(ObjectId, bool)>) -> Option<Vec<u8>> {
+    fn side(&self, side: Option<(ObjectId, bool)>) -> Option<Side<'_>> {
         match side {
-            None => Some(Vec::new()),
-            Some((id, true)) => Some(format!("Subproject commit {id}\n").into_bytes()),
+            None => Some(Side::Owned(Vec::new())),
+            Some((id, true)) => Some(Side::Owned(
+                format!("Subproject commit {id}\n").into_bytes(),
+            )),
             Some((id, false)) => match self.repo.try_find_object(id) {
-                Ok(Some(obj)) => Some(obj.detach().data),
+                Ok(Some(obj)) => Some(Side::Object(obj)),
                 _ => None,
             },
+        }
+    }
+}
+
+/// One side of a file change, borrowed from the object database where possible.
+enum Side<'r> {
+    Owned(Vec<u8>),
+    Object(gix::Object<'r>),
+}
+
+impl std::ops::Deref for Side<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Side::Owned(v) => v,
+            Side::Object(o) => &o.data,
         }
     }
 }
@@ -479,5 +527,38 @@ mod tests {
         assert_eq!(count_lines(b"a\nb"), 2);
         assert!(is_binary(b"ab\0c"));
         assert!(!is_binary("héllo\n".as_bytes()));
+    }
+
+    #[test]
+    fn trimming_keeps_whole_lines() {
+        assert_eq!(
+            trim_common_lines(b"xfoo\n", b"foo\n"),
+            (&b"xfoo\n"[..], &b"foo\n"[..])
+        );
+        assert_eq!(
+            trim_common_lines(b"foo", b"foo\nbar\n"),
+            (&b"foo"[..], &b"foo\nbar\n"[..])
+        );
+        assert_eq!(
+            trim_common_lines(b"foo\n", b"foo\nbar\n"),
+            (&b""[..], &b"bar\n"[..])
+        );
+        assert_eq!(
+            trim_common_lines(b"a\nb\nc\n", b"a\nX\nc\n"),
+            (&b"b\n"[..], &b"X\n"[..])
+        );
+        assert_eq!(
+            trim_common_lines(b"a\nbc\n", b"a\nxbc\n"),
+            (&b"bc\n"[..], &b"xbc\n"[..])
+        );
+    }
+
+    #[test]
+    fn line_counts_match_numstat() {
+        assert_eq!(line_diff_counts(b"a\nb\nc\n", b"a\nX\nc\n"), (1, 1));
+        assert_eq!(line_diff_counts(b"a\nb", b"a\nb\n"), (1, 1));
+        assert_eq!(line_diff_counts(b"a\n", b"a\nb\nc\n"), (2, 0));
+        assert_eq!(line_diff_counts(b"x\na\nb\n", b"a\nb\n"), (0, 1));
+        assert_eq!(line_diff_counts(b"xfoo\n", b"foo\n"), (1, 1));
     }
 }

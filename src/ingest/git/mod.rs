@@ -156,7 +156,10 @@ fn open_repository(path: &Path) -> Result<gix::Repository, IngestError> {
             detail: e.to_string(),
         });
     }
-    let mut repo = gix::open(path).map_err(|e| IngestError::NotARepository {
+    // A delta-base cache as large as git's default (96 MiB): history walks hit the same delta
+    // chains again and again, and gix's default keeps only 64 entries.
+    let options = gix::open::Options::default().config_overrides(["core.deltaBaseCacheLimit=96m"]);
+    let mut repo = gix::open_opts(path, options).map_err(|e| IngestError::NotARepository {
         path: path.into(),
         detail: e.to_string(),
     })?;
