@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 use lore::ingest::git::{self, GitIngestOptions, RefUpdate};
 use lore::store::Store;
@@ -29,17 +28,26 @@ pub struct IngestArgs {
 
 pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
     let (store, created) = Store::open_or_create(kb)?;
-    if created && !quiet && !args.json {
-        eprintln!("created {}", kb.display());
-    }
     let options = GitIngestOptions {
         refs: args.refs,
         batch_size: args.batch_size,
         threads: args.threads,
     };
     let progress = Bar::new(quiet);
-    let report = git::ingest(&store, &args.repo, &options, &progress)
-        .with_context(|| format!("ingesting {}", args.repo.display()))?;
+    let report = match git::ingest(&store, &args.repo, &options, &progress) {
+        Ok(report) => report,
+        Err(e) => {
+            if created {
+                // Do not leave an empty file behind for a run that ingested nothing.
+                drop(store);
+                let _ = std::fs::remove_file(kb);
+            }
+            return Err(e.into());
+        }
+    };
+    if created && !quiet && !args.json {
+        eprintln!("created {}", kb.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

@@ -15,8 +15,11 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    #[error("{path} is not a git repository ({detail})")]
-    NotARepository { path: PathBuf, detail: String },
+    #[error("{path} is not a git repository{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    NotARepository {
+        path: PathBuf,
+        detail: Option<String>,
+    },
     #[error("cannot read {path}: {detail}")]
     Unreadable { path: PathBuf, detail: String },
     #[error("ref `{spec}` not found in {path}")]

@@ -41,6 +41,8 @@ pub enum StoreError {
     },
     #[error("{path} is already open in another lore process")]
     Locked { path: PathBuf },
+    #[error("cannot open or create {path}: {detail}")]
+    Io { path: PathBuf, detail: String },
     #[error("{path} already exists")]
     AlreadyExists { path: PathBuf },
     #[error("corrupt {what} record: {detail}")]
@@ -190,7 +192,15 @@ impl Store {
 fn map_open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.into() },
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::NotAKb {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::NotAKb {
+                path: path.into(),
+                detail: io.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io {
             path: path.into(),
             detail: io.to_string(),
         },

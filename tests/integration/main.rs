@@ -1,1 +1,8 @@
+//! lore's integration tests: one binary, a module per area.
 
+mod common;
+mod ingest_bad_input;
+mod ingest_fixture;
+mod ingest_incremental;
+mod ingest_kill;
+mod store_file;

@@ -351,7 +351,7 @@ impl<'p> Worker<'p> {
         let new_data: &[u8] = new_tree.data.as_slice();
         let options = Options {
             location: Some(gix::diff::tree::recorder::Location::Path),
-            rewrites: rewrites.then(|| Rewrites {
+            rewrites: rewrites.then_some(Rewrites {
                 copies: None,
                 percentage: Some(0.5),
                 limit: 1000,

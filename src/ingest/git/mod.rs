@@ -159,9 +159,13 @@ fn open_repository(path: &Path) -> Result<gix::Repository, IngestError> {
     // A delta-base cache as large as git's default (96 MiB): history walks hit the same delta
     // chains again and again, and gix's default keeps only 64 entries.
     let options = gix::open::Options::default().config_overrides(["core.deltaBaseCacheLimit=96m"]);
-    let mut repo = gix::open_opts(path, options).map_err(|e| IngestError::NotARepository {
-        path: path.into(),
-        detail: e.to_string(),
+    let mut repo = gix::open_opts(path, options).map_err(|e| {
+        let detail = e.to_string();
+        IngestError::NotARepository {
+            path: path.into(),
+            // gix's own message repeats the path; keep only what adds to ours.
+            detail: (!detail.contains("does not appear to be a git repository")).then_some(detail),
+        }
     })?;
     repo.object_cache_size_if_unset(64 * 1024 * 1024);
     Ok(repo)

@@ -64,6 +64,7 @@ fn store_batch(
         }
         tx.bump("ingest.stats_unknown", added.stats_unknown);
         tx.bump("ingest.diffs_failed", added.diffs_failed);
+        tx.bump("git.merge_commits", added.merges_added);
         if let Some(plan) = finish {
             let now = jiff::Timestamp::now().as_second();
             for tip in &plan.tips {

@@ -1,0 +1,108 @@
+//! Shared helpers: build the fixture repository, run the `lore` binary, read stats.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lore::ingest::git::{self, GitIngestOptions, GitIngestReport};
+use lore::ingest::Silent;
+use lore::store::Store;
+use tempfile::TempDir;
+
+/// The tip of `main` in the fixture repository. It only changes when the fixture script does.
+pub const FIXTURE_HEAD: &str = "383ae8b52a2fff2e69546a11ca7f39931e6f995c";
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A fresh copy of the fixture repository in a temporary directory.
+pub struct Fixture {
+    pub dir: TempDir,
+}
+
+impl Fixture {
+    pub fn build() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("bash")
+            .arg(fixtures_dir().join("make-repo.sh"))
+            .arg(dir.path().join("repo"))
+            .status()
+            .expect("run make-repo.sh");
+        assert!(status.success(), "make-repo.sh failed");
+        Fixture { dir }
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn kb(&self) -> PathBuf {
+        self.dir.path().join("test.lore")
+    }
+
+    /// Run git in the fixture repository with the fixture's isolated, fixed environment.
+    pub fn git(&self, args: &[&str]) -> String {
+        git_in(&self.repo(), args)
+    }
+}
+
+pub fn git_in(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_AUTHOR_DATE", "@1735689600 +0000")
+        .env("GIT_COMMITTER_DATE", "@1735689600 +0000")
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("git output is UTF-8")
+}
+
+/// Ingest through the library with default options.
+pub fn ingest(kb: &Path, repo: &Path) -> GitIngestReport {
+    let (store, _) = Store::open_or_create(kb).expect("open kb");
+    git::ingest(&store, repo, &GitIngestOptions::default(), &Silent).expect("ingest")
+}
+
+pub fn lore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lore"))
+        .env_remove("LORE_KB")
+        .args(args)
+        .output()
+        .expect("run lore")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `lore stats --json` of `kb`, parsed.
+pub fn stats_json(kb: &Path) -> serde_json::Value {
+    let out = lore(&["--kb", kb.to_str().unwrap(), "stats", "--json"]);
+    assert!(out.status.success(), "lore stats failed: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("stats --json is JSON")
+}
+
+/// The parts of the stats that describe content (not size or watermark times).
+pub fn content_counts(stats: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "nodes": stats["nodes"],
+        "edges": stats["edges"],
+        "counters": stats["counters"],
+        "watermarks": stats["watermarks"],
+    })
+}
