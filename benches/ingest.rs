@@ -23,12 +23,19 @@ fn main() {
         None => {
             let out = tmp.path().join("fixture");
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/make-repo.sh");
-            let ok = Command::new("bash").arg(script).arg(&out).status().expect("make-repo.sh");
+            let ok = Command::new("bash")
+                .arg(script)
+                .arg(&out)
+                .status()
+                .expect("make-repo.sh");
             assert!(ok.success());
             out
         }
     };
-    let runs: usize = std::env::var("LORE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let runs: usize = std::env::var("LORE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let git_dir = git_dir(&repo);
     println!("repository: {}", repo.display());
 
@@ -51,7 +58,8 @@ fn main() {
         let kb = tmp.path().join(format!("bench-{run}.lore"));
         let t = Instant::now();
         let store = Store::create(&kb).expect("create kb");
-        let report = git::ingest(&store, &repo, &GitIngestOptions::default(), &Silent).expect("ingest");
+        let report =
+            git::ingest(&store, &repo, &GitIngestOptions::default(), &Silent).expect("ingest");
         drop(store);
         lore_best = lore_best.min(t.elapsed());
         kb_size = std::fs::metadata(&kb).expect("kb").len();
@@ -70,26 +78,65 @@ fn main() {
 
     // Incremental: a shared clone (objects through alternates) with one extra commit.
     let clone = tmp.path().join("clone.git");
-    run_git(tmp.path(), &["clone", "-q", "--bare", "--shared", path_str(&git_dir), path_str(&clone)]);
+    run_git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--shared",
+            path_str(&git_dir),
+            path_str(&clone),
+        ],
+    );
     let head = run_git(&clone, &["rev-parse", "HEAD"]);
     let tree = run_git(&clone, &["rev-parse", "HEAD^{tree}"]);
-    let commit = run_git(&clone, &["commit-tree", "-p", head.trim(), "-m", "bench: one more commit", tree.trim()]);
+    let commit = run_git(
+        &clone,
+        &[
+            "commit-tree",
+            "-p",
+            head.trim(),
+            "-m",
+            "bench: one more commit",
+            tree.trim(),
+        ],
+    );
     let branch = run_git(&clone, &["symbolic-ref", "HEAD"]);
     run_git(&clone, &["update-ref", branch.trim(), commit.trim()]);
     let kb = tmp.path().join(format!("bench-{}.lore", runs - 1));
     let store = Store::open(&kb).expect("open kb");
     let t = Instant::now();
-    let report = git::ingest(&store, &clone, &GitIngestOptions::default(), &Silent).expect("incremental ingest");
+    let report = git::ingest(&store, &clone, &GitIngestOptions::default(), &Silent)
+        .expect("incremental ingest");
     let incremental = t.elapsed();
 
     println!();
     println!("commits                     {commits}");
-    println!("git log --numstat (best)    {:.3} s", git_best.as_secs_f64());
-    println!("lore ingest (best)          {:.3} s", lore_best.as_secs_f64());
-    println!("ratio lore / git            {:.2}", lore_best.as_secs_f64() / git_best.as_secs_f64());
-    println!("repository size             {:.1} MiB", repo_size as f64 / 1048576.0);
-    println!("KB size                     {:.1} MiB", kb_size as f64 / 1048576.0);
-    println!("ratio KB / repository       {:.2}", kb_size as f64 / repo_size as f64);
+    println!(
+        "git log --numstat (best)    {:.3} s",
+        git_best.as_secs_f64()
+    );
+    println!(
+        "lore ingest (best)          {:.3} s",
+        lore_best.as_secs_f64()
+    );
+    println!(
+        "ratio lore / git            {:.2}",
+        lore_best.as_secs_f64() / git_best.as_secs_f64()
+    );
+    println!(
+        "repository size             {:.1} MiB",
+        repo_size as f64 / 1048576.0
+    );
+    println!(
+        "KB size                     {:.1} MiB",
+        kb_size as f64 / 1048576.0
+    );
+    println!(
+        "ratio KB / repository       {:.2}",
+        kb_size as f64 / repo_size as f64
+    );
     println!(
         "incremental, 1 new commit   {:.3} s ({} commit added)",
         incremental.as_secs_f64(),
@@ -120,7 +167,11 @@ fn run_git(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 

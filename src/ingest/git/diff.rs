@@ -9,12 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use gix::bstr::ByteSlice;
-use gix::diff::blob::{sources, Algorithm, Diff, InternedInput};
-use gix::diff::tree_with_rewrites::{ChangeRef, Options};
-use gix::diff::Rewrites;
 use gix::ObjectId;
 
-use super::git_error;
+use super::{git_error, linediff, renames};
 use crate::ingest::IngestError;
 use crate::store::records::ChangeKind;
 
@@ -151,57 +148,7 @@ impl DiffPool {
 struct Worker<'p> {
     pool: &'p DiffPool,
     repo: gix::Repository,
-    cache: gix::diff::blob::Platform,
     state: gix::diff::tree::State,
-}
-
-/// What git calls binary: a NUL byte in the first 8000 bytes.
-fn is_binary(data: &[u8]) -> bool {
-    data[..data.len().min(8000)].contains(&0)
-}
-
-fn count_lines(data: &[u8]) -> u32 {
-    let newlines = data.iter().filter(|&&b| b == b'\n').count();
-    let unterminated = usize::from(!data.is_empty() && !data.ends_with(b"\n"));
-    (newlines + unterminated) as u32
-}
-
-/// Cut the lines both sides share at the start and at the end; what is left holds every
-/// difference. Returns the two middles, each starting at a line start.
-fn trim_common_lines<'a>(a: &'a [u8], b: &'a [u8]) -> (&'a [u8], &'a [u8]) {
-    let mut prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    prefix = a[..prefix]
-        .iter()
-        .rposition(|&c| c == b'\n')
-        .map_or(0, |i| i + 1);
-    let (a, b) = (&a[prefix..], &b[prefix..]);
-    let mut suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let at_line_start = |s: &[u8], cut: usize| cut == 0 || s[cut - 1] == b'\n';
-    if !(at_line_start(a, a.len() - suffix) && at_line_start(b, b.len() - suffix)) {
-        // Move the cut forward to just after the first newline inside the shared suffix.
-        let tail = &a[a.len() - suffix..];
-        suffix = match tail.iter().position(|&c| c == b'\n') {
-            Some(i) => suffix - (i + 1),
-            None => 0,
-        };
-    }
-    (&a[..a.len() - suffix], &b[..b.len() - suffix])
-}
-
-/// `(added, removed)` lines between two texts, with a Myers diff as `git diff --numstat` uses.
-fn line_diff_counts(old: &[u8], new: &[u8]) -> (u32, u32) {
-    let (old, new) = trim_common_lines(old, new);
-    if old.is_empty() || new.is_empty() {
-        return (count_lines(new), count_lines(old));
-    }
-    let input = InternedInput::new(sources::byte_lines(old), sources::byte_lines(new));
-    let diff = Diff::compute(Algorithm::Myers, &input);
-    (diff.count_additions(), diff.count_removals())
 }
 
 fn signature(sig: gix::actor::SignatureRef<'_>) -> RawSignature {
@@ -220,7 +167,6 @@ fn signature(sig: gix::actor::SignatureRef<'_>) -> RawSignature {
 /// A raw change from the tree diff, before stats.
 struct RawChange {
     path: String,
-    old_path: Option<String>,
     change: ChangeKind,
     old: Option<(ObjectId, bool)>,
     new: Option<(ObjectId, bool)>,
@@ -230,13 +176,9 @@ impl<'p> Worker<'p> {
     fn new(pool: &'p DiffPool) -> Result<Worker<'p>, IngestError> {
         let mut repo = pool.repo.to_thread_local();
         repo.object_cache_size_if_unset(64 * 1024 * 1024);
-        let cache = repo
-            .diff_resource_cache_for_tree_diff()
-            .map_err(|e| git_error(&pool.path, e))?;
         Ok(Worker {
             pool,
             repo,
-            cache,
             state: Default::default(),
         })
     }
@@ -301,30 +243,80 @@ impl<'p> Worker<'p> {
             stats_unknown: 0,
             diff_error: None,
         };
-        let raw = match self.tree_changes(first_parent_tree, tree, true) {
+        let raw = match self.tree_changes(first_parent_tree, tree) {
             Ok(changes) => changes,
-            // Rename detection reads blobs; retry without it when some are missing.
-            Err(_) => match self.tree_changes(first_parent_tree, tree, false) {
-                Ok(changes) => changes,
-                Err(e) => {
-                    diffed.diff_error = Some(e);
-                    return Ok(diffed);
-                }
-            },
+            Err(e) => {
+                diffed.diff_error = Some(e);
+                return Ok(diffed);
+            }
         };
-        for change in raw {
-            let stats = self.line_stats(change.old, change.new);
-            let (added, removed, binary) = match stats {
-                Some(s) => s,
-                None => {
-                    diffed.stats_unknown += 1;
-                    (None, None, false)
-                }
+        let sides: Vec<(Loaded<'_>, Loaded<'_>)> = raw
+            .iter()
+            .map(|c| (self.load(c.old), self.load(c.new)))
+            .collect();
+
+        let candidate = |i: usize, old_side: bool| {
+            let (side, id) = if old_side {
+                (&sides[i].0, raw[i].old)
+            } else {
+                (&sides[i].1, raw[i].new)
             };
+            id.filter(|(_, submodule)| !submodule).map(|(id, _)| {
+                (
+                    i,
+                    renames::Candidate {
+                        path: raw[i].path.as_str(),
+                        id,
+                        data: side.data(),
+                    },
+                )
+            })
+        };
+        let (deleted_idx, deleted): (Vec<usize>, Vec<_>) = raw
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.change == ChangeKind::Deleted)
+            .filter_map(|(i, _)| candidate(i, true))
+            .unzip();
+        let (added_idx, added): (Vec<usize>, Vec<_>) = raw
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.change == ChangeKind::Added)
+            .filter_map(|(i, _)| candidate(i, false))
+            .unzip();
+        let mut renamed_from: Vec<Option<usize>> = vec![None; raw.len()];
+        let mut consumed = vec![false; raw.len()];
+        for (d, a) in renames::pair(&deleted, &added) {
+            renamed_from[added_idx[a]] = Some(deleted_idx[d]);
+            consumed[deleted_idx[d]] = true;
+        }
+
+        for (i, change) in raw.iter().enumerate() {
+            if consumed[i] {
+                continue;
+            }
+            let (kind, old_path, old_side, old_id) = match renamed_from[i] {
+                Some(src) => (
+                    ChangeKind::Renamed,
+                    Some(raw[src].path.clone()),
+                    &sides[src].0,
+                    raw[src].old,
+                ),
+                None => (change.change, None, &sides[i].0, change.old),
+            };
+            let same_blob = matches!((old_id, change.new), (Some((a, _)), Some((b, _))) if a == b);
+            let (added, removed, binary) =
+                match linediff::stats(old_side.data(), sides[i].1.data(), same_blob) {
+                    Some(s) => s,
+                    None => {
+                        diffed.stats_unknown += 1;
+                        (None, None, false)
+                    }
+                };
             diffed.files.push(FileChange {
-                path: change.path,
-                old_path: change.old_path,
-                change: change.change,
+                path: change.path.clone(),
+                old_path,
+                change: kind,
                 added,
                 removed,
                 binary,
@@ -333,96 +325,76 @@ impl<'p> Worker<'p> {
         Ok(diffed)
     }
 
-    fn tree_changes<'r>(
-        &'r mut self,
+    /// The changes between two trees, files only, sorted by path.
+    fn tree_changes(
+        &mut self,
         old: Option<ObjectId>,
         new: ObjectId,
-        rewrites: bool,
     ) -> Result<Vec<RawChange>, String> {
         let hash_kind = new.kind();
-        let read_tree = |repo: &'r gix::Repository, id: ObjectId| match repo.try_find_object(id) {
+        let repo = &self.repo;
+        let read_tree = |id: ObjectId| match repo.try_find_object(id) {
             Ok(Some(obj)) => Ok(obj),
             Ok(None) => Err(format!("tree {id} is missing")),
             Err(e) => Err(format!("tree {id}: {e}")),
         };
-        let old_tree = old.map(|id| read_tree(&self.repo, id)).transpose()?;
-        let new_tree = read_tree(&self.repo, new)?;
+        let old_tree = old.map(read_tree).transpose()?;
+        let new_tree = read_tree(new)?;
         let old_data: &[u8] = old_tree.as_ref().map_or(&[], |t| t.data.as_slice());
-        let new_data: &[u8] = new_tree.data.as_slice();
-        let options = Options {
-            location: Some(gix::diff::tree::recorder::Location::Path),
-            rewrites: rewrites.then_some(Rewrites {
-                copies: None,
-                percentage: Some(0.5),
-                limit: 1000,
-                track_empty: false,
-            }),
-        };
-        let mut out = Vec::new();
-        let result = gix::diff::tree_with_rewrites(
+        let mut recorder = gix::diff::tree::Recorder::default();
+        gix::diff::tree(
             gix::objs::TreeRefIter::from_bytes(old_data, hash_kind),
-            gix::objs::TreeRefIter::from_bytes(new_data, hash_kind),
-            &mut self.cache,
+            gix::objs::TreeRefIter::from_bytes(&new_tree.data, hash_kind),
             &mut self.state,
-            &self.repo.objects,
-            |change| {
-                if let Some(c) = raw_change(change) {
-                    out.push(c);
-                }
-                Ok(std::ops::ControlFlow::Continue(()))
-            },
-            options,
-        );
-        self.cache.clear_resource_cache_keep_allocation();
-        result.map_err(|e| e.to_string())?;
+            &repo.objects,
+            &mut recorder,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut out: Vec<RawChange> = recorder
+            .records
+            .into_iter()
+            .filter_map(raw_change)
+            .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    /// `(added, removed, binary)`, or `None` when an object is missing. Submodule entries count
-    /// as one line, as `git diff --numstat` does.
-    fn line_stats(
-        &self,
-        old: Option<(ObjectId, bool)>,
-        new: Option<(ObjectId, bool)>,
-    ) -> Option<(Option<u32>, Option<u32>, bool)> {
-        if let (Some((a, _)), Some((b, _))) = (old, new) {
-            if a == b {
-                return Some((Some(0), Some(0), false));
-            }
-        }
-        let old_data = self.side(old)?;
-        let new_data = self.side(new)?;
-        if is_binary(&old_data) || is_binary(&new_data) {
-            return Some((None, None, true));
-        }
-        let (added, removed) = if old_data.is_empty() {
-            (count_lines(&new_data), 0)
-        } else if new_data.is_empty() {
-            (0, count_lines(&old_data))
-        } else {
-            line_diff_counts(&old_data, &new_data)
-        };
-        Some((Some(added), Some(removed), false))
-    }
-
-    /// The content of one side of a change; empty for an absent side; a one-line stand-in for
-    /// a submodule commit.
-    fn side(&self, side: Option<(ObjectId, bool)>) -> Option<Side<'_>> {
+    /// Read one side of a change.
+    fn load(&self, side: Option<(ObjectId, bool)>) -> Loaded<'_> {
         match side {
-            None => Some(Side::Owned(Vec::new())),
-            Some((id, true)) => Some(Side::Owned(
+            None => Loaded::Absent,
+            Some((id, true)) => Loaded::Data(Side::Owned(
                 format!("Subproject commit {id}\n").into_bytes(),
             )),
             Some((id, false)) => match self.repo.try_find_object(id) {
-                Ok(Some(obj)) => Some(Side::Object(obj)),
-                _ => None,
+                Ok(Some(obj)) => Loaded::Data(Side::Object(obj)),
+                _ => Loaded::Missing,
             },
         }
     }
 }
 
-/// One side of a file change, borrowed from the object database where possible.
+/// One side of a file change.
+enum Loaded<'r> {
+    /// The file does not exist on this side (added or deleted).
+    Absent,
+    /// The object should exist but is not in the repository.
+    Missing,
+    Data(Side<'r>),
+}
+
+impl Loaded<'_> {
+    /// Content for stats: `Some(empty)` for an absent side, `None` when missing.
+    fn data(&self) -> Option<&[u8]> {
+        match self {
+            Loaded::Absent => Some(&[]),
+            Loaded::Missing => None,
+            Loaded::Data(side) => Some(side),
+        }
+    }
+}
+
+/// File content, borrowed from the object database where possible.
 enum Side<'r> {
     Owned(Vec<u8>),
     Object(gix::Object<'r>),
@@ -438,127 +410,56 @@ impl std::ops::Deref for Side<'_> {
     }
 }
 
-fn raw_change(change: ChangeRef<'_>) -> Option<RawChange> {
+fn raw_change(change: gix::diff::tree::recorder::Change) -> Option<RawChange> {
+    use gix::diff::tree::recorder::Change;
     let lossy = |p: &gix::bstr::BStr| p.to_str_lossy().into_owned();
     match change {
-        ChangeRef::Addition {
-            location,
+        Change::Addition {
             entry_mode,
-            id,
+            oid,
+            path,
             ..
         } => (!entry_mode.is_tree()).then(|| RawChange {
-            path: lossy(location),
-            old_path: None,
+            path: lossy(path.as_ref()),
             change: ChangeKind::Added,
             old: None,
-            new: Some((id, entry_mode.is_commit())),
+            new: Some((oid, entry_mode.is_commit())),
         }),
-        ChangeRef::Deletion {
-            location,
+        Change::Deletion {
             entry_mode,
-            id,
+            oid,
+            path,
             ..
         } => (!entry_mode.is_tree()).then(|| RawChange {
-            path: lossy(location),
-            old_path: None,
+            path: lossy(path.as_ref()),
             change: ChangeKind::Deleted,
-            old: Some((id, entry_mode.is_commit())),
+            old: Some((oid, entry_mode.is_commit())),
             new: None,
         }),
-        ChangeRef::Modification {
-            location,
+        Change::Modification {
             previous_entry_mode,
-            previous_id,
+            previous_oid,
             entry_mode,
-            id,
+            oid,
+            path,
         } => {
-            if entry_mode.is_tree() && previous_entry_mode.is_tree() {
-                return None;
-            }
-            // A tree replaced by a file (or the reverse) shows up as its own addition/deletion.
+            // A tree replaced by a file (or the reverse): only the file side is a change here;
+            // the tree's files show up as their own additions or deletions.
             let old = (!previous_entry_mode.is_tree())
-                .then_some((previous_id, previous_entry_mode.is_commit()));
-            let new = (!entry_mode.is_tree()).then_some((id, entry_mode.is_commit()));
+                .then_some((previous_oid, previous_entry_mode.is_commit()));
+            let new = (!entry_mode.is_tree()).then_some((oid, entry_mode.is_commit()));
             let change = match (old, new) {
                 (Some(_), Some(_)) => ChangeKind::Modified,
-                (None, _) => ChangeKind::Added,
-                (_, None) => ChangeKind::Deleted,
+                (None, Some(_)) => ChangeKind::Added,
+                (Some(_), None) => ChangeKind::Deleted,
+                (None, None) => return None,
             };
             Some(RawChange {
-                path: lossy(location),
-                old_path: None,
+                path: lossy(path.as_ref()),
                 change,
                 old,
                 new,
             })
         }
-        ChangeRef::Rewrite {
-            source_location,
-            source_entry_mode,
-            source_id,
-            entry_mode,
-            id,
-            location,
-            copy,
-            ..
-        } => (!entry_mode.is_tree()).then(|| RawChange {
-            path: lossy(location),
-            old_path: (!copy).then(|| lossy(source_location)),
-            change: if copy {
-                ChangeKind::Added
-            } else {
-                ChangeKind::Renamed
-            },
-            old: (!copy).then_some((source_id, source_entry_mode.is_commit())),
-            new: Some((id, entry_mode.is_commit())),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_lines_like_git() {
-        assert_eq!(count_lines(b""), 0);
-        assert_eq!(count_lines(b"a"), 1);
-        assert_eq!(count_lines(b"a\n"), 1);
-        assert_eq!(count_lines(b"a\nb"), 2);
-        assert!(is_binary(b"ab\0c"));
-        assert!(!is_binary("héllo\n".as_bytes()));
-    }
-
-    #[test]
-    fn trimming_keeps_whole_lines() {
-        assert_eq!(
-            trim_common_lines(b"xfoo\n", b"foo\n"),
-            (&b"xfoo\n"[..], &b"foo\n"[..])
-        );
-        assert_eq!(
-            trim_common_lines(b"foo", b"foo\nbar\n"),
-            (&b"foo"[..], &b"foo\nbar\n"[..])
-        );
-        assert_eq!(
-            trim_common_lines(b"foo\n", b"foo\nbar\n"),
-            (&b""[..], &b"bar\n"[..])
-        );
-        assert_eq!(
-            trim_common_lines(b"a\nb\nc\n", b"a\nX\nc\n"),
-            (&b"b\n"[..], &b"X\n"[..])
-        );
-        assert_eq!(
-            trim_common_lines(b"a\nbc\n", b"a\nxbc\n"),
-            (&b"bc\n"[..], &b"xbc\n"[..])
-        );
-    }
-
-    #[test]
-    fn line_counts_match_numstat() {
-        assert_eq!(line_diff_counts(b"a\nb\nc\n", b"a\nX\nc\n"), (1, 1));
-        assert_eq!(line_diff_counts(b"a\nb", b"a\nb\n"), (1, 1));
-        assert_eq!(line_diff_counts(b"a\n", b"a\nb\nc\n"), (2, 0));
-        assert_eq!(line_diff_counts(b"x\na\nb\n", b"a\nb\n"), (0, 1));
-        assert_eq!(line_diff_counts(b"xfoo\n", b"foo\n"), (1, 1));
     }
 }

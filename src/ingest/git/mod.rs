@@ -9,7 +9,9 @@
 //!    stopped. Watermarks are written with the last batch.
 
 mod diff;
+mod linediff;
 mod refs;
+mod renames;
 mod walk;
 mod write;
 
