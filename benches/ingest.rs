@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lore::ingest::git::numstat::{self, Numstat};
 use lore::ingest::git::{self, GitIngestOptions};
 use lore::ingest::Silent;
+use lore::store::records::EdgeDetail;
 use lore::store::Store;
+use lore::store::{hex, Rel};
 
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -110,6 +113,12 @@ fn main() {
     let report = git::ingest(&store, &clone, &GitIngestOptions::default(), &Silent)
         .expect("incremental ingest");
     let incremental = t.elapsed();
+    drop(store);
+
+    let agreement = numstat_agreement(
+        &git_dir,
+        &tmp.path().join(format!("bench-{}.lore", runs - 1)),
+    );
 
     println!();
     println!("commits                     {commits}");
@@ -137,6 +146,7 @@ fn main() {
         "ratio KB / repository       {:.2}",
         kb_size as f64 / repo_size as f64
     );
+    println!("{agreement}");
     println!(
         "incremental, 1 new commit   {:.3} s ({} commit added)",
         incremental.as_secs_f64(),
@@ -188,4 +198,69 @@ fn dir_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// Compare every non-merge commit's file stats with `git log --numstat -M` (untimed).
+fn numstat_agreement(git_dir: &Path, kb: &Path) -> String {
+    let mut args = vec![
+        "--git-dir",
+        path_str(git_dir),
+        "log",
+        "--branches",
+        "--tags",
+        "--no-merges",
+    ];
+    args.extend_from_slice(numstat::GIT_LOG_ARGS);
+    let out = Command::new("git").args(&args).output().expect("git log");
+    let expected = numstat::parse(&String::from_utf8_lossy(&out.stdout));
+
+    let store = Store::open(kb).expect("open kb");
+    let read = store.read().expect("read");
+    let mut actual = Numstat::new();
+    for sha in read.all_commit_shas().expect("shas") {
+        let id = read.commit_by_sha(&sha).expect("lookup").expect("stored");
+        if read.commit(id).expect("commit").is_merge {
+            continue;
+        }
+        let mut files = Vec::new();
+        for edge in read.edges_from(id, Rel::Touches).expect("edges") {
+            let path = read
+                .string(read.file(edge.dst).expect("file").path)
+                .expect("path");
+            if let EdgeDetail::Touch(t) = edge.meta.detail {
+                let old = t.old_path.map(|s| read.string(s).expect("old path"));
+                files.push((path, old, t.added, t.removed));
+            }
+        }
+        files.sort();
+        actual.insert(hex(&sha), files);
+    }
+    let mut same_commits = 0;
+    let (mut entries, mut same_entries, mut git_renames, mut lore_renames) = (0, 0, 0, 0);
+    let mut examples = Vec::new();
+    for (sha, want) in &expected {
+        let got = actual.get(sha).cloned().unwrap_or_default();
+        git_renames += want.iter().filter(|e| e.1.is_some()).count();
+        lore_renames += got.iter().filter(|e| e.1.is_some()).count();
+        entries += want.len();
+        same_entries += want.iter().filter(|e| got.contains(e)).count();
+        if &got == want {
+            same_commits += 1;
+        } else if examples.len() < 3 {
+            let only_git: Vec<_> = want.iter().filter(|e| !got.contains(e)).take(2).collect();
+            let only_lore: Vec<_> = got.iter().filter(|e| !want.contains(e)).take(2).collect();
+            examples.push(format!("  {sha}: git {only_git:?} lore {only_lore:?}"));
+        }
+    }
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+    format!(
+        "numstat agreement          {:.2}% of {} non-merge commits identical, {:.2}% of {} file entries; renames git {} lore {}\n{}",
+        pct(same_commits, expected.len()),
+        expected.len(),
+        pct(same_entries, entries),
+        entries,
+        git_renames,
+        lore_renames,
+        examples.join("\n")
+    )
 }

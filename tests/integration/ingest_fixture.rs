@@ -1,7 +1,6 @@
 //! Ingest of the fixture repository: exact counts, and every diff stat checked against git.
 
-use std::collections::BTreeMap;
-
+use lore::ingest::git::numstat::{self, Numstat};
 use lore::store::records::EdgeDetail;
 use lore::store::{hex, Rel, Store};
 
@@ -40,47 +39,10 @@ fn fixture_ingest_gives_exact_counts() {
     assert!(marks.contains_key("git:refs/tags/v0.1.0"));
 }
 
-/// `(path, old path, added, removed)` per commit as git prints them.
-type Numstat = BTreeMap<String, Vec<(String, Option<String>, Option<u32>, Option<u32>)>>;
-
 fn git_numstat(fx: &Fixture) -> Numstat {
-    let raw = fx.git(&[
-        "log",
-        "--branches",
-        "--tags",
-        "--numstat",
-        "-M",
-        "--diff-merges=first-parent",
-        "-z",
-        "--format=%x01%H",
-    ]);
-    let mut out = Numstat::new();
-    for chunk in raw.split('\u{1}').filter(|c| !c.is_empty()) {
-        let (sha, rest) = chunk.split_at(40);
-        let mut fields = rest
-            .trim_start_matches('\n')
-            .split('\0')
-            .filter(|f| !f.is_empty() && *f != "\n");
-        let mut files = Vec::new();
-        while let Some(entry) = fields.next() {
-            let entry = entry.trim_start_matches('\n');
-            let mut parts = entry.splitn(3, '\t');
-            let added = parts.next().unwrap().parse().ok();
-            let removed = parts.next().unwrap().parse().ok();
-            let path = parts.next().unwrap_or("");
-            if path.is_empty() {
-                // A rename: old and new path follow as their own fields.
-                let old = fields.next().unwrap().to_string();
-                let new = fields.next().unwrap().to_string();
-                files.push((new, Some(old), added, removed));
-            } else {
-                files.push((path.to_string(), None, added, removed));
-            }
-        }
-        files.sort();
-        out.insert(sha.to_string(), files);
-    }
-    out
+    let mut args = vec!["log", "--branches", "--tags", "--diff-merges=first-parent"];
+    args.extend_from_slice(numstat::GIT_LOG_ARGS);
+    numstat::parse(&fx.git(&args))
 }
 
 #[test]

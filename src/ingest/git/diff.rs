@@ -149,6 +149,7 @@ struct Worker<'p> {
     pool: &'p DiffPool,
     repo: gix::Repository,
     state: gix::diff::tree::State,
+    lines: linediff::LineCounter,
 }
 
 fn signature(sig: gix::actor::SignatureRef<'_>) -> RawSignature {
@@ -179,6 +180,7 @@ impl<'p> Worker<'p> {
         Ok(Worker {
             pool,
             repo,
+            lines: Default::default(),
             state: Default::default(),
         })
     }
@@ -252,7 +254,7 @@ impl<'p> Worker<'p> {
         };
         let sides: Vec<(Loaded<'_>, Loaded<'_>)> = raw
             .iter()
-            .map(|c| (self.load(c.old), self.load(c.new)))
+            .map(|c| (load(&self.repo, c.old), load(&self.repo, c.new)))
             .collect();
 
         let candidate = |i: usize, old_side: bool| {
@@ -261,13 +263,14 @@ impl<'p> Worker<'p> {
             } else {
                 (&sides[i].1, raw[i].new)
             };
-            id.filter(|(_, submodule)| !submodule).map(|(id, _)| {
+            // Submodules take part in exact renames only: their "content" is a commit id.
+            id.map(|(id, submodule)| {
                 (
                     i,
                     renames::Candidate {
                         path: raw[i].path.as_str(),
                         id,
-                        data: side.data(),
+                        data: if submodule { None } else { side.data() },
                     },
                 )
             })
@@ -305,14 +308,18 @@ impl<'p> Worker<'p> {
                 None => (change.change, None, &sides[i].0, change.old),
             };
             let same_blob = matches!((old_id, change.new), (Some((a, _)), Some((b, _))) if a == b);
-            let (added, removed, binary) =
-                match linediff::stats(old_side.data(), sides[i].1.data(), same_blob) {
-                    Some(s) => s,
-                    None => {
-                        diffed.stats_unknown += 1;
-                        (None, None, false)
-                    }
-                };
+            let (added, removed, binary) = match linediff::stats(
+                &mut self.lines,
+                old_side.data(),
+                sides[i].1.data(),
+                same_blob,
+            ) {
+                Some(s) => s,
+                None => {
+                    diffed.stats_unknown += 1;
+                    (None, None, false)
+                }
+            };
             diffed.files.push(FileChange {
                 path: change.path.clone(),
                 old_path,
@@ -358,19 +365,19 @@ impl<'p> Worker<'p> {
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
+}
 
-    /// Read one side of a change.
-    fn load(&self, side: Option<(ObjectId, bool)>) -> Loaded<'_> {
-        match side {
-            None => Loaded::Absent,
-            Some((id, true)) => Loaded::Data(Side::Owned(
-                format!("Subproject commit {id}\n").into_bytes(),
-            )),
-            Some((id, false)) => match self.repo.try_find_object(id) {
-                Ok(Some(obj)) => Loaded::Data(Side::Object(obj)),
-                _ => Loaded::Missing,
-            },
-        }
+/// Read one side of a change.
+fn load(repo: &gix::Repository, side: Option<(ObjectId, bool)>) -> Loaded<'_> {
+    match side {
+        None => Loaded::Absent,
+        Some((id, true)) => Loaded::Data(Side::Owned(
+            format!("Subproject commit {id}\n").into_bytes(),
+        )),
+        Some((id, false)) => match repo.try_find_object(id) {
+            Ok(Some(obj)) => Loaded::Data(Side::Object(obj)),
+            _ => Loaded::Missing,
+        },
     }
 }
 

@@ -1,22 +1,40 @@
 //! Line statistics of one file change, counted as `git diff --numstat` counts them.
 
+use std::hash::BuildHasher;
+
 use gix::diff::blob::{sources, Algorithm, Diff, InternedInput};
+
+/// Counts added and removed lines; one per worker thread, so its buffers are reused.
+#[derive(Default)]
+pub struct LineCounter {
+    /// Lines are interned by a 64-bit hash of their bytes (terminator included), which keeps
+    /// the buffers free of borrows and reusable from one file to the next.
+    input: InternedInput<u64>,
+    diff: Diff,
+}
 
 /// `(added, removed, binary)` between two versions (an absent side is empty), or `None` when a
 /// side could not be read.
 pub fn stats(
+    counter: &mut LineCounter,
     old: Option<&[u8]>,
     new: Option<&[u8]>,
     same_blob: bool,
 ) -> Option<(Option<u32>, Option<u32>, bool)> {
     if same_blob {
-        return Some((Some(0), Some(0), false));
+        // A pure rename or mode change: git still says `-` for binary content.
+        let binary = new.is_some_and(is_binary);
+        return Some(if binary {
+            (None, None, true)
+        } else {
+            (Some(0), Some(0), false)
+        });
     }
     let (old, new) = (old?, new?);
     if is_binary(old) || is_binary(new) {
         return Some((None, None, true));
     }
-    let (added, removed) = line_diff_counts(old, new);
+    let (added, removed) = counter.counts(old, new);
     Some((Some(added), Some(removed), false))
 }
 
@@ -26,7 +44,7 @@ fn is_binary(data: &[u8]) -> bool {
 }
 
 fn count_lines(data: &[u8]) -> u32 {
-    let newlines = data.iter().filter(|&&b| b == b'\n').count();
+    let newlines = memchr::memchr_iter(b'\n', data).count();
     let unterminated = usize::from(!data.is_empty() && !data.ends_with(b"\n"));
     (newlines + unterminated) as u32
 }
@@ -34,18 +52,16 @@ fn count_lines(data: &[u8]) -> u32 {
 /// Cut the lines both sides share at the start and at the end; what is left holds every
 /// difference. Returns the two middles, each starting at a line start.
 fn trim_common_lines<'a>(a: &'a [u8], b: &'a [u8]) -> (&'a [u8], &'a [u8]) {
-    let mut prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let mut prefix = common_len(a.chunks(32).zip(b.chunks(32)), a.iter().zip(b));
     prefix = a[..prefix]
         .iter()
         .rposition(|&c| c == b'\n')
         .map_or(0, |i| i + 1);
     let (a, b) = (&a[prefix..], &b[prefix..]);
-    let mut suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let mut suffix = common_len(
+        a.rchunks(32).zip(b.rchunks(32)),
+        a.iter().rev().zip(b.iter().rev()),
+    );
     let at_line_start = |s: &[u8], cut: usize| cut == 0 || s[cut - 1] == b'\n';
     if !(at_line_start(a, a.len() - suffix) && at_line_start(b, b.len() - suffix)) {
         // Move the cut forward to just after the first newline inside the shared suffix.
@@ -58,15 +74,48 @@ fn trim_common_lines<'a>(a: &'a [u8], b: &'a [u8]) -> (&'a [u8], &'a [u8]) {
     (&a[..a.len() - suffix], &b[..b.len() - suffix])
 }
 
-/// `(added, removed)` lines between two texts, with a Myers diff as `git diff --numstat` uses.
-pub fn line_diff_counts(old: &[u8], new: &[u8]) -> (u32, u32) {
-    let (old, new) = trim_common_lines(old, new);
-    if old.is_empty() || new.is_empty() {
-        return (count_lines(new), count_lines(old));
+/// Length of the common run: whole 32-byte blocks compared at once, then byte by byte from the
+/// first block that differs.
+fn common_len<'a>(
+    blocks: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    bytes: impl Iterator<Item = (&'a u8, &'a u8)>,
+) -> usize {
+    let same_blocks = blocks.take_while(|(x, y)| x.len() == 32 && x == y).count();
+    same_blocks * 32
+        + bytes
+            .skip(same_blocks * 32)
+            .take_while(|(x, y)| x == y)
+            .count()
+}
+
+impl LineCounter {
+    /// `(added, removed)` lines between two texts, with a Myers diff as `git diff --numstat`
+    /// uses.
+    ///
+    /// When the lines the two texts share at both ends cover one of them completely, the change
+    /// is a pure insertion or deletion and is counted directly. Otherwise the whole texts are
+    /// diffed: git's Myers heuristics depend on line counts over the whole files, and diffing
+    /// only the middle would give different (equally valid, but not git's) answers on large
+    /// edits.
+    pub fn counts(&mut self, old: &[u8], new: &[u8]) -> (u32, u32) {
+        let (old_middle, new_middle) = trim_common_lines(old, new);
+        if old_middle.is_empty() || new_middle.is_empty() {
+            return (count_lines(new_middle), count_lines(old_middle));
+        }
+        let hasher = foldhash::fast::FixedState::with_seed(0x6c6f_7265);
+        self.input.clear();
+        self.input
+            .update_before(sources::byte_lines(old).map(|line| hasher.hash_one(line)));
+        self.input
+            .update_after(sources::byte_lines(new).map(|line| hasher.hash_one(line)));
+        self.diff.compute_with(
+            Algorithm::Myers,
+            &self.input.before,
+            &self.input.after,
+            self.input.interner.num_tokens(),
+        );
+        (self.diff.count_additions(), self.diff.count_removals())
     }
-    let input = InternedInput::new(sources::byte_lines(old), sources::byte_lines(new));
-    let diff = Diff::compute(Algorithm::Myers, &input);
-    (diff.count_additions(), diff.count_removals())
 }
 
 #[cfg(test)]
@@ -109,10 +158,16 @@ mod tests {
 
     #[test]
     fn line_counts_match_numstat() {
-        assert_eq!(line_diff_counts(b"a\nb\nc\n", b"a\nX\nc\n"), (1, 1));
-        assert_eq!(line_diff_counts(b"a\nb", b"a\nb\n"), (1, 1));
-        assert_eq!(line_diff_counts(b"a\n", b"a\nb\nc\n"), (2, 0));
-        assert_eq!(line_diff_counts(b"x\na\nb\n", b"a\nb\n"), (0, 1));
-        assert_eq!(line_diff_counts(b"xfoo\n", b"foo\n"), (1, 1));
+        assert_eq!(
+            LineCounter::default().counts(b"a\nb\nc\n", b"a\nX\nc\n"),
+            (1, 1)
+        );
+        assert_eq!(LineCounter::default().counts(b"a\nb", b"a\nb\n"), (1, 1));
+        assert_eq!(LineCounter::default().counts(b"a\n", b"a\nb\nc\n"), (2, 0));
+        assert_eq!(
+            LineCounter::default().counts(b"x\na\nb\n", b"a\nb\n"),
+            (0, 1)
+        );
+        assert_eq!(LineCounter::default().counts(b"xfoo\n", b"foo\n"), (1, 1));
     }
 }

@@ -10,6 +10,7 @@
 
 mod diff;
 mod linediff;
+pub mod numstat;
 mod refs;
 mod renames;
 mod walk;

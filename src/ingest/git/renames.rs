@@ -1,5 +1,6 @@
 //! Rename detection between the files a commit deleted and the files it added, with git's
-//! rules: exact matches by blob id first (same base name preferred), then content similarity of
+//! rules: exact matches by blob id first (same base name preferred; empty files too), then
+//! content similarity of
 //! at least 50%, measured as git measures it: the bytes of line chunks (split at newlines or
 //! every 64 bytes) the two files share, over the size of the larger one. Each file takes part in
 //! at most one rename; the best scores are paired first.
@@ -26,14 +27,12 @@ pub fn pair(deleted: &[Candidate<'_>], added: &[Candidate<'_>]) -> Vec<(usize, u
     let mut pairs = Vec::new();
     let mut src_used = vec![false; deleted.len()];
     let mut dst_used = vec![false; added.len()];
-    let usable = |c: &Candidate<'_>| c.data.is_none_or(|d| !d.is_empty());
-
     // 1. Exact renames: same blob.
     let mut by_id: HashMap<ObjectId, Vec<usize>> = HashMap::new();
-    for (i, d) in deleted.iter().enumerate().filter(|(_, d)| usable(d)) {
+    for (i, d) in deleted.iter().enumerate() {
         by_id.entry(d.id).or_default().push(i);
     }
-    for (j, a) in added.iter().enumerate().filter(|(_, a)| usable(a)) {
+    for (j, a) in added.iter().enumerate() {
         let Some(sources) = by_id.get(&a.id) else {
             continue;
         };
@@ -183,9 +182,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_files_are_never_renames() {
-        let del = [cand("a", 1, b"")];
-        let add = [cand("b", 1, b"")];
+    fn empty_files_pair_only_exactly() {
+        let del = [cand("a/.gitkeep", 1, b"")];
+        let add = [cand("a/.keep", 1, b"")];
+        assert_eq!(pair(&del, &add), vec![(0, 0)]);
+        let add = [cand("a/.keep", 2, b"x\n")];
         assert!(pair(&del, &add).is_empty());
     }
 }
