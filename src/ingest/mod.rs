@@ -5,6 +5,7 @@
 //! Ingest reports progress through the [`Progress`] trait so that the library stays free of
 //! terminal concerns; the CLI renders it as a progress bar.
 
+pub mod code;
 pub mod git;
 
 use std::path::PathBuf;

@@ -148,3 +148,53 @@ pub struct Watermark {
     /// Unix seconds when it was recorded.
     pub recorded_at: i64,
 }
+
+/// What a code symbol is. Appending variants keeps old files readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SymbolKind {
+    Function,
+    Method,
+    Class,
+    Struct,
+    Enum,
+    /// A Rust trait, a Go or TypeScript interface.
+    Trait,
+    /// A Rust `impl` block.
+    Impl,
+    /// A module-level constant (Python ALL_CAPS assignments, `const`, `static`, `#define`).
+    Constant,
+    /// A Rust `mod`, a C++ namespace.
+    Module,
+}
+
+impl SymbolKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolKind::Function => "function",
+            SymbolKind::Method => "method",
+            SymbolKind::Class => "class",
+            SymbolKind::Struct => "struct",
+            SymbolKind::Enum => "enum",
+            SymbolKind::Trait => "trait",
+            SymbolKind::Impl => "impl",
+            SymbolKind::Constant => "constant",
+            SymbolKind::Module => "module",
+        }
+    }
+
+    /// The kind named by a query capture `def.<name>`.
+    pub fn from_capture(name: &str) -> Option<SymbolKind> {
+        Some(match name {
+            "function" => SymbolKind::Function,
+            "method" => SymbolKind::Method,
+            "class" => SymbolKind::Class,
+            "struct" => SymbolKind::Struct,
+            "enum" => SymbolKind::Enum,
+            "trait" => SymbolKind::Trait,
+            "impl" => SymbolKind::Impl,
+            "constant" => SymbolKind::Constant,
+            "module" => SymbolKind::Module,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Code: symbols and imports extracted with tree-sitter.
+//!
+//! [`lang`] knows the languages (detection, grammar, query file); [`extract`] runs a language's
+//! query over a parse tree and turns the matches into [`Symbol`]s with qualified names, spans,
+//! signatures and doc comments. Partial trees still give the symbols outside their errors;
+//! files over the limits are skipped and counted ([`Skip`]).
+
+pub mod extract;
+pub mod lang;
+
+pub use extract::{CodeParser, ParseLimits, ParsedFile, Skip, Symbol};
+pub use lang::Lang;
