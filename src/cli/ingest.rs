@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use lore::ingest::code;
 use lore::ingest::git::{self, GitIngestOptions, RefUpdate};
 use lore::store::Store;
 
@@ -21,6 +22,15 @@ pub struct IngestArgs {
     /// Diff worker threads (0: one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+    /// Skip the code stage (symbols from tree-sitter, which commits modified which symbols).
+    #[arg(long)]
+    no_code: bool,
+    /// Also parse vendored and generated paths (vendor/, third_party/, node_modules/, *.min.js).
+    #[arg(long)]
+    include_vendored: bool,
+    /// Skip source files larger than this many bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    max_file_size: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -48,8 +58,22 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
     if created && !quiet && !args.json {
         eprintln!("created {}", kb.display());
     }
+    let code = if args.no_code {
+        None
+    } else {
+        let options = code::CodeIngestOptions {
+            limits: code::ParseLimits {
+                max_bytes: args.max_file_size,
+                ..Default::default()
+            },
+            include_vendored: args.include_vendored,
+            ..Default::default()
+        };
+        Some(code::ingest(&store, &args.repo, &options, &progress)?)
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let value = serde_json::json!({ "git": report, "code": code });
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     if quiet {
@@ -80,6 +104,19 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
         println!(
             "missing objects: {} file changes with unknown line stats, {} commits without a diff",
             report.stats_unknown, report.diffs_failed
+        );
+    }
+    if let Some(code) = &code {
+        let skipped: u64 = code.skipped.values().sum();
+        println!(
+            "code: {} blobs parsed ({} reused), {} skipped, {} symbol changes, {} files / {} symbols at HEAD in {:.2}s",
+            code.blobs_parsed,
+            code.blobs_reused,
+            skipped,
+            code.modifies_added,
+            code.head_files,
+            code.head_symbols,
+            code.elapsed_ms as f64 / 1000.0
         );
     }
     if report.shallow {

@@ -4,6 +4,7 @@ mod ingest;
 mod progress;
 mod render;
 mod show;
+mod show_code;
 mod stats;
 
 use std::io::{self, Write};

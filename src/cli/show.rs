@@ -22,11 +22,30 @@ pub enum ShowWhat {
         #[arg(long)]
         json: bool,
     },
+    /// A file at HEAD: its symbols with kinds and lines, and its imports.
+    #[command(after_help = "Examples:\n  lore show file minillm/worker/memory_utils.py")]
+    File {
+        path: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A symbol: its definition at HEAD and the commits that modified it.
+    #[command(
+        after_help = "Examples:\n  lore show symbol free_blocks\n  lore show symbol Scheduler.schedule"
+    )]
+    Symbol {
+        /// A name or a qualified name.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(kb: &Path, what: ShowWhat) -> anyhow::Result<()> {
     match what {
         ShowWhat::Commit { sha, json } => commit(kb, &sha, json),
+        ShowWhat::File { path, json } => super::show_code::file(kb, &path, json),
+        ShowWhat::Symbol { name, json } => super::show_code::symbol(kb, &name, json),
     }
 }
 

@@ -52,6 +52,8 @@ mod tests {
                 removed: None,
                 binary: false,
                 old_path: Some(crate::store::StrId(7)),
+                old_blob: None,
+                new_blob: Some(vec![1; 20]),
             }),
         };
         let bytes = encode(&meta);

@@ -10,10 +10,20 @@ pub enum NodeKind {
     Commit = 1,
     File = 2,
     Author = 3,
+    /// A file version (git blob), holding the symbols parsed from it.
+    Blob = 4,
+    /// A named definition in a file (stable across versions of the file).
+    Symbol = 5,
 }
 
 impl NodeKind {
-    pub const ALL: [NodeKind; 3] = [NodeKind::Commit, NodeKind::File, NodeKind::Author];
+    pub const ALL: [NodeKind; 5] = [
+        NodeKind::Commit,
+        NodeKind::File,
+        NodeKind::Author,
+        NodeKind::Blob,
+        NodeKind::Symbol,
+    ];
 
     pub fn from_u8(v: u8) -> Option<NodeKind> {
         NodeKind::ALL.into_iter().find(|k| *k as u8 == v)
@@ -25,6 +35,8 @@ impl NodeKind {
             NodeKind::Commit => "commits",
             NodeKind::File => "files",
             NodeKind::Author => "authors",
+            NodeKind::Blob => "blobs",
+            NodeKind::Symbol => "symbols",
         }
     }
 }
@@ -74,10 +86,21 @@ pub enum Rel {
     AuthoredBy = 3,
     /// file → the file it was renamed from (evidence: the renaming commit).
     RenamedFrom = 4,
+    /// file → symbol it defines at the head of the default branch.
+    Defines = 5,
+    /// commit → symbol whose lines it changed (detail: added / changed / removed).
+    Modifies = 6,
 }
 
 impl Rel {
-    pub const ALL: [Rel; 4] = [Rel::Parent, Rel::Touches, Rel::AuthoredBy, Rel::RenamedFrom];
+    pub const ALL: [Rel; 6] = [
+        Rel::Parent,
+        Rel::Touches,
+        Rel::AuthoredBy,
+        Rel::RenamedFrom,
+        Rel::Defines,
+        Rel::Modifies,
+    ];
 
     pub fn from_u8(v: u8) -> Option<Rel> {
         Rel::ALL.into_iter().find(|r| *r as u8 == v)
@@ -90,6 +113,8 @@ impl Rel {
             Rel::Touches => "touches",
             Rel::AuthoredBy => "authored_by",
             Rel::RenamedFrom => "renamed_from",
+            Rel::Defines => "defines",
+            Rel::Modifies => "modifies",
         }
     }
 }

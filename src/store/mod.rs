@@ -33,7 +33,7 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
-    #[error("{path} has schema version {found}, which this build cannot read (it reads version {supported})")]
+    #[error("{path} has schema version {found} from an earlier lore; this build reads version {supported}: move it aside and run `lore ingest` again")]
     UnsupportedSchema {
         path: PathBuf,
         found: u32,

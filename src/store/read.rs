@@ -6,7 +6,9 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata}
 use serde::Serialize;
 
 use super::codec::decode;
-use super::records::{AuthorRecord, CommitRecord, EdgeMeta, FileRecord, Watermark};
+use super::records::{
+    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, SymbolNode, Watermark,
+};
 use super::schema::*;
 use super::write::counter_key_edges;
 use super::{NodeId, NodeKind, Rel, StoreError, StrId};
@@ -45,6 +47,11 @@ pub struct ReadTx {
     edges: ReadOnlyTable<(u64, u8, u64), &'static [u8]>,
     edges_rev: ReadOnlyTable<(u64, u8, u64), ()>,
     watermarks: ReadOnlyTable<&'static str, &'static [u8]>,
+    blobs: ReadOnlyTable<u64, &'static [u8]>,
+    blob_by_sha: ReadOnlyTable<&'static [u8], u64>,
+    symbols: ReadOnlyTable<u64, &'static [u8]>,
+    symbol_by_key: ReadOnlyTable<(u64, u32), u64>,
+    head_blobs: ReadOnlyTable<u64, u64>,
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -72,6 +79,11 @@ impl ReadTx {
             edges: txn.open_table(EDGES)?,
             edges_rev: txn.open_table(EDGES_REV)?,
             watermarks: txn.open_table(WATERMARKS)?,
+            blobs: txn.open_table(BLOBS)?,
+            blob_by_sha: txn.open_table(BLOB_BY_SHA)?,
+            symbols: txn.open_table(SYMBOLS)?,
+            symbol_by_key: txn.open_table(SYMBOL_BY_KEY)?,
+            head_blobs: txn.open_table(HEAD_BLOBS)?,
         })
     }
 
@@ -107,6 +119,90 @@ impl ReadTx {
             .get(id.local())?
             .ok_or_else(|| dangling("author", id))?;
         decode("author", v.value())
+    }
+
+    pub fn blob(&self, id: NodeId) -> Result<BlobRecord, StoreError> {
+        let v = self
+            .blobs
+            .get(id.local())?
+            .ok_or_else(|| dangling("blob", id))?;
+        decode("blob", v.value())
+    }
+
+    pub fn blob_by_sha(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .blob_by_sha
+            .get(sha)?
+            .map(|v| NodeId::new(NodeKind::Blob, v.value())))
+    }
+
+    pub fn symbol(&self, id: NodeId) -> Result<SymbolNode, StoreError> {
+        let v = self
+            .symbols
+            .get(id.local())?
+            .ok_or_else(|| dangling("symbol", id))?;
+        decode("symbol", v.value())
+    }
+
+    /// The blob of `file` at the code head, if the file exists there and was parsed.
+    pub fn head_blob(&self, file: NodeId) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .head_blobs
+            .get(file.local())?
+            .map(|v| NodeId::new(NodeKind::Blob, v.value())))
+    }
+
+    /// The symbol node for `qualified_name` in `file`.
+    pub fn symbol_in_file(
+        &self,
+        file: NodeId,
+        qualified_name: StrId,
+    ) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .symbol_by_key
+            .get((file.local(), qualified_name.0))?
+            .map(|v| NodeId::new(NodeKind::Symbol, v.value())))
+    }
+
+    /// The symbol and the same qualified name in every file this file was renamed from,
+    /// transitively: the symbol's whole lineage across renames.
+    pub fn symbol_lineage(&self, symbol: NodeId) -> Result<Vec<NodeId>, StoreError> {
+        let node = self.symbol(symbol)?;
+        let mut out = vec![symbol];
+        let mut files = vec![node.file];
+        let mut seen = std::collections::HashSet::from([node.file]);
+        while let Some(file) = files.pop() {
+            for edge in self.edges_from(file, Rel::RenamedFrom)? {
+                if !seen.insert(edge.dst) {
+                    continue;
+                }
+                if let Some(s) = self.symbol_in_file(edge.dst, node.qualified_name)? {
+                    out.push(s);
+                }
+                files.push(edge.dst);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Symbol nodes whose name or qualified name equals `name`.
+    pub fn symbols_named(&self, name: &str) -> Result<Vec<(NodeId, SymbolNode)>, StoreError> {
+        let Some(sid) = self.string_ids.get(name)?.map(|v| StrId(v.value())) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in self.symbols.iter()? {
+            let (k, v) = entry?;
+            let node: SymbolNode = decode("symbol", v.value())?;
+            if node.name == sid || node.qualified_name == sid {
+                out.push((NodeId::new(NodeKind::Symbol, k.value()), node));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.value().to_vec()))
     }
 
     pub fn commit_by_sha(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {
@@ -236,6 +332,8 @@ impl ReadTx {
         nodes.insert(NodeKind::Commit.plural().into(), self.commits.len()?);
         nodes.insert(NodeKind::File.plural().into(), self.files.len()?);
         nodes.insert(NodeKind::Author.plural().into(), self.authors.len()?);
+        nodes.insert(NodeKind::Blob.plural().into(), self.blobs.len()?);
+        nodes.insert(NodeKind::Symbol.plural().into(), self.symbols.len()?);
         let mut edges = BTreeMap::new();
         for rel in Rel::ALL {
             let n = self

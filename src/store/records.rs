@@ -60,6 +60,10 @@ pub enum Provenance {
     GitAuthor,
     /// Rename detection in the tree diff (similarity ≥ 50%).
     GitRename,
+    /// A tree-sitter parse of the file at the head of the default branch.
+    TreeSitter,
+    /// Diff hunks mapped onto the symbols of the old and new file versions.
+    DiffHunks,
 }
 
 impl Provenance {
@@ -69,6 +73,8 @@ impl Provenance {
             Provenance::GitDiff => "git-diff",
             Provenance::GitAuthor => "git-author",
             Provenance::GitRename => "git-rename",
+            Provenance::TreeSitter => "tree-sitter",
+            Provenance::DiffHunks => "diff-hunks",
         }
     }
 }
@@ -111,6 +117,9 @@ pub struct TouchStats {
     pub binary: bool,
     /// The path before a rename.
     pub old_path: Option<StrId>,
+    /// Blob ids of the file before and after (absent for an added or deleted side).
+    pub old_blob: Option<Vec<u8>>,
+    pub new_blob: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +127,69 @@ pub enum EdgeDetail {
     None,
     Parent { position: u16 },
     Touch(TouchStats),
+    Modify { change: SymbolChange },
+}
+
+/// How a commit changed a symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SymbolChange {
+    Added,
+    Changed,
+    Removed,
+}
+
+impl SymbolChange {
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolChange::Added => "added",
+            SymbolChange::Changed => "changed",
+            SymbolChange::Removed => "removed",
+        }
+    }
+}
+
+/// One definition inside a blob, as parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolRecord {
+    pub kind: SymbolKind,
+    pub name: String,
+    pub qualified_name: String,
+    pub start_byte: u32,
+    pub end_byte: u32,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub signature: String,
+    pub doc: Option<String>,
+    /// First line of the doc comments and attributes above the definition.
+    pub leading_line: u32,
+    /// Index of the enclosing symbol in the same blob.
+    pub parent: Option<u32>,
+}
+
+/// Whether a blob was parsed, and if not why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobStatus {
+    Parsed { error_bytes: u32 },
+    Skipped { reason: String },
+}
+
+/// A parsed file version. Content-addressed: a blob is parsed once, whatever its paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub sha: Vec<u8>,
+    pub lang: Option<String>,
+    pub status: BlobStatus,
+    pub symbols: Vec<SymbolRecord>,
+    pub imports: Vec<String>,
+}
+
+/// A symbol node: a qualified name in a file, stable across the file's versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolNode {
+    pub file: super::NodeId,
+    pub qualified_name: StrId,
+    pub name: StrId,
+    pub kind: SymbolKind,
 }
 
 /// Metadata on every edge: where it came from, how sure we are, and the text that shows it.

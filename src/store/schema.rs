@@ -3,7 +3,7 @@
 use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it whenever a table or record layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Written under [`META`]`["format"]` so a lore file is recognised as one.
 pub const FORMAT_MAGIC: &[u8] = b"lore-kb";
@@ -32,6 +32,14 @@ pub const AUTHOR_BY_EMAIL: TableDefinition<u32, u64> = TableDefinition::new("aut
 /// `(src, rel, dst) -> EdgeMeta` and `(dst, rel, src) -> ()`.
 pub const EDGES: TableDefinition<(u64, u8, u64), &[u8]> = TableDefinition::new("edges");
 pub const EDGES_REV: TableDefinition<(u64, u8, u64), ()> = TableDefinition::new("edges_rev");
+
+pub const BLOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("blobs");
+pub const BLOB_BY_SHA: TableDefinition<&[u8], u64> = TableDefinition::new("blob_by_sha");
+pub const SYMBOLS: TableDefinition<u64, &[u8]> = TableDefinition::new("symbols");
+/// (file local id, qualified name string id) -> symbol local id
+pub const SYMBOL_BY_KEY: TableDefinition<(u64, u32), u64> = TableDefinition::new("symbol_by_key");
+/// file local id -> blob local id of the file at the code head (see `meta["code_head"]`)
+pub const HEAD_BLOBS: TableDefinition<u64, u64> = TableDefinition::new("head_blobs");
 
 /// `"git:refs/heads/main"` -> Watermark
 pub const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");

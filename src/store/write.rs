@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode, encode};
-use super::records::{AuthorRecord, CommitRecord, EdgeMeta, FileRecord, Watermark};
+use super::records::{
+    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, SymbolKind, SymbolNode, Watermark,
+};
 use super::schema::*;
 use super::{NodeId, NodeKind, Rel, StoreError, StrId};
 
@@ -25,8 +27,13 @@ pub struct WriteTx<'txn> {
     edges: Table<'txn, (u64, u8, u64), &'static [u8]>,
     edges_rev: Table<'txn, (u64, u8, u64), ()>,
     watermarks: Table<'txn, &'static str, &'static [u8]>,
+    blobs: Table<'txn, u64, &'static [u8]>,
+    blob_by_sha: Table<'txn, &'static [u8], u64>,
+    symbols: Table<'txn, u64, &'static [u8]>,
+    symbol_by_key: Table<'txn, (u64, u32), u64>,
+    head_blobs: Table<'txn, u64, u64>,
     /// Counter deltas, flushed in `finish`.
-    pending_counters: HashMap<String, u64>,
+    pending_counters: HashMap<String, i64>,
     next_string: Option<u32>,
 }
 
@@ -55,6 +62,11 @@ impl<'txn> WriteTx<'txn> {
             edges: txn.open_table(EDGES)?,
             edges_rev: txn.open_table(EDGES_REV)?,
             watermarks: txn.open_table(WATERMARKS)?,
+            blobs: txn.open_table(BLOBS)?,
+            blob_by_sha: txn.open_table(BLOB_BY_SHA)?,
+            symbols: txn.open_table(SYMBOLS)?,
+            symbol_by_key: txn.open_table(SYMBOL_BY_KEY)?,
+            head_blobs: txn.open_table(HEAD_BLOBS)?,
             pending_counters: HashMap::new(),
             next_string: None,
         })
@@ -84,20 +96,21 @@ impl<'txn> WriteTx<'txn> {
                 .get(key.as_str())?
                 .map(|v| v.value())
                 .unwrap_or(0);
-            self.counters.insert(key.as_str(), old + delta)?;
+            self.counters
+                .insert(key.as_str(), old.saturating_add_signed(delta))?;
         }
         Ok(())
     }
 
     fn counter(&self, key: &str) -> Result<u64, StoreError> {
         let stored = self.counters.get(key)?.map(|v| v.value()).unwrap_or(0);
-        Ok(stored + self.pending_counters.get(key).copied().unwrap_or(0))
+        Ok(stored.saturating_add_signed(self.pending_counters.get(key).copied().unwrap_or(0)))
     }
 
     /// Add `delta` to a named counter (e.g. `ingest.stats_unknown`), visible in `lore stats`.
     pub fn bump(&mut self, key: &str, delta: u64) {
         if delta > 0 {
-            *self.pending_counters.entry(key.to_string()).or_default() += delta;
+            *self.pending_counters.entry(key.to_string()).or_default() += delta as i64;
         }
     }
 
@@ -213,6 +226,109 @@ impl<'txn> WriteTx<'txn> {
 
     pub fn remove_watermark(&mut self, name: &str) -> Result<(), StoreError> {
         self.watermarks.remove(name)?;
+        Ok(())
+    }
+
+    pub fn blob_id(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .blob_by_sha
+            .get(sha)?
+            .map(|v| NodeId::new(NodeKind::Blob, v.value())))
+    }
+
+    pub fn blob(&self, id: NodeId) -> Result<BlobRecord, StoreError> {
+        let v = self
+            .blobs
+            .get(id.local())?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "blob",
+                detail: format!("no record for {id}"),
+            })?;
+        decode("blob", v.value())
+    }
+
+    /// Store a parsed blob; returns the existing id when it is already stored.
+    pub fn insert_blob(&mut self, record: &BlobRecord) -> Result<NodeId, StoreError> {
+        if let Some(id) = self.blob_id(&record.sha)? {
+            return Ok(id);
+        }
+        let id = self.alloc(NodeKind::Blob)?;
+        self.blobs.insert(id.local(), encode(record).as_slice())?;
+        self.blob_by_sha.insert(record.sha.as_slice(), id.local())?;
+        Ok(id)
+    }
+
+    /// The symbol node for `qualified_name` in `file`, created if new.
+    pub fn symbol(
+        &mut self,
+        file: NodeId,
+        qualified_name: &str,
+        name: &str,
+        kind: SymbolKind,
+    ) -> Result<NodeId, StoreError> {
+        let qid = self.intern(qualified_name)?;
+        if let Some(local) = self.symbol_by_key.get((file.local(), qid.0))? {
+            return Ok(NodeId::new(NodeKind::Symbol, local.value()));
+        }
+        let record = SymbolNode {
+            file,
+            qualified_name: qid,
+            name: self.intern(name)?,
+            kind,
+        };
+        let id = self.alloc(NodeKind::Symbol)?;
+        self.symbols
+            .insert(id.local(), encode(&record).as_slice())?;
+        self.symbol_by_key
+            .insert((file.local(), qid.0), id.local())?;
+        Ok(id)
+    }
+
+    /// Remove every `src -rel-> *` edge, in both directions.
+    pub fn remove_edges_from(&mut self, src: NodeId, rel: Rel) -> Result<u64, StoreError> {
+        let r = rel as u8;
+        let mut dsts = Vec::new();
+        for entry in self.edges.range((src.0, r, 0)..=(src.0, r, u64::MAX))? {
+            dsts.push(entry?.0.value().2);
+        }
+        for dst in &dsts {
+            self.edges.remove((src.0, r, *dst))?;
+            self.edges_rev.remove((*dst, r, src.0))?;
+        }
+        let removed = dsts.len() as u64;
+        *self
+            .pending_counters
+            .entry(counter_key_edges(rel))
+            .or_default() -= removed as i64;
+        Ok(removed)
+    }
+
+    pub fn head_blob(&self, file: NodeId) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .head_blobs
+            .get(file.local())?
+            .map(|v| NodeId::new(NodeKind::Blob, v.value())))
+    }
+
+    pub fn set_head_blob(&mut self, file: NodeId, blob: Option<NodeId>) -> Result<(), StoreError> {
+        match blob {
+            Some(b) => self.head_blobs.insert(file.local(), b.local())?,
+            None => self.head_blobs.remove(file.local())?,
+        };
+        Ok(())
+    }
+
+    /// Files that have a head blob.
+    pub fn head_files(&self) -> Result<Vec<NodeId>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.head_blobs.iter()? {
+            out.push(NodeId::new(NodeKind::File, entry?.0.value()));
+        }
+        Ok(out)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(key, value)?;
         Ok(())
     }
 }

@@ -106,3 +106,10 @@ pub fn content_counts(stats: &serde_json::Value) -> serde_json::Value {
         "watermarks": stats["watermarks"],
     })
 }
+
+/// Ingest history and then code, as `lore ingest` does.
+pub fn ingest_with_code(kb: &Path, repo: &Path) -> lore::ingest::code::CodeIngestReport {
+    ingest(kb, repo);
+    let store = Store::open(kb).expect("open kb");
+    lore::ingest::code::ingest(&store, repo, &Default::default(), &Silent).expect("code ingest")
+}

@@ -23,7 +23,7 @@ fn fixture_ingest_gives_exact_counts() {
     assert!(!report.shallow);
 
     let stats = stats_json(&fx.kb());
-    assert_eq!(stats["schema_version"], 1);
+    assert_eq!(stats["schema_version"], lore::store::SCHEMA_VERSION);
     assert_eq!(stats["nodes"]["commits"], 32);
     assert_eq!(stats["nodes"]["files"], 20);
     // Alice's two addresses are one person through .mailmap.

@@ -1,5 +1,6 @@
 //! lore's integration tests: one binary, a module per area.
 
+mod code_fixture;
 mod code_symbols;
 mod common;
 mod ingest_bad_input;

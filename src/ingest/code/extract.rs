@@ -26,6 +26,9 @@ pub struct Symbol {
     /// The definition's head: everything before its body, whitespace collapsed.
     pub signature: String,
     pub doc: Option<String>,
+    /// First line of the doc comments and attributes above the definition (= `start_line`
+    /// when there are none); changes there belong to this symbol.
+    pub leading_line: u32,
     /// Index of the enclosing symbol in the same list.
     pub parent: Option<u32>,
 }
@@ -277,6 +280,7 @@ fn extract(lang: Lang, query: &Query, root: Node<'_>, source: &[u8]) -> (Vec<Sym
             (Lang::Cpp, Some((_, last))) => last.to_string(),
             _ => def.name.clone(),
         };
+        let doc = doc(lang, def.node, source);
         symbols.push(Symbol {
             kind,
             name,
@@ -286,7 +290,10 @@ fn extract(lang: Lang, query: &Query, root: Node<'_>, source: &[u8]) -> (Vec<Sym
             start_line: def.node.start_position().row as u32 + 1,
             end_line: end_line(def.node),
             signature: signature(lang, def.node, source),
-            doc: doc(lang, def.node, source),
+            doc: doc.as_ref().map(|(d, _)| d.clone()),
+            leading_line: doc.map_or(def.node.start_position().row as u32 + 1, |(_, row)| {
+                row as u32 + 1
+            }),
             parent: parent.map(|p| p as u32),
         });
         open.push(symbols.len() - 1);
@@ -396,9 +403,10 @@ fn signature(lang: Lang, def: Node<'_>, source: &[u8]) -> String {
     sig
 }
 
-fn doc(lang: Lang, def: Node<'_>, source: &[u8]) -> Option<String> {
+/// The doc text and the 0-based row where the leading comments start.
+fn doc(lang: Lang, def: Node<'_>, source: &[u8]) -> Option<(String, usize)> {
     if lang == Lang::Python {
-        return python_docstring(def, source);
+        return python_docstring(def, source).map(|d| (d, def.start_position().row));
     }
     // Comments directly above the definition (or above its export/template wrapper),
     // skipping attributes such as `#[derive(...)]`.
@@ -449,7 +457,7 @@ fn doc(lang: Lang, def: Node<'_>, source: &[u8]) -> Option<String> {
         })
         .collect();
     let joined = cleaned.join("\n").trim().to_string();
-    (!joined.is_empty()).then_some(joined)
+    (!joined.is_empty()).then_some((joined, next_row))
 }
 
 fn python_docstring(def: Node<'_>, source: &[u8]) -> Option<String> {

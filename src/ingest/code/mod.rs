@@ -6,7 +6,10 @@
 //! files over the limits are skipped and counted ([`Skip`]).
 
 pub mod extract;
+mod ingest;
 pub mod lang;
+mod symbols_diff;
 
 pub use extract::{CodeParser, ParseLimits, ParsedFile, Skip, Symbol};
+pub use ingest::{ingest, is_vendored, CodeIngestOptions, CodeIngestReport};
 pub use lang::Lang;

@@ -33,6 +33,8 @@ pub struct FileChange {
     pub added: Option<u32>,
     pub removed: Option<u32>,
     pub binary: bool,
+    pub old_blob: Option<ObjectId>,
+    pub new_blob: Option<ObjectId>,
 }
 
 /// A commit read and diffed, ready to be stored.
@@ -327,6 +329,8 @@ impl<'p> Worker<'p> {
                 added,
                 removed,
                 binary,
+                old_blob: old_id.map(|(id, _)| id),
+                new_blob: change.new.map(|(id, _)| id),
             });
         }
         Ok(diffed)

@@ -116,6 +116,27 @@ impl LineCounter {
         );
         (self.diff.count_additions(), self.diff.count_removals())
     }
+
+    /// The changed line ranges (0-based, end-exclusive) as `(before, after)` pairs.
+    pub fn hunks(
+        &mut self,
+        old: &[u8],
+        new: &[u8],
+    ) -> Vec<(std::ops::Range<u32>, std::ops::Range<u32>)> {
+        let hasher = foldhash::fast::FixedState::with_seed(0x6c6f_7265);
+        self.input.clear();
+        self.input
+            .update_before(sources::byte_lines(old).map(|line| hasher.hash_one(line)));
+        self.input
+            .update_after(sources::byte_lines(new).map(|line| hasher.hash_one(line)));
+        self.diff.compute_with(
+            Algorithm::Myers,
+            &self.input.before,
+            &self.input.after,
+            self.input.interner.num_tokens(),
+        );
+        self.diff.hunks().map(|h| (h.before, h.after)).collect()
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //!    stopped. Watermarks are written with the last batch.
 
 mod diff;
-mod linediff;
+pub(crate) mod linediff;
 pub mod numstat;
 mod refs;
 mod renames;
@@ -174,7 +174,7 @@ fn open_repository(path: &Path) -> Result<gix::Repository, IngestError> {
     Ok(repo)
 }
 
-pub(crate) fn git_error(path: &Path, e: impl std::fmt::Display) -> IngestError {
+pub fn git_error(path: &Path, e: impl std::fmt::Display) -> IngestError {
     IngestError::Git {
         path: path.into(),
         detail: e.to_string(),

@@ -162,6 +162,8 @@ fn store_commit(
             removed: f.removed,
             binary: f.binary,
             old_path,
+            old_blob: f.old_blob.map(|b| b.as_bytes().to_vec()),
+            new_blob: f.new_blob.map(|b| b.as_bytes().to_vec()),
         };
         tx.add_edge(
             id,

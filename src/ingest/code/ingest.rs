@@ -1,0 +1,441 @@
+//! Store code: parse each new blob once (content-addressed), record which symbols every
+//! ingested commit modified, and which symbols each file defines at the repository's HEAD.
+//!
+//! Commits are processed in id order (parents first) from a watermark, `meta["code.commits_done"]`,
+//! moved in the same transaction as each batch: an interrupted run resumes where it stopped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gix::ObjectId;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::extract::{CodeParser, ParseLimits};
+use super::symbols_diff::{changed_symbols, non_blank_lines};
+use crate::ingest::git::linediff::LineCounter;
+use crate::ingest::{IngestError, Progress};
+use crate::store::records::{
+    BlobRecord, BlobStatus, ChangeKind, EdgeDetail, EdgeMeta, Provenance, SymbolRecord, TouchStats,
+};
+use crate::store::{NodeId, NodeKind, Rel, Store, StoreError, WriteTx};
+
+const DONE_KEY: &str = "code.commits_done";
+
+#[derive(Debug, Clone)]
+pub struct CodeIngestOptions {
+    pub limits: ParseLimits,
+    /// Also parse vendored and generated paths (`vendor/`, `third_party/`, `node_modules/`, `*.min.js`).
+    pub include_vendored: bool,
+    /// Commits per transaction.
+    pub batch_size: usize,
+}
+
+impl Default for CodeIngestOptions {
+    fn default() -> Self {
+        CodeIngestOptions {
+            limits: ParseLimits::default(),
+            include_vendored: false,
+            batch_size: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CodeIngestReport {
+    pub commits: u64,
+    pub blobs_parsed: u64,
+    /// Parses avoided because the blob was already in the file.
+    pub blobs_reused: u64,
+    pub skipped: BTreeMap<String, u64>,
+    pub modifies_added: u64,
+    pub head_files: u64,
+    pub head_symbols: u64,
+    pub elapsed_ms: u64,
+}
+
+/// Paths skipped unless `include_vendored`.
+pub fn is_vendored(path: &str) -> bool {
+    let dirs = [
+        "vendor/",
+        "third_party/",
+        "third-party/",
+        "node_modules/",
+        "external/",
+    ];
+    dirs.iter()
+        .any(|d| path.starts_with(d) || path.contains(&format!("/{d}")))
+        || path.ends_with(".min.js")
+        || path.ends_with(".min.css")
+}
+
+fn wanted(path: &str, options: &CodeIngestOptions) -> bool {
+    super::Lang::detect(path, b"").is_some() && (options.include_vendored || !is_vendored(path))
+}
+
+/// Parse `data` into a blob record.
+fn parse_blob(
+    parser: &mut CodeParser,
+    sha: ObjectId,
+    path: &str,
+    data: Option<&[u8]>,
+) -> BlobRecord {
+    let (lang, status, symbols, imports) = match data {
+        None => (
+            None,
+            BlobStatus::Skipped {
+                reason: "missing_object".into(),
+            },
+            Vec::new(),
+            Vec::new(),
+        ),
+        Some(data) => match parser.parse(path, data) {
+            Ok(parsed) => (
+                Some(parsed.lang.name().to_string()),
+                BlobStatus::Parsed {
+                    error_bytes: parsed.error_bytes,
+                },
+                parsed
+                    .symbols
+                    .into_iter()
+                    .map(|s| SymbolRecord {
+                        kind: s.kind,
+                        name: s.name,
+                        qualified_name: s.qualified_name,
+                        start_byte: s.start_byte,
+                        end_byte: s.end_byte,
+                        start_line: s.start_line,
+                        end_line: s.end_line,
+                        signature: s.signature,
+                        doc: s.doc,
+                        leading_line: s.leading_line,
+                        parent: s.parent,
+                    })
+                    .collect(),
+                parsed.imports,
+            ),
+            Err(skip) => (
+                None,
+                BlobStatus::Skipped {
+                    reason: skip.name().into(),
+                },
+                Vec::new(),
+                Vec::new(),
+            ),
+        },
+    };
+    BlobRecord {
+        sha: sha.as_bytes().to_vec(),
+        lang,
+        status,
+        symbols,
+        imports,
+    }
+}
+
+fn read_blob(repo: &gix::Repository, id: ObjectId) -> Option<Vec<u8>> {
+    repo.try_find_object(id)
+        .ok()
+        .flatten()
+        .map(|o| o.detach().data)
+}
+
+/// One file change of one commit, as the code stage needs it.
+struct Touch {
+    commit: NodeId,
+    file: NodeId,
+    old_file: NodeId,
+    path: String,
+    stats: TouchStats,
+}
+
+fn oid(bytes: &Option<Vec<u8>>) -> Option<ObjectId> {
+    bytes
+        .as_ref()
+        .and_then(|b| ObjectId::try_from(b.as_slice()).ok())
+}
+
+/// Parse the blobs `needed` that the store does not have yet, in parallel.
+fn parse_missing(
+    store: &Store,
+    repo: &gix::ThreadSafeRepository,
+    needed: Vec<(ObjectId, String)>,
+    options: &CodeIngestOptions,
+    cache: &mut HashMap<ObjectId, Arc<BlobRecord>>,
+    report: &mut CodeIngestReport,
+) -> Result<Vec<BlobRecord>, IngestError> {
+    let read = store.read()?;
+    let mut to_parse = Vec::new();
+    let mut seen = HashSet::new();
+    for (id, path) in needed {
+        if cache.contains_key(&id) || !seen.insert(id) {
+            continue;
+        }
+        match read.blob_by_sha(id.as_bytes())? {
+            Some(bid) => {
+                cache.insert(id, Arc::new(read.blob(bid)?));
+                report.blobs_reused += 1;
+            }
+            None => to_parse.push((id, path)),
+        }
+    }
+    drop(read);
+    let parsed: Vec<BlobRecord> = to_parse
+        .par_iter()
+        .map_init(
+            || {
+                (
+                    repo.to_thread_local(),
+                    CodeParser::new(options.limits.clone()),
+                )
+            },
+            |(repo, parser), (id, path)| {
+                parse_blob(parser, *id, path, read_blob(repo, *id).as_deref())
+            },
+        )
+        .collect();
+    for record in &parsed {
+        report.blobs_parsed += 1;
+        if let BlobStatus::Skipped { reason } = &record.status {
+            *report.skipped.entry(reason.clone()).or_default() += 1;
+        }
+        if let Ok(id) = ObjectId::try_from(record.sha.as_slice()) {
+            cache.insert(id, Arc::new(record.clone()));
+        }
+    }
+    Ok(parsed)
+}
+
+fn store_blobs(tx: &mut WriteTx<'_>, parsed: &[BlobRecord]) -> Result<(), StoreError> {
+    for record in parsed {
+        tx.insert_blob(record)?;
+        match &record.status {
+            BlobStatus::Parsed { .. } => tx.bump("code.blobs_parsed", 1),
+            BlobStatus::Skipped { reason } => tx.bump(&format!("code.skipped.{reason}"), 1),
+        }
+    }
+    Ok(())
+}
+
+/// Run the code stage on the repository at `repo_path`.
+pub fn ingest(
+    store: &Store,
+    repo_path: &Path,
+    options: &CodeIngestOptions,
+    progress: &dyn Progress,
+) -> Result<CodeIngestReport, IngestError> {
+    let started = Instant::now();
+    let repo = gix::open(repo_path).map_err(|e| IngestError::NotARepository {
+        path: repo_path.into(),
+        detail: Some(e.to_string()),
+    })?;
+    let sync = repo.clone().into_sync();
+    let mut report = CodeIngestReport::default();
+    let mut cache: HashMap<ObjectId, Arc<BlobRecord>> = HashMap::new();
+
+    let (done, total) = {
+        let read = store.read()?;
+        let done = read
+            .meta(DONE_KEY)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0);
+        (done, read.commit_count()?)
+    };
+    progress.phase("parsing code history", Some(total.saturating_sub(done)));
+    let mut next = done;
+    while next < total {
+        let end = (next + options.batch_size.max(1) as u64).min(total);
+        let touches = history_touches(store, next, end, options)?;
+        let needed: Vec<(ObjectId, String)> = touches
+            .iter()
+            .flat_map(|t| {
+                [oid(&t.stats.old_blob), oid(&t.stats.new_blob)]
+                    .into_iter()
+                    .flatten()
+                    .map(|id| (id, t.path.clone()))
+            })
+            .collect();
+        let parsed = parse_missing(store, &sync, needed, options, &mut cache, &mut report)?;
+        let changed_lines: Vec<(Vec<u32>, Vec<u32>)> = touches
+            .par_iter()
+            .map_init(
+                || (sync.to_thread_local(), LineCounter::default()),
+                |(repo, lines), t| match (oid(&t.stats.old_blob), oid(&t.stats.new_blob)) {
+                    (Some(a), Some(b))
+                        if t.stats.change != ChangeKind::Added
+                            && t.stats.change != ChangeKind::Deleted =>
+                    {
+                        match (read_blob(repo, a), read_blob(repo, b)) {
+                            (Some(x), Some(y)) => {
+                                let hunks = lines.hunks(&x, &y);
+                                (
+                                    non_blank_lines(&x, hunks.iter().map(|h| h.0.clone())),
+                                    non_blank_lines(&y, hunks.iter().map(|h| h.1.clone())),
+                                )
+                            }
+                            _ => Default::default(),
+                        }
+                    }
+                    _ => Default::default(),
+                },
+            )
+            .collect();
+        store.write(|tx| -> Result<(), StoreError> {
+            store_blobs(tx, &parsed)?;
+            for (t, (old_lines, new_lines)) in touches.iter().zip(&changed_lines) {
+                let symbols = |b: &Option<Vec<u8>>| -> &[SymbolRecord] {
+                    oid(b)
+                        .and_then(|id| cache.get(&id))
+                        .map_or(&[], |r| r.symbols.as_slice())
+                };
+                let old = if t.stats.change == ChangeKind::Added {
+                    &[][..]
+                } else {
+                    symbols(&t.stats.old_blob)
+                };
+                let new = if t.stats.change == ChangeKind::Deleted {
+                    &[][..]
+                } else {
+                    symbols(&t.stats.new_blob)
+                };
+                for (qname, (change, record)) in changed_symbols(old, new, old_lines, new_lines) {
+                    let file = if change == crate::store::records::SymbolChange::Removed {
+                        t.old_file
+                    } else {
+                        t.file
+                    };
+                    let symbol = tx.symbol(file, qname, &record.name, record.kind)?;
+                    let meta =
+                        EdgeMeta::certain(Provenance::DiffHunks, EdgeDetail::Modify { change });
+                    tx.add_edge(t.commit, Rel::Modifies, symbol, &meta)?;
+                    report.modifies_added += 1;
+                }
+            }
+            tx.set_meta(DONE_KEY, &end.to_le_bytes())?;
+            Ok(())
+        })?;
+        progress.advance(end - next);
+        report.commits += end - next;
+        next = end;
+    }
+    progress.done();
+
+    head(
+        store,
+        &repo,
+        &sync,
+        options,
+        &mut cache,
+        &mut report,
+        progress,
+    )?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The file changes of non-merge commits with local ids in `start..end` that touch code.
+fn history_touches(
+    store: &Store,
+    start: u64,
+    end: u64,
+    options: &CodeIngestOptions,
+) -> Result<Vec<Touch>, IngestError> {
+    let read = store.read()?;
+    let mut out = Vec::new();
+    for local in start..end {
+        let commit = NodeId::new(NodeKind::Commit, local);
+        // Merges repeat their branch's changes; history is attributed to the commits themselves.
+        if read.commit(commit)?.is_merge {
+            continue;
+        }
+        for edge in read.edges_from(commit, Rel::Touches)? {
+            let EdgeDetail::Touch(stats) = edge.meta.detail else {
+                continue;
+            };
+            let path = read.string(read.file(edge.dst)?.path)?;
+            if !wanted(&path, options) {
+                continue;
+            }
+            let old_file = match stats.old_path {
+                Some(old) => read.file_by_path(&read.string(old)?)?.unwrap_or(edge.dst),
+                None => edge.dst,
+            };
+            out.push(Touch {
+                commit,
+                file: edge.dst,
+                old_file,
+                path,
+                stats,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Point every code file at its HEAD blob and refresh its `defines` edges where it changed.
+fn head(
+    store: &Store,
+    repo: &gix::Repository,
+    sync: &gix::ThreadSafeRepository,
+    options: &CodeIngestOptions,
+    cache: &mut HashMap<ObjectId, Arc<BlobRecord>>,
+    report: &mut CodeIngestReport,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
+    let Ok(commit) = repo.head_commit() else {
+        return Ok(());
+    };
+    let path = repo.path().to_path_buf();
+    let tree = commit
+        .tree()
+        .map_err(|e| crate::ingest::git::git_error(&path, e))?;
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| crate::ingest::git::git_error(&path, e))?;
+    let files: Vec<(String, ObjectId)> = recorder
+        .records
+        .into_iter()
+        .filter(|e| e.mode.is_blob())
+        .map(|e| (e.filepath.to_string(), e.oid))
+        .filter(|(p, _)| wanted(p, options))
+        .collect();
+    progress.phase("parsing code at HEAD", None);
+    let needed = files.iter().map(|(p, id)| (*id, p.clone())).collect();
+    let parsed = parse_missing(store, sync, needed, options, cache, report)?;
+    store.write(|tx| -> Result<(), StoreError> {
+        store_blobs(tx, &parsed)?;
+        let mut at_head = HashSet::new();
+        for (p, id) in &files {
+            let (file, _) = tx.file(p)?;
+            at_head.insert(file);
+            let blob = tx.blob_id(id.as_bytes())?.expect("stored above or earlier");
+            report.head_files += 1;
+            if tx.head_blob(file)? == Some(blob) {
+                continue;
+            }
+            tx.remove_edges_from(file, Rel::Defines)?;
+            let record = tx.blob(blob)?;
+            for s in &record.symbols {
+                let symbol = tx.symbol(file, &s.qualified_name, &s.name, s.kind)?;
+                let meta = EdgeMeta::certain(Provenance::TreeSitter, EdgeDetail::None);
+                tx.add_edge(file, Rel::Defines, symbol, &meta)?;
+                report.head_symbols += 1;
+            }
+            tx.set_head_blob(file, Some(blob))?;
+        }
+        for file in tx.head_files()? {
+            if !at_head.contains(&file) {
+                tx.remove_edges_from(file, Rel::Defines)?;
+                tx.set_head_blob(file, None)?;
+            }
+        }
+        tx.set_meta("code.head", commit.id.as_bytes())?;
+        Ok(())
+    })?;
+    progress.done();
+    Ok(())
+}

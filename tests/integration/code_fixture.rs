@@ -1,0 +1,235 @@
+//! The code stage on the fixture: symbols at HEAD, which commits modified which symbols, symbol
+//! history across a rename, and content addressing.
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use lore::store::records::{EdgeDetail, SymbolChange};
+use lore::store::{NodeId, ReadTx, Rel, Store};
+
+use crate::common::*;
+
+fn sha_bytes(hex: &str) -> Vec<u8> {
+    (0..40)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// `(file, qualified name, change)` of every `modifies` edge of a commit.
+fn modified(read: &ReadTx, fx: &Fixture, grep: &str) -> BTreeSet<(String, String, &'static str)> {
+    let sha = fx.git(&[
+        "log",
+        "--format=%H",
+        "-1",
+        &format!("--grep={grep}"),
+        "main",
+    ]);
+    let commit = read.commit_by_sha(&sha_bytes(sha.trim())).unwrap().unwrap();
+    read.edges_from(commit, Rel::Modifies)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let node = read.symbol(e.dst).unwrap();
+            let change = match e.meta.detail {
+                EdgeDetail::Modify { change } => change.name(),
+                _ => panic!("modifies edge without detail"),
+            };
+            let file = read.string(read.file(node.file).unwrap().path).unwrap();
+            (file, read.string(node.qualified_name).unwrap(), change)
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str, &'static str)]) -> BTreeSet<(String, String, &'static str)> {
+    items
+        .iter()
+        .map(|(f, s, c)| (f.to_string(), s.to_string(), *c))
+        .collect()
+}
+
+#[test]
+fn fix_and_bug_commits_modify_exactly_the_functions_they_changed() {
+    let fx = Fixture::build();
+    ingest_with_code(&fx.kb(), &fx.repo());
+    let store = Store::open(&fx.kb()).unwrap();
+    let read = store.read().unwrap();
+    const MEM: &str = "minillm/worker/memory_utils.py";
+    assert_eq!(
+        modified(&read, &fx, "Speed up free_blocks"),
+        set(&[(MEM, "BlockAllocator.free_blocks", "changed")])
+    );
+    assert_eq!(
+        modified(&read, &fx, "Fix double free"),
+        set(&[
+            (MEM, "BlockAllocator.free_blocks", "changed"),
+            (
+                "tests/test_memory_utils.py",
+                "test_forked_block_is_not_freed_twice",
+                "added"
+            ),
+        ])
+    );
+    assert_eq!(
+        modified(&read, &fx, "Fix CUDA out of memory"),
+        set(&[
+            (MEM, "BlockAllocator.allocate_table", "added"),
+            (MEM, "BlockAllocator.free_table", "added"),
+        ])
+    );
+    assert_eq!(
+        modified(&read, &fx, "handle an empty waiting queue"),
+        set(&[(
+            "minillm/engine/scheduler.py",
+            "Scheduler.schedule",
+            "changed"
+        )])
+    );
+    assert_eq!(
+        modified(&read, &fx, "Fix panic on empty input"),
+        set(&[("rust/src/tokenizer.rs", "pre_tokenize", "changed")])
+    );
+    assert_eq!(
+        modified(&read, &fx, "add ALiBi slopes"),
+        set(&[("csrc/attention.cu", "minillm::alibi_slope", "added")])
+    );
+    // The refactor split one method into three; the revert removed two again.
+    assert_eq!(
+        modified(&read, &fx, "Revert"),
+        set(&[
+            (
+                "minillm/engine/scheduler.py",
+                "Scheduler._schedule_decode",
+                "removed"
+            ),
+            (
+                "minillm/engine/scheduler.py",
+                "Scheduler._schedule_prefill",
+                "removed"
+            ),
+            (
+                "minillm/engine/scheduler.py",
+                "Scheduler.schedule",
+                "changed"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn head_symbols_and_defines_edges() {
+    let fx = Fixture::build();
+    let report = ingest_with_code(&fx.kb(), &fx.repo());
+    assert_eq!(report.head_files, 12);
+    assert_eq!(report.head_symbols, 32);
+    let stats = stats_json(&fx.kb());
+    assert_eq!(stats["edges"]["defines"], 32);
+
+    let out = lore(&[
+        "--kb",
+        fx.kb().to_str().unwrap(),
+        "show",
+        "file",
+        "minillm/worker/memory_utils.py",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "    6-54    class     class BlockAllocator",
+        "   27-34    method      def free_blocks(self, blocks: List[int]) -> None",
+        "   51-54    method      def reset(self) -> None",
+        "imports: typing",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+}
+
+#[test]
+fn symbol_history_follows_renames() {
+    let fx = Fixture::build();
+    ingest_with_code(&fx.kb(), &fx.repo());
+    let out = lore(&[
+        "--kb",
+        fx.kb().to_str().unwrap(),
+        "show",
+        "symbol",
+        "cdiv",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        1,
+        "one symbol across the rename: {v}"
+    );
+    assert_eq!(v[0]["file"], "minillm/common/utils.py");
+    assert_eq!(v[0]["history"][0]["title"], "Add shared helpers");
+    assert_eq!(v[0]["history"][0]["change"], "added");
+
+    let out = lore(&[
+        "--kb",
+        fx.kb().to_str().unwrap(),
+        "show",
+        "symbol",
+        "free_blocks",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let titles: Vec<&str> = v[0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        vec![
+            "Add block allocator in memory_utils",
+            "Speed up free_blocks by skipping the refcount check",
+            "Fix double free in free_blocks"
+        ]
+    );
+    assert_eq!(
+        v[0]["definition"]["doc"],
+        "Return blocks to the free list once nothing references them."
+    );
+}
+
+#[test]
+fn blobs_are_parsed_once_and_new_commits_parse_only_new_blobs() {
+    let fx = Fixture::build();
+    let first = ingest_with_code(&fx.kb(), &fx.repo());
+    assert_eq!(first.blobs_parsed, 26);
+    let again = ingest_with_code(&fx.kb(), &fx.repo());
+    assert_eq!(
+        (again.blobs_parsed, again.commits, again.modifies_added),
+        (0, 0, 0)
+    );
+
+    fs::write(
+        fx.repo().join("minillm/worker/memory_utils.py"),
+        fs::read_to_string(fx.repo().join("minillm/worker/memory_utils.py")).unwrap()
+            + "\n\ndef debug_dump(allocator):\n    \"\"\"Print the free list.\"\"\"\n    print(allocator.free_list)\n",
+    )
+    .unwrap();
+    fx.git(&["commit", "-qam", "Add debug_dump"]);
+    let third = ingest_with_code(&fx.kb(), &fx.repo());
+    assert_eq!(
+        third.blobs_parsed, 1,
+        "only the new version of memory_utils.py"
+    );
+    assert_eq!(third.modifies_added, 1);
+    let store = Store::open(&fx.kb()).unwrap();
+    let read = store.read().unwrap();
+    let found = read.symbols_named("debug_dump").unwrap();
+    assert_eq!(found.len(), 1);
+    let history = read.edges_to(found[0].0, Rel::Modifies).unwrap();
+    assert!(matches!(
+        history[0].meta.detail,
+        EdgeDetail::Modify {
+            change: SymbolChange::Added
+        }
+    ));
+    let _: NodeId = found[0].0;
+}
