@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::codec::decode;
 use super::records::{
-    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, SymbolNode, Watermark,
+    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, StoredBlob, SymbolNode, Watermark,
 };
 use super::schema::*;
 use super::write::counter_key_edges;
@@ -126,7 +126,8 @@ impl ReadTx {
             .blobs
             .get(id.local())?
             .ok_or_else(|| dangling("blob", id))?;
-        decode("blob", v.value())
+        let stored: StoredBlob = decode("blob", v.value())?;
+        stored.resolve(|s| self.string(s))
     }
 
     pub fn blob_by_sha(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {

@@ -173,7 +173,9 @@ pub enum BlobStatus {
     Skipped { reason: String },
 }
 
-/// A parsed file version. Content-addressed: a blob is parsed once, whatever its paths.
+/// A parsed file version, as callers see it. Content-addressed: a blob is parsed once,
+/// whatever its paths. Stored as a [`StoredBlob`], whose strings are interned, so the many
+/// versions of a file share the text of the symbols they have in common.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRecord {
     pub sha: Vec<u8>,
@@ -267,6 +269,68 @@ impl SymbolKind {
             "constant" => SymbolKind::Constant,
             "module" => SymbolKind::Module,
             _ => return None,
+        })
+    }
+}
+
+/// [`SymbolRecord`] as stored: every string interned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSymbol {
+    pub kind: SymbolKind,
+    pub name: StrId,
+    pub qualified_name: StrId,
+    pub start_byte: u32,
+    pub end_byte: u32,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub signature: StrId,
+    pub doc: Option<StrId>,
+    pub leading_line: u32,
+    pub parent: Option<u32>,
+}
+
+/// [`BlobRecord`] as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlob {
+    pub sha: Vec<u8>,
+    pub lang: Option<StrId>,
+    pub status: BlobStatus,
+    pub symbols: Vec<StoredSymbol>,
+    pub imports: Vec<StrId>,
+}
+
+impl StoredBlob {
+    /// Turn interned strings back into text with `string`.
+    pub fn resolve<E>(
+        self,
+        mut string: impl FnMut(StrId) -> Result<String, E>,
+    ) -> Result<BlobRecord, E> {
+        let mut symbols = Vec::with_capacity(self.symbols.len());
+        for s in self.symbols {
+            symbols.push(SymbolRecord {
+                kind: s.kind,
+                name: string(s.name)?,
+                qualified_name: string(s.qualified_name)?,
+                start_byte: s.start_byte,
+                end_byte: s.end_byte,
+                start_line: s.start_line,
+                end_line: s.end_line,
+                signature: string(s.signature)?,
+                doc: s.doc.map(&mut string).transpose()?,
+                leading_line: s.leading_line,
+                parent: s.parent,
+            });
+        }
+        Ok(BlobRecord {
+            sha: self.sha,
+            lang: self.lang.map(&mut string).transpose()?,
+            status: self.status,
+            symbols,
+            imports: self
+                .imports
+                .into_iter()
+                .map(string)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -7,7 +7,8 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode, encode};
 use super::records::{
-    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, SymbolKind, SymbolNode, Watermark,
+    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, StoredBlob, StoredSymbol,
+    SymbolKind, SymbolNode, Watermark,
 };
 use super::schema::*;
 use super::{NodeId, NodeKind, Rel, StoreError, StrId};
@@ -244,7 +245,19 @@ impl<'txn> WriteTx<'txn> {
                 what: "blob",
                 detail: format!("no record for {id}"),
             })?;
-        decode("blob", v.value())
+        let stored: StoredBlob = decode("blob", v.value())?;
+        drop(v);
+        stored.resolve(|id| self.string(id))
+    }
+
+    fn string(&self, id: StrId) -> Result<String, StoreError> {
+        match self.strings.get(id.0)? {
+            Some(v) => Ok(v.value().to_string()),
+            None => Err(StoreError::Corrupt {
+                what: "string",
+                detail: format!("dangling string id {}", id.0),
+            }),
+        }
     }
 
     /// Store a parsed blob; returns the existing id when it is already stored.
@@ -252,8 +265,35 @@ impl<'txn> WriteTx<'txn> {
         if let Some(id) = self.blob_id(&record.sha)? {
             return Ok(id);
         }
+        let mut symbols = Vec::with_capacity(record.symbols.len());
+        for s in &record.symbols {
+            symbols.push(StoredSymbol {
+                kind: s.kind,
+                name: self.intern(&s.name)?,
+                qualified_name: self.intern(&s.qualified_name)?,
+                start_byte: s.start_byte,
+                end_byte: s.end_byte,
+                start_line: s.start_line,
+                end_line: s.end_line,
+                signature: self.intern(&s.signature)?,
+                doc: s.doc.as_deref().map(|d| self.intern(d)).transpose()?,
+                leading_line: s.leading_line,
+                parent: s.parent,
+            });
+        }
+        let stored = StoredBlob {
+            sha: record.sha.clone(),
+            lang: record.lang.as_deref().map(|l| self.intern(l)).transpose()?,
+            status: record.status.clone(),
+            symbols,
+            imports: record
+                .imports
+                .iter()
+                .map(|i| self.intern(i))
+                .collect::<Result<_, _>>()?,
+        };
         let id = self.alloc(NodeKind::Blob)?;
-        self.blobs.insert(id.local(), encode(record).as_slice())?;
+        self.blobs.insert(id.local(), encode(&stored).as_slice())?;
         self.blob_by_sha.insert(record.sha.as_slice(), id.local())?;
         Ok(id)
     }
