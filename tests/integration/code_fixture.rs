@@ -233,3 +233,52 @@ fn blobs_are_parsed_once_and_new_commits_parse_only_new_blobs() {
     ));
     let _: NodeId = found[0].0;
 }
+
+/// Every symbol of every code file at the fixture's HEAD, checked against
+/// `fixtures/code/minillm-head.symbols` (regenerate with `LORE_BLESS=1`, then review the diff).
+#[test]
+fn every_fixture_file_has_exactly_the_expected_symbols() {
+    let fx = Fixture::build();
+    ingest_with_code(&fx.kb(), &fx.repo());
+    let store = Store::open(&fx.kb()).unwrap();
+    let read = store.read().unwrap();
+    let files = fx.git(&["ls-files"]);
+    let mut out = String::new();
+    for path in files.lines() {
+        let Some(file) = read.file_by_path(path).unwrap() else {
+            continue;
+        };
+        let Some(blob) = read.head_blob(file).unwrap() else {
+            continue;
+        };
+        let record = read.blob(blob).unwrap();
+        out.push_str(&format!(
+            "== {path} ({})\n",
+            record.lang.as_deref().unwrap_or("?")
+        ));
+        if !record.imports.is_empty() {
+            out.push_str(&format!("imports: {}\n", record.imports.join(", ")));
+        }
+        for s in &record.symbols {
+            out.push_str(&format!(
+                "{}-{} {} {}",
+                s.start_line,
+                s.end_line,
+                s.kind.name(),
+                s.qualified_name
+            ));
+            if let Some(doc) = &s.doc {
+                out.push_str(&format!(" | {}", doc.replace('\n', " / ")));
+            }
+            out.push('\n');
+        }
+    }
+    let snapshot = fixtures_dir().join("code/minillm-head.symbols");
+    if std::env::var_os("LORE_BLESS").is_some() {
+        fs::write(&snapshot, &out).unwrap();
+    }
+    assert_eq!(
+        out,
+        fs::read_to_string(&snapshot).expect("snapshot; run with LORE_BLESS=1")
+    );
+}
