@@ -111,23 +111,7 @@ fn main() {
                         status: BlobStatus::Parsed {
                             error_bytes: parsed.error_bytes,
                         },
-                        symbols: parsed
-                            .symbols
-                            .into_iter()
-                            .map(|s| SymbolRecord {
-                                kind: s.kind,
-                                name: s.name,
-                                qualified_name: s.qualified_name,
-                                start_byte: s.start_byte,
-                                end_byte: s.end_byte,
-                                start_line: s.start_line,
-                                end_line: s.end_line,
-                                signature: s.signature,
-                                doc: s.doc,
-                                leading_line: s.leading_line,
-                                parent: s.parent,
-                            })
-                            .collect(),
+                        symbols: parsed.symbols.into_iter().map(SymbolRecord::from).collect(),
                         imports: parsed.imports,
                     })?;
                 }

@@ -33,6 +33,24 @@ pub struct Symbol {
     pub parent: Option<u32>,
 }
 
+impl From<Symbol> for crate::store::records::SymbolRecord {
+    fn from(s: Symbol) -> Self {
+        crate::store::records::SymbolRecord {
+            kind: s.kind,
+            name: s.name,
+            qualified_name: s.qualified_name,
+            start_byte: s.start_byte,
+            end_byte: s.end_byte,
+            start_line: s.start_line,
+            end_line: s.end_line,
+            signature: s.signature,
+            doc: s.doc,
+            leading_line: s.leading_line,
+            parent: s.parent,
+        }
+    }
+}
+
 /// What a parse found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedFile {

@@ -97,23 +97,7 @@ fn parse_blob(
                 BlobStatus::Parsed {
                     error_bytes: parsed.error_bytes,
                 },
-                parsed
-                    .symbols
-                    .into_iter()
-                    .map(|s| SymbolRecord {
-                        kind: s.kind,
-                        name: s.name,
-                        qualified_name: s.qualified_name,
-                        start_byte: s.start_byte,
-                        end_byte: s.end_byte,
-                        start_line: s.start_line,
-                        end_line: s.end_line,
-                        signature: s.signature,
-                        doc: s.doc,
-                        leading_line: s.leading_line,
-                        parent: s.parent,
-                    })
-                    .collect(),
+                parsed.symbols.into_iter().map(SymbolRecord::from).collect(),
                 parsed.imports,
             ),
             Err(skip) => (
