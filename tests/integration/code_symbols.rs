@@ -87,7 +87,10 @@ fn cpp_symbols() {
 #[test]
 fn cuda_symbols() {
     // The fixture repository's kernel, as of its last version.
-    check_snapshot_of(&fixtures_dir().join("repo-src/attention.v3.cu"), "attention.cu");
+    check_snapshot_of(
+        &fixtures_dir().join("repo-src/attention.v3.cu"),
+        "attention.cu",
+    );
 }
 
 #[test]
