@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lore::ingest::code::{is_vendored, CodeParser, Lang, ParseLimits};
-use lore::store::records::{BlobRecord, BlobStatus, SymbolRecord};
+use lore::store::records::{BlobRecord, BlobStatus};
 use lore::store::Store;
 
 fn main() {
@@ -111,7 +111,7 @@ fn main() {
                         status: BlobStatus::Parsed {
                             error_bytes: parsed.error_bytes,
                         },
-                        symbols: parsed.symbols.into_iter().map(SymbolRecord::from).collect(),
+                        symbols: parsed.symbols,
                         imports: parsed.imports,
                     })?;
                 }

@@ -8,54 +8,13 @@ use streaming_iterator::StreamingIterator;
 use tree_sitter::{Node, Parser, Query, QueryCursor};
 
 use super::lang::{blank_cuda, Lang};
-use crate::store::records::SymbolKind;
-
-/// One definition found in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Symbol {
-    pub kind: SymbolKind,
-    pub name: String,
-    /// Names of the enclosing definitions and this one, joined by the language's separator
-    /// (`Scheduler.schedule`, `Tokenizer::encode`).
-    pub qualified_name: String,
-    pub start_byte: u32,
-    pub end_byte: u32,
-    /// 1-based, inclusive.
-    pub start_line: u32,
-    pub end_line: u32,
-    /// The definition's head: everything before its body, whitespace collapsed.
-    pub signature: String,
-    pub doc: Option<String>,
-    /// First line of the doc comments and attributes above the definition (= `start_line`
-    /// when there are none); changes there belong to this symbol.
-    pub leading_line: u32,
-    /// Index of the enclosing symbol in the same list.
-    pub parent: Option<u32>,
-}
-
-impl From<Symbol> for crate::store::records::SymbolRecord {
-    fn from(s: Symbol) -> Self {
-        crate::store::records::SymbolRecord {
-            kind: s.kind,
-            name: s.name,
-            qualified_name: s.qualified_name,
-            start_byte: s.start_byte,
-            end_byte: s.end_byte,
-            start_line: s.start_line,
-            end_line: s.end_line,
-            signature: s.signature,
-            doc: s.doc,
-            leading_line: s.leading_line,
-            parent: s.parent,
-        }
-    }
-}
+use crate::store::records::{SymbolKind, SymbolRecord};
 
 /// What a parse found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedFile {
     pub lang: Lang,
-    pub symbols: Vec<Symbol>,
+    pub symbols: Vec<SymbolRecord>,
     /// Imported modules as written (`minillm.worker.memory_utils`, `<cuda_runtime.h>`, `./app`).
     pub imports: Vec<String>,
     /// Bytes covered by syntax errors; the symbols outside them are still valid.
@@ -220,7 +179,12 @@ fn text<'s>(node: Node<'_>, source: &'s [u8]) -> std::borrow::Cow<'s, str> {
     String::from_utf8_lossy(&source[node.start_byte()..node.end_byte()])
 }
 
-fn extract(lang: Lang, query: &Query, root: Node<'_>, source: &[u8]) -> (Vec<Symbol>, Vec<String>) {
+fn extract(
+    lang: Lang,
+    query: &Query,
+    root: Node<'_>,
+    source: &[u8],
+) -> (Vec<SymbolRecord>, Vec<String>) {
     let names = query.capture_names();
     let mut defs: Vec<Def<'_>> = Vec::new();
     let mut imports = Vec::new();
@@ -257,7 +221,7 @@ fn extract(lang: Lang, query: &Query, root: Node<'_>, source: &[u8]) -> (Vec<Sym
     // Outer definitions first, so a parent always comes before its children.
     defs.sort_by_key(|d| (d.node.start_byte(), std::cmp::Reverse(d.node.end_byte())));
     defs.dedup_by(|a, b| a.node.id() == b.node.id());
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(defs.len());
+    let mut symbols: Vec<SymbolRecord> = Vec::with_capacity(defs.len());
     let mut open: Vec<usize> = Vec::new();
     for def in defs {
         while let Some(&top) = open.last() {
@@ -299,7 +263,7 @@ fn extract(lang: Lang, query: &Query, root: Node<'_>, source: &[u8]) -> (Vec<Sym
             _ => def.name.clone(),
         };
         let doc = doc(lang, def.node, source);
-        symbols.push(Symbol {
+        symbols.push(SymbolRecord {
             kind,
             name,
             qualified_name: qualified,

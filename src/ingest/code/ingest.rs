@@ -97,7 +97,7 @@ fn parse_blob(
                 BlobStatus::Parsed {
                     error_bytes: parsed.error_bytes,
                 },
-                parsed.symbols.into_iter().map(SymbolRecord::from).collect(),
+                parsed.symbols,
                 parsed.imports,
             ),
             Err(skip) => (

@@ -1,7 +1,7 @@
 //! Code: symbols and imports extracted with tree-sitter.
 //!
 //! [`lang`] knows the languages (detection, grammar, query file); [`extract`] runs a language's
-//! query over a parse tree and turns the matches into [`Symbol`]s with qualified names, spans,
+//! query over a parse tree and turns the matches into symbol records with qualified names, spans,
 //! signatures and doc comments. Partial trees still give the symbols outside their errors;
 //! files over the limits are skipped and counted ([`Skip`]).
 
@@ -10,6 +10,6 @@ mod ingest;
 pub mod lang;
 mod symbols_diff;
 
-pub use extract::{CodeParser, ParseLimits, ParsedFile, Skip, Symbol};
+pub use extract::{CodeParser, ParseLimits, ParsedFile, Skip};
 pub use ingest::{ingest, is_vendored, CodeIngestOptions, CodeIngestReport};
 pub use lang::Lang;

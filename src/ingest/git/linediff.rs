@@ -102,6 +102,12 @@ impl LineCounter {
         if old_middle.is_empty() || new_middle.is_empty() {
             return (count_lines(new_middle), count_lines(old_middle));
         }
+        self.diff_whole(old, new);
+        (self.diff.count_additions(), self.diff.count_removals())
+    }
+
+    /// Myers diff of the two texts line by line, into `self.diff`.
+    fn diff_whole(&mut self, old: &[u8], new: &[u8]) {
         let hasher = foldhash::fast::FixedState::with_seed(0x6c6f_7265);
         self.input.clear();
         self.input
@@ -114,7 +120,6 @@ impl LineCounter {
             &self.input.after,
             self.input.interner.num_tokens(),
         );
-        (self.diff.count_additions(), self.diff.count_removals())
     }
 
     /// The changed line ranges (0-based, end-exclusive) as `(before, after)` pairs.
@@ -123,18 +128,7 @@ impl LineCounter {
         old: &[u8],
         new: &[u8],
     ) -> Vec<(std::ops::Range<u32>, std::ops::Range<u32>)> {
-        let hasher = foldhash::fast::FixedState::with_seed(0x6c6f_7265);
-        self.input.clear();
-        self.input
-            .update_before(sources::byte_lines(old).map(|line| hasher.hash_one(line)));
-        self.input
-            .update_after(sources::byte_lines(new).map(|line| hasher.hash_one(line)));
-        self.diff.compute_with(
-            Algorithm::Myers,
-            &self.input.before,
-            &self.input.after,
-            self.input.interner.num_tokens(),
-        );
+        self.diff_whole(old, new);
         self.diff.hunks().map(|h| (h.before, h.after)).collect()
     }
 }
