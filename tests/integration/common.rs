@@ -113,3 +113,12 @@ pub fn ingest_with_code(kb: &Path, repo: &Path) -> lore::ingest::code::CodeInges
     let store = Store::open(kb).expect("open kb");
     lore::ingest::code::ingest(&store, repo, &Default::default(), &Silent).expect("code ingest")
 }
+
+/// Raw object id bytes from 40 hex digits.
+pub fn sha_bytes(hex: &str) -> Vec<u8> {
+    let hex = hex.trim();
+    (0..40)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}

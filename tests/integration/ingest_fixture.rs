@@ -101,10 +101,7 @@ fn binary_bot_and_non_utf8_files_are_recorded() {
     assert_eq!((t.added, t.removed, t.binary), (Some(3), Some(0), false));
 
     let bump = fx.git(&["log", "--format=%H", "-1", "--author=dependabot", "main"]);
-    let sha: Vec<u8> = (0..40)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&bump.trim()[i..i + 2], 16).unwrap())
-        .collect();
+    let sha = sha_bytes(&bump);
     let commit = read.commit_by_sha(&sha).unwrap().unwrap();
     let author = read.edges_from(commit, Rel::AuthoredBy).unwrap()[0].dst;
     let record = read.author(author).unwrap();
@@ -113,10 +110,7 @@ fn binary_bot_and_non_utf8_files_are_recorded() {
 
     // The first commit was made with Alice's old address; .mailmap maps it to the new one.
     let first = fx.git(&["rev-list", "--max-parents=0", "main"]);
-    let sha: Vec<u8> = (0..40)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&first.trim()[i..i + 2], 16).unwrap())
-        .collect();
+    let sha = sha_bytes(&first);
     let commit = read.commit_by_sha(&sha).unwrap().unwrap();
     let author = read
         .author(read.edges_from(commit, Rel::AuthoredBy).unwrap()[0].dst)
