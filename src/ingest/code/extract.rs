@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use streaming_iterator::StreamingIterator;
-use tree_sitter::{Node, Parser, Query, QueryCursor};
+use tree_sitter::{InputEdit, Node, Parser, Point, Query, QueryCursor, Tree};
 
 use super::lang::{blank_cuda, Lang};
 use crate::store::records::{SymbolKind, SymbolRecord};
@@ -70,46 +71,78 @@ impl Default for ParseLimits {
 /// A reusable parser for every language (one per thread: tree-sitter parsers are not `Sync`).
 pub struct CodeParser {
     limits: ParseLimits,
-    languages: HashMap<Lang, (Parser, Query)>,
+    parsers: HashMap<Lang, Parser>,
+}
+
+/// The compiled extraction query of `lang`, built once per process.
+fn query(lang: Lang) -> &'static Query {
+    static QUERIES: OnceLock<HashMap<Lang, Query>> = OnceLock::new();
+    &QUERIES.get_or_init(|| {
+        Lang::ALL
+            .iter()
+            .map(|&l| {
+                let query =
+                    Query::new(&l.grammar(), l.query_source()).expect("bundled queries compile");
+                (l, query)
+            })
+            .collect()
+    })[&lang]
 }
 
 impl CodeParser {
     pub fn new(limits: ParseLimits) -> CodeParser {
         CodeParser {
             limits,
-            languages: HashMap::new(),
+            parsers: HashMap::new(),
         }
     }
 
     /// Parse `content` of the file at `path`.
     pub fn parse(&mut self, path: &str, content: &[u8]) -> Result<ParsedFile, Skip> {
-        let lang = Lang::detect(path, content).ok_or(Skip::UnknownLanguage)?;
+        self.parse_from(path, content, None).0
+    }
+
+    /// Parse `content` of the file at `path`, reusing the syntax tree of an earlier version of
+    /// the same file where one is given: tree-sitter re-parses only what the edit touched.
+    /// The result is the same as a fresh parse. Also returns the base for the next version.
+    pub fn parse_from(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        base: Option<ParseBase>,
+    ) -> (Result<ParsedFile, Skip>, Option<ParseBase>) {
+        let Some(lang) = Lang::detect(path, content) else {
+            return (Err(Skip::UnknownLanguage), None);
+        };
         if content.len() > self.limits.max_bytes {
-            return Err(Skip::TooLarge);
+            return (Err(Skip::TooLarge), None);
         }
         if content
             .split(|&b| b == b'\n')
             .any(|line| line.len() > self.limits.max_line_bytes)
         {
-            return Err(Skip::LongLines);
+            return (Err(Skip::LongLines), None);
         }
-        let blanked;
-        let source: &[u8] = if Lang::is_cuda(path) {
-            blanked = blank_cuda(content);
-            &blanked
+        let source: Vec<u8> = if Lang::is_cuda(path) {
+            blank_cuda(content)
         } else {
-            content
+            content.to_vec()
         };
-        let (parser, query) = self.languages.entry(lang).or_insert_with(|| {
-            let grammar = lang.grammar();
+        let parser = self.parsers.entry(lang).or_insert_with(|| {
             let mut parser = Parser::new();
             parser
-                .set_language(&grammar)
+                .set_language(&lang.grammar())
                 .expect("bundled grammars match the tree-sitter version");
-            let query = Query::new(&grammar, lang.query_source()).expect("bundled queries compile");
-            (parser, query)
+            parser
         });
 
+        let base = base.filter(|b| b.lang == lang).map(|mut b| {
+            let changes = changes(&b.source, &source);
+            for edit in input_edits(&changes, &b.source, &source) {
+                b.tree.edit(&edit);
+            }
+            (b, changes)
+        });
         let started = Instant::now();
         let timeout = self.limits.timeout;
         let mut check = |_: &tree_sitter::ParseState| {
@@ -121,30 +154,222 @@ impl CodeParser {
         };
         let options = tree_sitter::ParseOptions::new().progress_callback(&mut check);
         let len = source.len();
-        let tree = parser
-            .parse_with_options(
-                &mut |offset, _| if offset < len { &source[offset..] } else { &[] },
-                None,
-                Some(options),
-            )
-            .ok_or(Skip::Timeout)?;
+        let tree = parser.parse_with_options(
+            &mut |offset, _| if offset < len { &source[offset..] } else { &[] },
+            base.as_ref().map(|(b, _)| &b.tree),
+            Some(options),
+        );
         parser.reset();
+        let Some(tree) = tree else {
+            return (Err(Skip::Timeout), None);
+        };
 
         let root = tree.root_node();
         let error_bytes = error_bytes(root);
         if !source.is_empty()
             && error_bytes as f32 / source.len() as f32 > self.limits.max_error_share
         {
-            return Err(Skip::MostlyErrors);
+            return (Err(Skip::MostlyErrors), None);
         }
-        let (symbols, imports) = extract(lang, query, root, source);
-        Ok(ParsedFile {
+        let previous = base
+            .as_ref()
+            .map(|(b, changes)| (&b.units, changes.as_slice()));
+        let (symbols, imports, units, reused_units) =
+            extract(lang, query(lang), root, &source, previous);
+        drop(base);
+        let parsed = ParsedFile {
             lang,
             symbols,
             imports,
             error_bytes,
             has_errors: root.has_error(),
+        };
+        let next = ParseBase {
+            lang,
+            source,
+            tree,
+            units,
+            reused_units,
+        };
+        (Ok(parsed), Some(next))
+    }
+}
+
+/// A parsed file version kept so that the next version of the same file parses incrementally.
+pub struct ParseBase {
+    lang: Lang,
+    source: Vec<u8>,
+    tree: Tree,
+    units: Units,
+    reused_units: usize,
+}
+
+/// What extraction found under each top-level node of a tree, keyed by the node's start byte.
+/// A top-level node of the next version whose text (and the whitespace before it) no edit
+/// touched, and that spans the same text with the same node kind, takes its symbols from here,
+/// shifted, instead of being queried again.
+type Units = HashMap<u32, Unit>;
+
+struct Unit {
+    start_byte: u32,
+    end_byte: u32,
+    kind: u16,
+    start_row: u32,
+    /// In order; `parent` indexes into this list.
+    symbols: Vec<SymbolRecord>,
+    imports: Vec<String>,
+}
+
+impl ParseBase {
+    /// Bytes of source held (the tree costs a small multiple of this).
+    pub fn len(&self) -> usize {
+        self.source.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.source.is_empty()
+    }
+
+    pub fn units_len(&self) -> usize {
+        self.units.len()
+    }
+
+    /// Top-level nodes whose symbols were carried over from the previous version.
+    pub fn reused_units(&self) -> usize {
+        self.reused_units
+    }
+}
+
+/// A changed byte range: `old` in the old text became `new` in the new text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Change {
+    old: std::ops::Range<usize>,
+    new: std::ops::Range<usize>,
+}
+
+/// The changed ranges between `old` and `new`, in order. Differences are found line by line
+/// between the common prefix and suffix; runs of changed lines become one change each.
+fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let max_suffix = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if prefix == old.len() && prefix == new.len() {
+        return Vec::new();
+    }
+    // Split the differing middle into changed line runs by matching lines exactly, a cheap
+    // approximation of a diff that is always correct: any split yields valid changes.
+    let start = old[..prefix]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let old_mid = &old[start..old.len() - suffix];
+    let new_mid = &new[start..new.len() - suffix];
+    changed_runs(old_mid, new_mid)
+        .into_iter()
+        .map(|(o, n)| Change {
+            old: start + o.start..start + o.end,
+            new: start + n.start..start + n.end,
         })
+        .collect()
+}
+
+/// Tree edits for `changes`, last first, so each edit's offsets stay valid for the tree as the
+/// edits before it left it.
+fn input_edits(changes: &[Change], old: &[u8], new: &[u8]) -> Vec<InputEdit> {
+    changes
+        .iter()
+        .rev()
+        .map(|c| {
+            let start = point(old, c.old.start);
+            InputEdit {
+                start_byte: c.old.start,
+                old_end_byte: c.old.end,
+                new_end_byte: c.old.start + c.new.len(),
+                start_position: start,
+                old_end_position: point(old, c.old.end),
+                new_end_position: point_after(start, &new[c.new.clone()]),
+            }
+        })
+        .collect()
+}
+
+/// Byte ranges of changed line runs between `old` and `new`: lines present in both at the same
+/// relative position after resynchronising on the next identical line are unchanged.
+fn changed_runs(old: &[u8], new: &[u8]) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let lines = |s: &[u8]| -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < s.len() {
+            let end = s[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(s.len(), |i| at + i + 1);
+            out.push(at..end);
+            at = end;
+        }
+        out
+    };
+    let (a, b) = (lines(old), lines(new));
+    let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (j, r) in b.iter().enumerate() {
+        index.entry(&new[r.clone()]).or_default().push(j);
+    }
+    let mut runs = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let byte_a = |i: usize| a.get(i).map_or(old.len(), |r| r.start);
+    let byte_b = |j: usize| b.get(j).map_or(new.len(), |r| r.start);
+    while i < a.len() && j < b.len() {
+        if old[a[i].clone()] == new[b[j].clone()] {
+            i += 1;
+            j += 1;
+            continue;
+        }
+        // Find the nearest resynchronisation: an old line at or after i equal to a new line at
+        // or after j, preferring the smallest total skip, looking a bounded distance ahead.
+        let mut best: Option<(usize, usize)> = None;
+        for di in 0..64.min(a.len() - i) {
+            if let Some(js) = index.get(&old[a[i + di].clone()]) {
+                if let Some(&nj) = js.get(js.partition_point(|&nj| nj < j)) {
+                    if best.is_none_or(|(bi, bj)| di + (nj - j) < (bi - i) + (bj - j)) {
+                        best = Some((i + di, nj));
+                    }
+                }
+            }
+        }
+        let (ni, nj) = best.unwrap_or((a.len(), b.len()));
+        runs.push((byte_a(i)..byte_a(ni), byte_b(j)..byte_b(nj)));
+        i = ni;
+        j = nj;
+    }
+    if i < a.len() || j < b.len() {
+        runs.push((byte_a(i)..old.len(), byte_b(j)..new.len()));
+    }
+    runs
+}
+
+fn point(text: &[u8], byte: usize) -> Point {
+    let before = &text[..byte];
+    let row = memchr::memchr_iter(b'\n', before).count();
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count();
+    Point { row, column }
+}
+
+fn point_after(start: Point, inserted: &[u8]) -> Point {
+    match inserted.iter().rposition(|&b| b == b'\n') {
+        None => Point {
+            row: start.row,
+            column: start.column + inserted.len(),
+        },
+        Some(last) => Point {
+            row: start.row + memchr::memchr_iter(b'\n', inserted).count(),
+            column: inserted.len() - last - 1,
+        },
     }
 }
 
@@ -179,48 +404,207 @@ fn text<'s>(node: Node<'_>, source: &'s [u8]) -> std::borrow::Cow<'s, str> {
     String::from_utf8_lossy(&source[node.start_byte()..node.end_byte()])
 }
 
+/// Symbols and imports of the tree at `root`. With `previous` (the units of an earlier version
+/// whose tree this one was parsed from), top-level nodes tree-sitter reused keep their symbols
+/// and only the others are queried. Top-level nodes whose doc comments may have changed (the
+/// comment and attribute siblings before them) are queried again too.
 fn extract(
     lang: Lang,
     query: &Query,
     root: Node<'_>,
     source: &[u8],
-) -> (Vec<SymbolRecord>, Vec<String>) {
-    let names = query.capture_names();
-    let mut defs: Vec<Def<'_>> = Vec::new();
-    let mut imports = Vec::new();
-    let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(query, root, source);
-    while let Some(m) = matches.next() {
-        let mut def: Option<(SymbolKind, Node<'_>)> = None;
-        let mut name: Option<Node<'_>> = None;
-        for capture in m.captures() {
-            let capture_name = names[capture.index as usize];
-            if let Some(kind) = capture_name.strip_prefix("def.") {
-                def = SymbolKind::from_capture(kind).map(|k| (k, capture.node));
-            } else if capture_name == "name" {
-                name = Some(capture.node);
-            } else if capture_name == "import" {
-                imports.push(text(capture.node, source).trim().to_string());
-            }
+    previous: Option<(&Units, &[Change])>,
+) -> (Vec<SymbolRecord>, Vec<String>, Units, usize) {
+    let mut walker = root.walk();
+    let children: Vec<Node<'_>> = root.children(&mut walker).collect();
+    // For each top-level node, the earlier version's unit with the same text, if any.
+    let earlier: Vec<Option<&Unit>> = match previous {
+        None => vec![None; children.len()],
+        Some((units, changes)) => children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| {
+                let gap = if i == 0 {
+                    0
+                } else {
+                    children[i - 1].end_byte()
+                };
+                let (a, b) = (child.start_byte(), child.end_byte());
+                if changes.iter().any(|c| c.new.start <= b && c.new.end >= gap) {
+                    return None;
+                }
+                let shift: isize = changes
+                    .iter()
+                    .take_while(|c| c.new.end < gap)
+                    .map(|c| c.new.len() as isize - c.old.len() as isize)
+                    .sum();
+                let old_start = (a as isize - shift) as u32;
+                units.get(&old_start).filter(|u| {
+                    u.end_byte as isize == b as isize - shift && u.kind == child.kind_id()
+                })
+            })
+            .collect(),
+    };
+    let reused: Vec<bool> = match previous {
+        None => vec![false; children.len()],
+        Some(_) => {
+            let same: Vec<bool> = earlier.iter().map(Option::is_some).collect();
+            (0..children.len())
+                .map(|i| {
+                    if !same[i] {
+                        return false;
+                    }
+                    // The comment and attribute siblings a doc comment is read from.
+                    children[..i]
+                        .iter()
+                        .zip(&same)
+                        .rev()
+                        .take_while(|(c, _)| {
+                            c.kind().contains("comment") || c.kind() == "attribute_item"
+                        })
+                        .all(|(_, same)| *same)
+                })
+                .collect()
         }
-        if let (Some((kind, node)), Some(name)) = (def, name) {
-            let name = symbol_name(lang, kind, name, node, source);
-            if name.is_empty()
-                || (kind == SymbolKind::Constant
-                    && lang == Lang::Python
-                    && !is_constant_name(&name))
-            {
+    };
+
+    // Query the whole tree, or only the top-level nodes that were not reused.
+    let names = query.capture_names();
+    let mut found: Vec<(Def<'_>, usize)> = Vec::new();
+    let mut imports: Vec<(usize, String)> = Vec::new();
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    if previous.is_none() {
+        ranges.push(0..usize::MAX);
+    } else {
+        for (child, reused) in children.iter().zip(&reused) {
+            if *reused {
                 continue;
             }
-            defs.push(Def { kind, node, name });
+            match ranges.last_mut() {
+                Some(last) if last.end == child.start_byte() => last.end = child.end_byte(),
+                _ => ranges.push(child.start_byte()..child.end_byte()),
+            }
         }
     }
-    imports.sort();
-    imports.dedup();
+    let mut cursor = QueryCursor::new();
+    for range in &ranges {
+        cursor.set_byte_range(range.clone());
+        let mut matches = cursor.matches(query, root, source);
+        while let Some(m) = matches.next() {
+            let mut def: Option<(SymbolKind, Node<'_>)> = None;
+            let mut name: Option<Node<'_>> = None;
+            for capture in m.captures() {
+                let capture_name = names[capture.index as usize];
+                if let Some(kind) = capture_name.strip_prefix("def.") {
+                    def = SymbolKind::from_capture(kind).map(|k| (k, capture.node));
+                } else if capture_name == "name" {
+                    name = Some(capture.node);
+                } else if capture_name == "import" && range.contains(&capture.node.start_byte()) {
+                    imports.push((
+                        capture.node.start_byte(),
+                        text(capture.node, source).trim().to_string(),
+                    ));
+                }
+            }
+            if let (Some((kind, node)), Some(name)) = (def, name) {
+                if !range.contains(&node.start_byte()) {
+                    continue;
+                }
+                let name = symbol_name(lang, kind, name, node, source);
+                if name.is_empty()
+                    || (kind == SymbolKind::Constant
+                        && lang == Lang::Python
+                        && !is_constant_name(&name))
+                {
+                    continue;
+                }
+                let unit = children
+                    .partition_point(|c| c.start_byte() <= node.start_byte())
+                    .saturating_sub(1);
+                found.push((Def { kind, node, name }, unit));
+            }
+        }
+    }
 
     // Outer definitions first, so a parent always comes before its children.
-    defs.sort_by_key(|d| (d.node.start_byte(), std::cmp::Reverse(d.node.end_byte())));
-    defs.dedup_by(|a, b| a.node.id() == b.node.id());
+    found.sort_by_key(|(d, _)| (d.node.start_byte(), std::cmp::Reverse(d.node.end_byte())));
+    found.dedup_by(|a, b| a.0.node.id() == b.0.node.id());
+    imports.sort();
+    let mut by_unit: Vec<Vec<Def<'_>>> = children.iter().map(|_| Vec::new()).collect();
+    for (def, unit) in found {
+        by_unit[unit].push(def);
+    }
+    let mut imports_by_unit: Vec<Vec<String>> = children.iter().map(|_| Vec::new()).collect();
+    for (at, import) in imports {
+        let unit = children
+            .partition_point(|c| c.start_byte() <= at)
+            .saturating_sub(1);
+        imports_by_unit[unit].push(import);
+    }
+
+    let mut symbols: Vec<SymbolRecord> = Vec::new();
+    let mut all_imports: Vec<String> = Vec::new();
+    let mut units = Units::with_capacity(children.len());
+    for (i, child) in children.iter().enumerate() {
+        let unit = match earlier[i].filter(|_| reused[i]) {
+            Some(old) => shifted(old, child),
+            None => Unit {
+                start_byte: child.start_byte() as u32,
+                end_byte: child.end_byte() as u32,
+                kind: child.kind_id(),
+                start_row: child.start_position().row as u32,
+                symbols: unit_symbols(lang, std::mem::take(&mut by_unit[i]), source),
+                imports: std::mem::take(&mut imports_by_unit[i]),
+            },
+        };
+        let offset = symbols.len() as u32;
+        symbols.extend(unit.symbols.iter().map(|s| SymbolRecord {
+            parent: s.parent.map(|p| p + offset),
+            ..s.clone()
+        }));
+        all_imports.extend(unit.imports.iter().cloned());
+        units.insert(unit.start_byte, unit);
+    }
+    all_imports.sort();
+    all_imports.dedup();
+    let reused_units = reused.iter().filter(|r| **r).count();
+    (symbols, all_imports, units, reused_units)
+}
+
+/// A reused unit moved to where `child` now starts.
+fn shifted(old: &Unit, child: &Node<'_>) -> Unit {
+    let start_byte = child.start_byte() as u32;
+    let start_row = child.start_position().row as u32;
+    let (db, dr) = (
+        start_byte as i64 - old.start_byte as i64,
+        start_row as i64 - old.start_row as i64,
+    );
+    let byte = |b: u32| (b as i64 + db) as u32;
+    let row = |r: u32| (r as i64 + dr) as u32;
+    Unit {
+        start_byte,
+        end_byte: child.end_byte() as u32,
+        kind: old.kind,
+        start_row,
+        symbols: old
+            .symbols
+            .iter()
+            .map(|s| SymbolRecord {
+                start_byte: byte(s.start_byte),
+                end_byte: byte(s.end_byte),
+                start_line: row(s.start_line),
+                end_line: row(s.end_line),
+                leading_line: row(s.leading_line),
+                ..s.clone()
+            })
+            .collect(),
+        imports: old.imports.clone(),
+    }
+}
+
+/// Symbol records for the definitions under one top-level node, in order; parents index into
+/// the returned list.
+fn unit_symbols(lang: Lang, defs: Vec<Def<'_>>, source: &[u8]) -> Vec<SymbolRecord> {
     let mut symbols: Vec<SymbolRecord> = Vec::with_capacity(defs.len());
     let mut open: Vec<usize> = Vec::new();
     for def in defs {
@@ -280,10 +664,9 @@ fn extract(
         });
         open.push(symbols.len() - 1);
     }
-    (symbols, imports)
+    symbols
 }
 
-/// 1-based last line, not counting a trailing newline that ends the node.
 fn end_line(node: Node<'_>) -> u32 {
     let (start, end) = (node.start_position(), node.end_position());
     if end.column == 0 && end.row > start.row {
@@ -457,4 +840,142 @@ fn python_docstring(def: Node<'_>, source: &[u8]) -> Option<String> {
     let lines: Vec<&str> = inner.lines().map(str::trim).collect();
     let doc = lines.join("\n").trim().to_string();
     (!doc.is_empty()).then_some(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Parse `versions` in order, each from the previous tree, and compare every result with a
+    /// fresh parse of the same bytes.
+    fn assert_incremental_matches_fresh(path: &str, versions: &[Vec<u8>]) {
+        let mut incremental = CodeParser::new(ParseLimits::default());
+        let mut fresh = CodeParser::new(ParseLimits::default());
+        let mut base = None;
+        let mut reused = 0;
+        for (i, version) in versions.iter().enumerate() {
+            let (got, next) = incremental.parse_from(path, version, base.take());
+            let want = fresh.parse(path, version);
+            assert_eq!(got, want, "{path} version {i}");
+            reused += next.as_ref().map_or(0, ParseBase::reused_units);
+            base = next;
+        }
+        // Units are top-level nodes: a C++ file wrapped in one namespace is re-queried whole.
+        let one_namespace = versions[0].windows(10).any(|w| w == b"namespace ");
+        assert!(
+            reused > 0 || one_namespace,
+            "{path}: no symbols were carried over"
+        );
+    }
+
+    #[test]
+    fn incremental_reparse_of_fixture_histories_matches_fresh_parse() {
+        for (path, files) in [
+            (
+                "minillm/worker/memory_utils.py",
+                &[
+                    "memory_utils.v1.py",
+                    "memory_utils.v2.py",
+                    "memory_utils.v3.py",
+                    "memory_utils.v4.py",
+                    "memory_utils.v5.py",
+                    "memory_utils.v1.py",
+                ][..],
+            ),
+            (
+                "minillm/scheduler.py",
+                &["scheduler.v1.py", "scheduler.v2.py", "scheduler.v3.py"][..],
+            ),
+            (
+                "csrc/attention.cu",
+                &["attention.v1.cu", "attention.v2.cu", "attention.v3.cu"][..],
+            ),
+        ] {
+            let versions: Vec<Vec<u8>> = files
+                .iter()
+                .map(|f| fixture(&format!("fixtures/repo-src/{f}")))
+                .collect();
+            assert_incremental_matches_fresh(path, &versions);
+        }
+    }
+
+    /// Deterministic edits of every per-language sample: insertions, deletions and changes of
+    /// lines at many positions, including edits that break and then repair the syntax.
+    #[test]
+    fn incremental_reparse_after_line_edits_matches_fresh_parse() {
+        for (path, name) in [
+            ("a.py", "sampler.py"),
+            ("a.rs", "block_table.rs"),
+            ("a.c", "ring.c"),
+            ("a.cpp", "cache_engine.cpp"),
+            ("a.go", "router.go"),
+            ("a.js", "client.js"),
+            ("a.ts", "metrics.ts"),
+        ] {
+            let original = fixture(&format!("fixtures/code/{name}"));
+            let lines: Vec<&[u8]> = original.split_inclusive(|&b| b == b'\n').collect();
+            let mut versions = vec![original.clone()];
+            let mut seed = 0x9e37_79b9_u64;
+            let mut current: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+            for step in 0..120 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let at = (seed >> 33) as usize % current.len().max(1);
+                match step % 7 {
+                    0 => current.insert(at, b"    x = broken(\n".to_vec()),
+                    1 => {
+                        current.remove(at.min(current.len() - 1));
+                    }
+                    2 => current[at].insert(0, b'z'),
+                    3 => current.insert(at, b"// note\n".to_vec()),
+                    4 => {
+                        // Move a block of lines elsewhere.
+                        let end = (at + 5).min(current.len());
+                        let block: Vec<Vec<u8>> = current.drain(at..end).collect();
+                        let to = (seed >> 17) as usize % (current.len() + 1);
+                        current.splice(to..to, block);
+                    }
+                    5 => current.insert(at, b"\n".to_vec()),
+                    _ => current = lines.iter().map(|l| l.to_vec()).collect(),
+                }
+                versions.push(current.concat());
+            }
+            assert_incremental_matches_fresh(path, &versions);
+        }
+    }
+
+    #[test]
+    fn edits_cover_exactly_the_changed_lines() {
+        let old = b"a\nb\nc\nd\ne\n";
+        let new = b"a\nB\nc\nd\nE\nf\n";
+        let edits = input_edits(&changes(old, new), old, new);
+        // Last first: "e" -> "E\nf" (the final newline is common), then "b\n" -> "B\n".
+        assert_eq!(edits.len(), 2);
+        assert_eq!(
+            (
+                edits[0].start_byte,
+                edits[0].old_end_byte,
+                edits[0].new_end_byte
+            ),
+            (8, 9, 11)
+        );
+        assert_eq!(edits[0].start_position, Point { row: 4, column: 0 });
+        assert_eq!(edits[0].new_end_position, Point { row: 5, column: 1 });
+        assert_eq!(
+            (
+                edits[1].start_byte,
+                edits[1].old_end_byte,
+                edits[1].new_end_byte
+            ),
+            (2, 4, 4)
+        );
+        assert!(changes(old, old).is_empty());
+    }
 }

@@ -13,7 +13,7 @@ use gix::ObjectId;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::extract::{CodeParser, ParseLimits};
+use super::extract::{CodeParser, ParseBase, ParseLimits};
 use super::symbols_diff::{changed_symbols, non_blank_lines};
 use crate::ingest::git::linediff::LineCounter;
 use crate::ingest::{IngestError, Progress};
@@ -75,48 +75,46 @@ fn wanted(path: &str, options: &CodeIngestOptions) -> bool {
     super::Lang::detect(path, b"").is_some() && (options.include_vendored || !is_vendored(path))
 }
 
-/// Parse `data` into a blob record.
+/// Parse `data` into a blob record, incrementally from `base` (an earlier version of the file).
 fn parse_blob(
     parser: &mut CodeParser,
     sha: ObjectId,
     path: &str,
     data: Option<&[u8]>,
-) -> BlobRecord {
-    let (lang, status, symbols, imports) = match data {
+    base: Option<ParseBase>,
+) -> (BlobRecord, Option<ParseBase>) {
+    let skipped = |reason: &str| BlobStatus::Skipped {
+        reason: reason.into(),
+    };
+    let (lang, status, symbols, imports, next) = match data {
         None => (
             None,
-            BlobStatus::Skipped {
-                reason: "missing_object".into(),
-            },
+            skipped("missing_object"),
             Vec::new(),
             Vec::new(),
+            base,
         ),
-        Some(data) => match parser.parse(path, data) {
-            Ok(parsed) => (
+        Some(data) => match parser.parse_from(path, data, base) {
+            (Ok(parsed), next) => (
                 Some(parsed.lang.name().to_string()),
                 BlobStatus::Parsed {
                     error_bytes: parsed.error_bytes,
                 },
                 parsed.symbols,
                 parsed.imports,
+                next,
             ),
-            Err(skip) => (
-                None,
-                BlobStatus::Skipped {
-                    reason: skip.name().into(),
-                },
-                Vec::new(),
-                Vec::new(),
-            ),
+            (Err(skip), next) => (None, skipped(skip.name()), Vec::new(), Vec::new(), next),
         },
     };
-    BlobRecord {
+    let record = BlobRecord {
         sha: sha.as_bytes().to_vec(),
         lang,
         status,
         symbols,
         imports,
-    }
+    };
+    (record, next)
 }
 
 fn read_blob(repo: &gix::Repository, id: ObjectId) -> Option<Vec<u8>> {
@@ -141,17 +139,36 @@ fn oid(bytes: &Option<Vec<u8>>) -> Option<ObjectId> {
         .and_then(|b| ObjectId::try_from(b.as_slice()).ok())
 }
 
-/// Parse the blobs `needed` that the store does not have yet, in parallel.
+/// The last parsed version of each recently changed file, so the next version parses
+/// incrementally. Bounded by the source bytes it holds.
+#[derive(Default)]
+struct ParseBases {
+    by_path: HashMap<String, ParseBase>,
+}
+
+impl ParseBases {
+    /// Source bytes kept; trees take a small multiple of this.
+    const MAX_BYTES: usize = 64 << 20;
+
+    fn bytes(&self) -> usize {
+        self.by_path.values().map(ParseBase::len).sum()
+    }
+}
+
+/// Parse the blobs `needed` that the store does not have yet. Versions of one path form a
+/// chain parsed in order, each from the previous one's tree; chains run in parallel.
 fn parse_missing(
     store: &Store,
     repo: &gix::ThreadSafeRepository,
     needed: Vec<(ObjectId, String)>,
     options: &CodeIngestOptions,
     cache: &mut HashMap<ObjectId, Arc<BlobRecord>>,
+    bases: &mut ParseBases,
     report: &mut CodeIngestReport,
 ) -> Result<Vec<BlobRecord>, IngestError> {
     let read = store.read()?;
-    let mut to_parse = Vec::new();
+    let mut chains: Vec<(String, Vec<ObjectId>)> = Vec::new();
+    let mut chain_of: HashMap<String, usize> = HashMap::new();
     let mut seen = HashSet::new();
     for (id, path) in needed {
         if cache.contains_key(&id) || !seen.insert(id) {
@@ -162,12 +179,26 @@ fn parse_missing(
                 cache.insert(id, Arc::new(read.blob(bid)?));
                 report.blobs_reused += 1;
             }
-            None => to_parse.push((id, path)),
+            None => {
+                let next = chains.len();
+                let at = *chain_of.entry(path.clone()).or_insert(next);
+                if at == next {
+                    chains.push((path, Vec::new()));
+                }
+                chains[at].1.push(id);
+            }
         }
     }
     drop(read);
-    let parsed: Vec<BlobRecord> = to_parse
-        .par_iter()
+    let work: Vec<(String, Vec<ObjectId>, Option<ParseBase>)> = chains
+        .into_iter()
+        .map(|(path, ids)| {
+            let base = bases.by_path.remove(&path);
+            (path, ids, base)
+        })
+        .collect();
+    let done: Vec<(String, Vec<BlobRecord>, Option<ParseBase>)> = work
+        .into_par_iter()
         .map_init(
             || {
                 (
@@ -175,11 +206,28 @@ fn parse_missing(
                     CodeParser::new(options.limits.clone()),
                 )
             },
-            |(repo, parser), (id, path)| {
-                parse_blob(parser, *id, path, read_blob(repo, *id).as_deref())
+            |(repo, parser), (path, ids, mut base)| {
+                let mut records = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let data = read_blob(repo, id);
+                    let (record, next) = parse_blob(parser, id, &path, data.as_deref(), base);
+                    records.push(record);
+                    base = next;
+                }
+                (path, records, base)
             },
         )
         .collect();
+    let mut parsed = Vec::new();
+    for (path, records, base) in done {
+        if let Some(base) = base {
+            bases.by_path.insert(path, base);
+        }
+        parsed.extend(records);
+    }
+    if bases.bytes() > ParseBases::MAX_BYTES {
+        bases.by_path.clear();
+    }
     for record in &parsed {
         report.blobs_parsed += 1;
         if let BlobStatus::Skipped { reason } = &record.status {
@@ -218,6 +266,7 @@ pub fn ingest(
     let sync = repo.clone().into_sync();
     let mut report = CodeIngestReport::default();
     let mut cache: HashMap<ObjectId, Arc<BlobRecord>> = HashMap::new();
+    let mut bases = ParseBases::default();
 
     let (done, total) = {
         let read = store.read()?;
@@ -242,7 +291,15 @@ pub fn ingest(
                     .map(|id| (id, t.path.clone()))
             })
             .collect();
-        let parsed = parse_missing(store, &sync, needed, options, &mut cache, &mut report)?;
+        let parsed = parse_missing(
+            store,
+            &sync,
+            needed,
+            options,
+            &mut cache,
+            &mut bases,
+            &mut report,
+        )?;
         let changed_lines: Vec<(Vec<u32>, Vec<u32>)> = touches
             .par_iter()
             .map_init(
@@ -389,7 +446,8 @@ fn head(
         .collect();
     progress.phase("parsing code at HEAD", None);
     let needed = files.iter().map(|(p, id)| (*id, p.clone())).collect();
-    let parsed = parse_missing(store, sync, needed, options, cache, report)?;
+    let mut bases = ParseBases::default();
+    let parsed = parse_missing(store, sync, needed, options, cache, &mut bases, report)?;
     store.write(|tx| -> Result<(), StoreError> {
         store_blobs(tx, &parsed)?;
         let mut at_head = HashSet::new();
