@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use lore::ingest::code;
 use lore::ingest::git::{self, GitIngestOptions, RefUpdate};
+use lore::ingest::{code, links};
 use lore::store::Store;
 
 use super::progress::Bar;
@@ -71,8 +71,9 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
         };
         Some(code::ingest(&store, &args.repo, &options, &progress)?)
     };
+    let links = links::after_ingest(&store, &args.repo, &progress)?;
     if args.json {
-        let value = serde_json::json!({ "git": report, "code": code });
+        let value = serde_json::json!({ "git": report, "code": code, "links": links });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -119,6 +120,14 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
             code.elapsed_ms as f64 / 1000.0
         );
     }
+    println!(
+        "links: {} commits scanned, {} edges added, {} fix commits blamed, {} introduced_by in {:.2}s",
+        links.commits_scanned,
+        links.edges_added,
+        links.fix_commits_blamed,
+        links.introduced_by,
+        links.elapsed_ms as f64 / 1000.0
+    );
     if report.shallow {
         println!("note: shallow repository; history stops at its boundary");
     }

@@ -1,10 +1,12 @@
 //! Command-line interface: clap definitions, dispatch, and error reporting.
 
+mod import;
 mod ingest;
 mod progress;
 mod render;
 mod show;
 mod show_code;
+mod show_issue;
 mod stats;
 
 use std::io::{self, Write};
@@ -25,7 +27,9 @@ pub const DEFAULT_KB: &str = "project.lore";
   lore ingest path/to/repo              # build ./project.lore from a repository's history
   lore ingest path/to/repo --refs main  # only what is reachable from main
   lore stats                            # what the file holds
+  lore import issues issues.json        # GitHub/gh/Jira/JSONL dump, linked to the history
   lore show commit 3fa9c1               # one commit and the files it touched
+  lore show issue 7                     # an issue and its links, with evidence
   LORE_KB=/data/vllm.lore lore stats --json"
 )]
 struct Cli {
@@ -59,6 +63,11 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Import issues and pull requests (GitHub, gh, Jira, JSONL dumps) and link them.
+    Import {
+        #[command(subcommand)]
+        what: import::ImportWhat,
     },
     /// Show one item and its links.
     Show {
@@ -103,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ingest(args) => ingest::run(&cli.kb, cli.quiet, args),
         Command::Stats { json } => stats::run(&cli.kb, json),
+        Command::Import { what } => import::run(&cli.kb, cli.quiet, what),
         Command::Show { what } => show::run(&cli.kb, what),
     }
 }

@@ -29,6 +29,15 @@ pub enum ShowWhat {
         #[arg(long)]
         json: bool,
     },
+    /// An issue or pull request: its state, facets, and links grouped by relation, each with
+    /// provenance, confidence and evidence; and the commits SZZ blames for it.
+    #[command(after_help = "Examples:\n  lore show issue 7\n  lore show issue '#18' --json")]
+    Issue {
+        /// The number (`7` or `#7`).
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// A symbol: its definition at HEAD and the commits that modified it.
     #[command(
         after_help = "Examples:\n  lore show symbol free_blocks\n  lore show symbol Scheduler.schedule"
@@ -46,6 +55,7 @@ pub fn run(kb: &Path, what: ShowWhat) -> anyhow::Result<()> {
         ShowWhat::Commit { sha, json } => commit(kb, &sha, json),
         ShowWhat::File { path, json } => super::show_code::file(kb, &path, json),
         ShowWhat::Symbol { name, json } => super::show_code::symbol(kb, &name, json),
+        ShowWhat::Issue { number, json } => super::show_issue::issue(kb, &number, json),
     }
 }
 

@@ -1,12 +1,17 @@
 //! Ingest: read the outside world and write it into the store.
 //!
 //! * [`git`] — commits, parents, authors and per-file diff stats from a git repository.
+//! * [`code`] — symbols and imports of every file version (tree-sitter), symbol history.
+//! * [`issues`] — issues and pull requests from GitHub, `gh`, Jira and JSONL dumps.
+//! * [`links`] — the edges between them: fixes, references, mentions, SZZ.
 //!
 //! Ingest reports progress through the [`Progress`] trait so that the library stays free of
 //! terminal concerns; the CLI renders it as a progress bar.
 
 pub mod code;
 pub mod git;
+pub mod issues;
+pub mod links;
 
 use std::path::PathBuf;
 

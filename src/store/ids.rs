@@ -14,15 +14,18 @@ pub enum NodeKind {
     Blob = 4,
     /// A named definition in a file (stable across versions of the file).
     Symbol = 5,
+    /// An issue or a pull request (they share GitHub's number space).
+    Issue = 6,
 }
 
 impl NodeKind {
-    pub const ALL: [NodeKind; 5] = [
+    pub const ALL: [NodeKind; 6] = [
         NodeKind::Commit,
         NodeKind::File,
         NodeKind::Author,
         NodeKind::Blob,
         NodeKind::Symbol,
+        NodeKind::Issue,
     ];
 
     pub fn from_u8(v: u8) -> Option<NodeKind> {
@@ -37,6 +40,7 @@ impl NodeKind {
             NodeKind::Author => "authors",
             NodeKind::Blob => "blobs",
             NodeKind::Symbol => "symbols",
+            NodeKind::Issue => "issues",
         }
     }
 }
@@ -90,16 +94,34 @@ pub enum Rel {
     Defines = 5,
     /// commit → symbol whose lines it changed (detail: added / changed / removed).
     Modifies = 6,
+    /// issue → the commit or pull request that fixed it (closing keyword, or through a PR).
+    FixedBy = 7,
+    /// issue or commit → an issue or PR it mentions without closing it.
+    References = 8,
+    /// issue → the issue it duplicates.
+    DuplicateOf = 9,
+    /// issue → file or symbol named in its text (paths, tracebacks, identifiers).
+    Mentions = 10,
+    /// fix commit → a commit that last touched the lines the fix changed (SZZ).
+    IntroducedBy = 11,
+    /// pull request → the commit that landed it (squash title or merge commit).
+    MergedAs = 12,
 }
 
 impl Rel {
-    pub const ALL: [Rel; 6] = [
+    pub const ALL: [Rel; 12] = [
         Rel::Parent,
         Rel::Touches,
         Rel::AuthoredBy,
         Rel::RenamedFrom,
         Rel::Defines,
         Rel::Modifies,
+        Rel::FixedBy,
+        Rel::References,
+        Rel::DuplicateOf,
+        Rel::Mentions,
+        Rel::IntroducedBy,
+        Rel::MergedAs,
     ];
 
     pub fn from_u8(v: u8) -> Option<Rel> {
@@ -115,6 +137,12 @@ impl Rel {
             Rel::RenamedFrom => "renamed_from",
             Rel::Defines => "defines",
             Rel::Modifies => "modifies",
+            Rel::FixedBy => "fixed_by",
+            Rel::References => "references",
+            Rel::DuplicateOf => "duplicate_of",
+            Rel::Mentions => "mentions",
+            Rel::IntroducedBy => "introduced_by",
+            Rel::MergedAs => "merged_as",
         }
     }
 }

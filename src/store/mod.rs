@@ -151,6 +151,10 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        if (schema::OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&version) {
+            // Newer versions only add tables, which opening a write transaction creates.
+            return self.write(|tx| tx.set_schema_version(SCHEMA_VERSION));
+        }
         if version < SCHEMA_VERSION {
             return Err(StoreError::UnsupportedSchema {
                 path: self.path.clone(),

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::codec::decode;
 use super::records::{
-    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, StoredBlob, SymbolNode, Watermark,
+    AuthorRecord, BlobRecord, CommitFacets, CommitRecord, EdgeMeta, FileRecord, IssueRecord,
+    StoredBlob, SymbolNode, SzzBlame, Watermark,
 };
 use super::schema::*;
 use super::write::counter_key_edges;
@@ -52,6 +53,10 @@ pub struct ReadTx {
     symbols: ReadOnlyTable<u64, &'static [u8]>,
     symbol_by_key: ReadOnlyTable<(u64, u32), u64>,
     head_blobs: ReadOnlyTable<u64, u64>,
+    issues: ReadOnlyTable<u64, &'static [u8]>,
+    issue_by_number: ReadOnlyTable<u64, u64>,
+    commit_facets: ReadOnlyTable<u64, &'static [u8]>,
+    szz_blame: ReadOnlyTable<u64, &'static [u8]>,
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -84,6 +89,10 @@ impl ReadTx {
             symbols: txn.open_table(SYMBOLS)?,
             symbol_by_key: txn.open_table(SYMBOL_BY_KEY)?,
             head_blobs: txn.open_table(HEAD_BLOBS)?,
+            issues: txn.open_table(ISSUES)?,
+            issue_by_number: txn.open_table(ISSUE_BY_NUMBER)?,
+            commit_facets: txn.open_table(COMMIT_FACETS)?,
+            szz_blame: txn.open_table(SZZ_BLAME)?,
         })
     }
 
@@ -95,6 +104,11 @@ impl ReadTx {
                 detail: format!("dangling string id {}", id.0),
             }),
         }
+    }
+
+    /// The id of an interned string, if it was ever interned.
+    pub fn string_id(&self, s: &str) -> Result<Option<StrId>, StoreError> {
+        Ok(self.string_ids.get(s)?.map(|v| StrId(v.value())))
     }
 
     pub fn commit(&self, id: NodeId) -> Result<CommitRecord, StoreError> {
@@ -128,6 +142,45 @@ impl ReadTx {
             .ok_or_else(|| dangling("blob", id))?;
         let stored: StoredBlob = decode("blob", v.value())?;
         stored.resolve(|s| self.string(s))
+    }
+
+    pub fn issue(&self, id: NodeId) -> Result<IssueRecord, StoreError> {
+        let v = self
+            .issues
+            .get(id.local())?
+            .ok_or_else(|| dangling("issue", id))?;
+        decode("issue", v.value())
+    }
+
+    pub fn issue_by_number(&self, number: u64) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .issue_by_number
+            .get(number)?
+            .map(|v| NodeId::new(NodeKind::Issue, v.value())))
+    }
+
+    /// Every issue and pull request, in number order.
+    pub fn issues(&self) -> Result<Vec<(NodeId, IssueRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.issue_by_number.iter()? {
+            let id = NodeId::new(NodeKind::Issue, entry?.1.value());
+            out.push((id, self.issue(id)?));
+        }
+        Ok(out)
+    }
+
+    pub fn commit_facets(&self, commit: NodeId) -> Result<Option<CommitFacets>, StoreError> {
+        match self.commit_facets.get(commit.local())? {
+            Some(v) => Ok(Some(decode("commit facets", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn szz_blame(&self, commit: NodeId) -> Result<Option<SzzBlame>, StoreError> {
+        match self.szz_blame.get(commit.local())? {
+            Some(v) => Ok(Some(decode("szz blame", v.value())?)),
+            None => Ok(None),
+        }
     }
 
     pub fn blob_by_sha(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {
@@ -241,6 +294,33 @@ impl ReadTx {
             if out.len() >= limit {
                 break;
             }
+        }
+        Ok(out)
+    }
+
+    /// Files with a blob at the code head (empty when the code stage has not run).
+    pub fn head_files(&self) -> Result<Vec<(NodeId, NodeId)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.head_blobs.iter()? {
+            let (file, blob) = entry?;
+            out.push((
+                NodeId::new(NodeKind::File, file.value()),
+                NodeId::new(NodeKind::Blob, blob.value()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every file ever seen, with its path.
+    pub fn all_files(&self) -> Result<Vec<(NodeId, String)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.files.iter()? {
+            let (id, v) = entry?;
+            let record: FileRecord = decode("file", v.value())?;
+            out.push((
+                NodeId::new(NodeKind::File, id.value()),
+                self.string(record.path)?,
+            ));
         }
         Ok(out)
     }

@@ -64,6 +64,34 @@ pub enum Provenance {
     TreeSitter,
     /// Diff hunks mapped onto the symbols of the old and new file versions.
     DiffHunks,
+    /// A GitHub closing keyword (`Fixes #7`, `closes owner/repo#7`, `Resolves: GH-7`) in a
+    /// commit message.
+    ClosingKeywordCommit,
+    /// A closing keyword in a pull request's title or body.
+    ClosingKeywordPr,
+    /// A squash-merge title ending in `(#N)`.
+    SquashTitle,
+    /// `Merge pull request #N from …`.
+    MergeCommit,
+    /// Issue → commit, through the pull request that fixed the issue and the commit that
+    /// landed it.
+    ViaPullRequest,
+    /// A plain `#N` mention.
+    Mention,
+    /// "Duplicate of #N" in an issue or one of its comments.
+    DuplicateText,
+    /// A Python traceback frame (`File "…", line N, in f`).
+    Traceback,
+    /// A Rust panic location (`panicked at src/x.rs:12:5`).
+    RustPanic,
+    /// A C/C++/CUDA compiler diagnostic (`csrc/x.cu:42:10: error:`).
+    CompilerError,
+    /// A repository path written in the text.
+    PathInText,
+    /// A backticked identifier that names a symbol.
+    Identifier,
+    /// SZZ: blame of the lines a fix deleted or changed.
+    Szz,
 }
 
 impl Provenance {
@@ -75,6 +103,19 @@ impl Provenance {
             Provenance::GitRename => "git-rename",
             Provenance::TreeSitter => "tree-sitter",
             Provenance::DiffHunks => "diff-hunks",
+            Provenance::ClosingKeywordCommit => "closing-keyword-commit",
+            Provenance::ClosingKeywordPr => "closing-keyword-pr",
+            Provenance::SquashTitle => "squash-title",
+            Provenance::MergeCommit => "merge-commit",
+            Provenance::ViaPullRequest => "via-pull-request",
+            Provenance::Mention => "mention",
+            Provenance::DuplicateText => "duplicate-text",
+            Provenance::Traceback => "traceback",
+            Provenance::RustPanic => "rust-panic",
+            Provenance::CompilerError => "compiler-error",
+            Provenance::PathInText => "path-in-text",
+            Provenance::Identifier => "identifier",
+            Provenance::Szz => "szz",
         }
     }
 }
@@ -125,9 +166,19 @@ pub struct TouchStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EdgeDetail {
     None,
-    Parent { position: u16 },
+    Parent {
+        position: u16,
+    },
     Touch(TouchStats),
-    Modify { change: SymbolChange },
+    Modify {
+        change: SymbolChange,
+    },
+    /// SZZ: how many of the fix's blamed lines this commit last touched, out of how many.
+    Szz {
+        lines: u32,
+        of_lines: u32,
+        variant: String,
+    },
 }
 
 /// How a commit changed a symbol.
@@ -333,4 +384,155 @@ impl StoredBlob {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// Open or closed, as the tracker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IssueState {
+    Open,
+    Closed,
+    /// A pull request that was merged.
+    Merged,
+}
+
+impl IssueState {
+    pub fn name(self) -> &'static str {
+        match self {
+            IssueState::Open => "open",
+            IssueState::Closed => "closed",
+            IssueState::Merged => "merged",
+        }
+    }
+}
+
+/// One comment on an issue or pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    pub author: Option<String>,
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+    pub body: String,
+}
+
+/// A state change (`closed`, `reopened`, `merged`) with when and who.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEvent {
+    pub event: String,
+    pub at: i64,
+    pub actor: Option<String>,
+}
+
+/// Facts extracted from text: error types, model ids and environment (GPU, CUDA, versions).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextFacets {
+    pub error_types: Vec<String>,
+    pub models: Vec<String>,
+    /// `gpu`, `cuda`, `driver`, `python`, `torch`, `os`, and `pkg:<name>` for pinned packages.
+    pub environment: Vec<(String, String)>,
+}
+
+/// An issue or pull request. A `stub` was referenced (by a commit or another issue) but never
+/// imported: it holds its number only, so the link is kept until the dump brings it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRecord {
+    pub number: u64,
+    pub is_pr: bool,
+    pub stub: bool,
+    pub title: String,
+    pub body: String,
+    pub state: IssueState,
+    /// GitHub's `state_reason` (`completed`, `not_planned`, `duplicate`), Jira's resolution.
+    pub state_reason: Option<String>,
+    pub author: Option<String>,
+    pub labels: Vec<String>,
+    pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub merged_at: Option<i64>,
+    pub url: Option<String>,
+    /// The tracker's own key where it is not `#N` (Jira's `MINI-7`).
+    pub key: Option<String>,
+    /// Which importer read it: `github`, `gh`, `jira`, `jsonl`.
+    pub source: String,
+    pub comments: Vec<Comment>,
+    pub state_history: Vec<StateEvent>,
+    pub facets: TextFacets,
+}
+
+impl IssueRecord {
+    pub fn stub(number: u64, is_pr: bool) -> IssueRecord {
+        IssueRecord {
+            number,
+            is_pr,
+            stub: true,
+            title: String::new(),
+            body: String::new(),
+            state: IssueState::Open,
+            state_reason: None,
+            author: None,
+            labels: Vec::new(),
+            created_at: None,
+            updated_at: None,
+            closed_at: None,
+            merged_at: None,
+            url: None,
+            key: None,
+            source: String::new(),
+            comments: Vec::new(),
+            state_history: Vec::new(),
+            facets: TextFacets::default(),
+        }
+    }
+}
+
+/// What kind of change a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CommitClass {
+    Fix,
+    Feature,
+    Refactor,
+    Docs,
+    Test,
+    Deps,
+    Revert,
+    Other,
+}
+
+impl CommitClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            CommitClass::Fix => "fix",
+            CommitClass::Feature => "feature",
+            CommitClass::Refactor => "refactor",
+            CommitClass::Docs => "docs",
+            CommitClass::Test => "test",
+            CommitClass::Deps => "deps",
+            CommitClass::Revert => "revert",
+            CommitClass::Other => "other",
+        }
+    }
+}
+
+/// Facets derived for each commit by the links stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitFacets {
+    pub class: CommitClass,
+    pub is_bot: bool,
+    pub is_merge: bool,
+    /// Lines added plus removed (known stats only).
+    pub diff_size: u64,
+    pub text: TextFacets,
+}
+
+/// The SZZ blame of one fix commit, cached: the commits that last touched the lines it
+/// deleted or changed, with how many lines each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SzzBlame {
+    /// `(commit local id, lines, evidence "path:line-line")`.
+    pub candidates: Vec<(u64, u32, String)>,
+    pub blamed_lines: u32,
+    /// Lines skipped as blank or comment-only.
+    pub skipped_cosmetic: u32,
+    /// Lines whose blame fell on an ignored revision and was carried to its parent.
+    pub ignored_revs: u32,
 }

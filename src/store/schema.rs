@@ -3,7 +3,10 @@
 use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it whenever a table or record layout changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Files of this version and later open, after adding the tables they lack.
+pub const OLDEST_UPGRADABLE: u32 = 2;
 
 /// Written under [`META`]`["format"]` so a lore file is recognised as one.
 pub const FORMAT_MAGIC: &[u8] = b"lore-kb";
@@ -40,6 +43,15 @@ pub const SYMBOLS: TableDefinition<u64, &[u8]> = TableDefinition::new("symbols")
 pub const SYMBOL_BY_KEY: TableDefinition<(u64, u32), u64> = TableDefinition::new("symbol_by_key");
 /// file local id -> blob local id of the file at the code head (see `meta["code_head"]`)
 pub const HEAD_BLOBS: TableDefinition<u64, u64> = TableDefinition::new("head_blobs");
+
+/// Issues and pull requests: local id -> IssueRecord.
+pub const ISSUES: TableDefinition<u64, &[u8]> = TableDefinition::new("issues");
+/// issue or PR number -> issue local id
+pub const ISSUE_BY_NUMBER: TableDefinition<u64, u64> = TableDefinition::new("issue_by_number");
+/// commit local id -> CommitFacets
+pub const COMMIT_FACETS: TableDefinition<u64, &[u8]> = TableDefinition::new("commit_facets");
+/// fix commit local id -> SzzBlame (cached blame of the lines it changed)
+pub const SZZ_BLAME: TableDefinition<u64, &[u8]> = TableDefinition::new("szz_blame");
 
 /// `"git:refs/heads/main"` -> Watermark
 pub const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");

@@ -7,8 +7,8 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode, encode};
 use super::records::{
-    AuthorRecord, BlobRecord, CommitRecord, EdgeMeta, FileRecord, StoredBlob, StoredSymbol,
-    SymbolKind, SymbolNode, Watermark,
+    AuthorRecord, BlobRecord, CommitFacets, CommitRecord, EdgeMeta, FileRecord, IssueRecord,
+    StoredBlob, StoredSymbol, SymbolKind, SymbolNode, SzzBlame, Watermark,
 };
 use super::schema::*;
 use super::{NodeId, NodeKind, Rel, StoreError, StrId};
@@ -33,6 +33,10 @@ pub struct WriteTx<'txn> {
     symbols: Table<'txn, u64, &'static [u8]>,
     symbol_by_key: Table<'txn, (u64, u32), u64>,
     head_blobs: Table<'txn, u64, u64>,
+    issues: Table<'txn, u64, &'static [u8]>,
+    issue_by_number: Table<'txn, u64, u64>,
+    commit_facets: Table<'txn, u64, &'static [u8]>,
+    szz_blame: Table<'txn, u64, &'static [u8]>,
     /// Counter deltas, flushed in `finish`.
     pending_counters: HashMap<String, i64>,
     next_string: Option<u32>,
@@ -68,6 +72,10 @@ impl<'txn> WriteTx<'txn> {
             symbols: txn.open_table(SYMBOLS)?,
             symbol_by_key: txn.open_table(SYMBOL_BY_KEY)?,
             head_blobs: txn.open_table(HEAD_BLOBS)?,
+            issues: txn.open_table(ISSUES)?,
+            issue_by_number: txn.open_table(ISSUE_BY_NUMBER)?,
+            commit_facets: txn.open_table(COMMIT_FACETS)?,
+            szz_blame: txn.open_table(SZZ_BLAME)?,
             pending_counters: HashMap::new(),
             next_string: None,
         })
@@ -367,8 +375,147 @@ impl<'txn> WriteTx<'txn> {
         Ok(out)
     }
 
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
     pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(key, value)?;
         Ok(())
+    }
+
+    pub fn issue_by_number(&self, number: u64) -> Result<Option<NodeId>, StoreError> {
+        Ok(self
+            .issue_by_number
+            .get(number)?
+            .map(|v| NodeId::new(NodeKind::Issue, v.value())))
+    }
+
+    pub fn issue(&self, id: NodeId) -> Result<IssueRecord, StoreError> {
+        match self.issues.get(id.local())? {
+            Some(v) => decode("issue", v.value()),
+            None => Err(StoreError::Corrupt {
+                what: "issue",
+                detail: format!("no record for {id}"),
+            }),
+        }
+    }
+
+    /// Insert or replace the issue with `record.number`. Returns its id and whether it is new.
+    pub fn put_issue(&mut self, record: &IssueRecord) -> Result<(NodeId, bool), StoreError> {
+        let (id, new) = match self.issue_by_number(record.number)? {
+            Some(id) => (id, false),
+            None => {
+                let id = self.alloc(NodeKind::Issue)?;
+                self.issue_by_number.insert(record.number, id.local())?;
+                (id, true)
+            }
+        };
+        self.issues.insert(id.local(), encode(record).as_slice())?;
+        Ok((id, new))
+    }
+
+    /// The issue or PR numbered `number`, creating a stub if it was never imported.
+    pub fn issue_or_stub(&mut self, number: u64, is_pr: bool) -> Result<NodeId, StoreError> {
+        match self.issue_by_number(number)? {
+            Some(id) => Ok(id),
+            None => {
+                self.bump("links.stub_issues", 1);
+                Ok(self.put_issue(&IssueRecord::stub(number, is_pr))?.0)
+            }
+        }
+    }
+
+    pub fn set_commit_facets(
+        &mut self,
+        commit: NodeId,
+        facets: &CommitFacets,
+    ) -> Result<(), StoreError> {
+        self.commit_facets
+            .insert(commit.local(), encode(facets).as_slice())?;
+        Ok(())
+    }
+
+    pub fn szz_blame(&self, commit: NodeId) -> Result<Option<SzzBlame>, StoreError> {
+        match self.szz_blame.get(commit.local())? {
+            Some(v) => Ok(Some(decode("szz blame", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_szz_blame(&mut self, commit: NodeId, blame: &SzzBlame) -> Result<(), StoreError> {
+        self.szz_blame
+            .insert(commit.local(), encode(blame).as_slice())?;
+        Ok(())
+    }
+
+    /// Every `src -rel-> dst` edge's destination and metadata.
+    pub fn edges_from(&self, src: NodeId, rel: Rel) -> Result<Vec<(NodeId, EdgeMeta)>, StoreError> {
+        let r = rel as u8;
+        let mut out = Vec::new();
+        for entry in self.edges.range((src.0, r, 0)..=(src.0, r, u64::MAX))? {
+            let (k, v) = entry?;
+            out.push((NodeId(k.value().2), decode("edge", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every `* -rel-> dst` edge's source.
+    pub fn sources_to(&self, dst: NodeId, rel: Rel) -> Result<Vec<NodeId>, StoreError> {
+        let r = rel as u8;
+        let mut out = Vec::new();
+        for entry in self.edges_rev.range((dst.0, r, 0)..=(dst.0, r, u64::MAX))? {
+            out.push(NodeId(entry?.0.value().2));
+        }
+        Ok(out)
+    }
+
+    /// Remove one edge in both directions, if present.
+    pub fn remove_edge(&mut self, src: NodeId, rel: Rel, dst: NodeId) -> Result<bool, StoreError> {
+        let removed = self.edges.remove((src.0, rel as u8, dst.0))?.is_some();
+        self.edges_rev.remove((dst.0, rel as u8, src.0))?;
+        if removed {
+            *self
+                .pending_counters
+                .entry(counter_key_edges(rel))
+                .or_default() -= 1;
+        }
+        Ok(removed)
+    }
+
+    /// The metadata of one edge, if it exists.
+    pub fn edge_meta(
+        &self,
+        src: NodeId,
+        rel: Rel,
+        dst: NodeId,
+    ) -> Result<Option<EdgeMeta>, StoreError> {
+        match self.edges.get((src.0, rel as u8, dst.0))? {
+            Some(v) => Ok(Some(decode("edge", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every issue and pull request id, in number order.
+    pub fn all_issue_ids(&self) -> Result<Vec<NodeId>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.issue_by_number.iter()? {
+            out.push(NodeId::new(NodeKind::Issue, entry?.1.value()));
+        }
+        Ok(out)
+    }
+
+    /// A commit's author time (Unix seconds).
+    pub fn commit_time(&self, commit: NodeId) -> Result<i64, StoreError> {
+        match self.commits.get(commit.local())? {
+            Some(v) => {
+                let record: CommitRecord = decode("commit", v.value())?;
+                Ok(record.author.time)
+            }
+            None => Err(StoreError::Corrupt {
+                what: "commit",
+                detail: format!("no record for {commit}"),
+            }),
+        }
     }
 }

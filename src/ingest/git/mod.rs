@@ -135,6 +135,7 @@ pub fn ingest(
         }
     }
 
+    let github = github_remote(&repo);
     let diffs = diff::DiffPool::new(repo.into_sync(), options.threads);
     write::write_all(
         store,
@@ -144,8 +145,40 @@ pub fn ingest(
         progress,
         &mut report,
     )?;
+    // Where the history came from, for later stages (SZZ after an issue import), and the
+    // GitHub repository issue references resolve against, unless one is set already.
+    let path = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
+    store.write(|tx| -> Result<(), crate::store::StoreError> {
+        tx.set_meta(REPO_PATH_KEY, path.to_string_lossy().as_bytes())?;
+        if let Some(github) = &github {
+            if tx.get_meta(crate::ingest::links::REPO_KEY)?.is_none() {
+                tx.set_meta(crate::ingest::links::REPO_KEY, github.as_bytes())?;
+            }
+        }
+        Ok(())
+    })?;
     report.elapsed_ms = duration_ms(started.elapsed());
     Ok(report)
+}
+
+/// `meta` key of the repository path the history was last ingested from.
+pub const REPO_PATH_KEY: &str = "git.repo_path";
+
+/// `owner/name` of the `origin` remote when it is on github.com.
+fn github_remote(repo: &gix::Repository) -> Option<String> {
+    let remote = repo.find_remote("origin").ok()?;
+    let url = remote
+        .url(gix::remote::Direction::Fetch)?
+        .to_bstring()
+        .to_string();
+    let rest = url
+        .split_once("github.com/")
+        .or_else(|| url.split_once("github.com:"))?
+        .1;
+    let mut parts = rest.trim_end_matches('/').split('/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    let name = name.trim_end_matches(".git");
+    (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
 }
 
 fn duration_ms(d: Duration) -> u64 {

@@ -1,0 +1,525 @@
+//! Reading issue dumps: GitHub REST, `gh … list --json`, Jira JSON export, and lore's generic
+//! JSONL. Each format maps onto [`IssueRecord`]; detection looks at the first record's keys.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::{Format, IssueError, Skips};
+use crate::store::records::{Comment, IssueRecord, IssueState, StateEvent};
+
+/// Longest body or comment kept, in bytes; longer ones are cut at a character boundary and
+/// counted as `truncated_text`.
+pub const MAX_TEXT: usize = 1 << 20;
+
+/// The records of a dump, parsed as JSON, with their line numbers (1 for a whole-file array).
+pub struct Dump {
+    pub records: Vec<(usize, Value)>,
+    /// `{"issues": [...]}` (a Jira export).
+    pub jira_envelope: bool,
+}
+
+/// Parse `text` as a JSON array, a JSON object, or JSON lines. Errors name the file, line and
+/// column.
+pub fn parse_dump(path: &Path, text: &str) -> Result<Dump, IssueError> {
+    let trimmed = text.trim_start();
+    let json_error = |line: usize, column: usize, message: String| IssueError::Json {
+        path: path.into(),
+        line,
+        column,
+        message,
+    };
+    if trimmed.is_empty() {
+        return Ok(Dump {
+            records: Vec::new(),
+            jira_envelope: false,
+        });
+    }
+    if trimmed.starts_with('[') {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| json_error(e.line(), e.column(), e.to_string()))?;
+        let Value::Array(items) = value else {
+            unreachable!("starts with [")
+        };
+        return Ok(Dump {
+            records: items.into_iter().map(|v| (1, v)).collect(),
+            jira_envelope: false,
+        });
+    }
+    // One JSON document, or one document per line.
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let first = stream.next();
+    let single = stream.next().is_none();
+    if single {
+        if let Some(first) = first {
+            let value = first.map_err(|e| json_error(e.line(), e.column(), e.to_string()))?;
+            if let Some(Value::Array(issues)) = value.get("issues") {
+                return Ok(Dump {
+                    records: issues.iter().cloned().map(|v| (1, v)).collect(),
+                    jira_envelope: true,
+                });
+            }
+            return Ok(Dump {
+                records: vec![(1, value)],
+                jira_envelope: false,
+            });
+        }
+    }
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| json_error(i + 1, e.column(), e.to_string()))?;
+        records.push((i + 1, value));
+    }
+    Ok(Dump {
+        records,
+        jira_envelope: false,
+    })
+}
+
+/// Decide the format from the first record.
+pub fn detect(path: &Path, dump: &Dump) -> Result<Format, IssueError> {
+    if dump.jira_envelope {
+        return Ok(Format::Jira);
+    }
+    let Some((_, first)) = dump.records.first() else {
+        return Ok(Format::Jsonl);
+    };
+    let Some(obj) = first.as_object() else {
+        return Err(IssueError::UnknownFormat {
+            path: path.into(),
+            detail: "the first record is not a JSON object".into(),
+        });
+    };
+    let has = |k: &str| obj.contains_key(k);
+    if has("fields") && has("key") {
+        return Ok(Format::Jira);
+    }
+    if has("node_id") || has("html_url") || has("repository_url") || has("user") {
+        return Ok(Format::Github);
+    }
+    if has("createdAt") || has("updatedAt") || (has("author") && obj["author"].is_object()) {
+        return Ok(Format::Gh);
+    }
+    if has("number") && (has("kind") || has("created_at") || has("title")) {
+        return Ok(Format::Jsonl);
+    }
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.truncate(12);
+    Err(IssueError::UnknownFormat {
+        path: path.into(),
+        detail: format!(
+            "its first record has keys {keys:?}, which match none of github, gh, jira, jsonl"
+        ),
+    })
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut at = v;
+    for key in path {
+        at = at.get(key)?;
+    }
+    at.as_str()
+}
+
+/// Cut `s` to [`MAX_TEXT`] bytes at a character boundary.
+fn limit(mut s: String, skips: &mut Skips) -> String {
+    if s.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        skips.count("truncated_text");
+    }
+    s
+}
+
+/// Parse a timestamp: RFC 3339 (`2024-01-11T09:00:00Z`), Jira's `2024-01-11T09:00:00.000+0000`,
+/// or a bare date. An unparseable one is counted and treated as absent.
+fn date(value: Option<&str>, skips: &mut Skips) -> Option<i64> {
+    let s = value?.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Some(t.as_second());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(t) = jiff::Timestamp::strptime(format, s) {
+            return Some(t.as_second());
+        }
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
+            return Some(z.timestamp().as_second());
+        }
+    }
+    skips.count("invalid_date");
+    None
+}
+
+fn labels(v: Option<&Value>) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|l| l.as_str().or_else(|| str_at(l, &["name"])))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn number(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().trim_start_matches('#').parse().ok(),
+        _ => None,
+    }
+    .filter(|&n| n > 0)
+}
+
+/// `https://github.com/owner/name/...` or `https://api.github.com/repos/owner/name/...` →
+/// `owner/name`.
+pub fn repo_of_url(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://api.github.com/repos/")
+        .or_else(|| url.strip_prefix("https://github.com/"))?;
+    let mut parts = rest.split('/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
+}
+
+/// One parsed record: the issue, and the repository it says it belongs to.
+pub struct Parsed {
+    pub record: IssueRecord,
+    pub repo: Option<String>,
+}
+
+fn base(number: u64, source: &str) -> IssueRecord {
+    IssueRecord {
+        stub: false,
+        source: source.into(),
+        ..IssueRecord::stub(number, false)
+    }
+}
+
+/// Parse one record of `format`. `Ok(None)` is a counted skip.
+pub fn parse_record(
+    format: Format,
+    v: &Value,
+    skips: &mut Skips,
+) -> Result<Option<Parsed>, String> {
+    let Some(obj) = v.as_object() else {
+        skips.count("not_an_object");
+        return Ok(None);
+    };
+    match format {
+        Format::Github => Ok(github(obj, v, skips)),
+        Format::Gh => Ok(gh(obj, v, skips)),
+        Format::Jira => Ok(jira(v, skips)),
+        Format::Jsonl => Ok(jsonl(obj, v, skips)),
+        Format::Auto => Err("format must be decided before parsing".into()),
+    }
+}
+
+fn github(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> {
+    let Some(n) = number(obj.get("number")) else {
+        skips.count("missing_number");
+        return None;
+    };
+    let mut r = base(n, "github");
+    r.is_pr = obj.contains_key("pull_request") || obj.contains_key("head");
+    r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
+    r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
+    r.merged_at = date(
+        str_at(v, &["pull_request", "merged_at"]).or_else(|| str_at(v, &["merged_at"])),
+        skips,
+    );
+    r.state = match (str_at(v, &["state"]), r.merged_at) {
+        (_, Some(_)) => IssueState::Merged,
+        (Some("closed"), _) => IssueState::Closed,
+        _ => IssueState::Open,
+    };
+    r.state_reason = str_at(v, &["state_reason"]).map(str::to_string);
+    r.author = str_at(v, &["user", "login"]).map(str::to_string);
+    r.labels = labels(obj.get("labels"));
+    r.created_at = date(str_at(v, &["created_at"]), skips);
+    r.updated_at = date(str_at(v, &["updated_at"]), skips);
+    r.closed_at = date(str_at(v, &["closed_at"]), skips);
+    r.url = str_at(v, &["html_url"]).map(str::to_string);
+    if let Some(Value::Array(comments)) = obj.get("comments") {
+        r.comments = comments.iter().map(|c| github_comment(c, skips)).collect();
+    }
+    for key in ["events", "timeline"] {
+        if let Some(Value::Array(events)) = obj.get(key) {
+            r.state_history = events
+                .iter()
+                .filter_map(|e| {
+                    let event = str_at(e, &["event"])?;
+                    matches!(event, "closed" | "reopened" | "merged").then_some(())?;
+                    Some(StateEvent {
+                        event: event.into(),
+                        at: date(str_at(e, &["created_at"]), skips)?,
+                        actor: str_at(e, &["actor", "login"]).map(str::to_string),
+                    })
+                })
+                .collect();
+        }
+    }
+    let repo = str_at(v, &["repository_url"])
+        .or_else(|| str_at(v, &["html_url"]))
+        .and_then(repo_of_url);
+    Some(Parsed { record: r, repo })
+}
+
+/// A comment from the GitHub REST API (`user.login`, `created_at`, `body`).
+pub fn github_comment(c: &Value, skips: &mut Skips) -> Comment {
+    Comment {
+        author: str_at(c, &["user", "login"])
+            .or_else(|| str_at(c, &["author", "login"]))
+            .map(str::to_string),
+        created_at: date(str_at(c, &["created_at"]), skips),
+        body: limit(str_at(c, &["body"]).unwrap_or("").to_string(), skips),
+    }
+}
+
+fn gh(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> {
+    let Some(n) = number(obj.get("number")) else {
+        skips.count("missing_number");
+        return None;
+    };
+    let mut r = base(n, "gh");
+    let url = str_at(v, &["url"]).unwrap_or("");
+    r.is_pr = url.contains("/pull/")
+        || obj.contains_key("mergedAt")
+        || obj.contains_key("headRefName")
+        || obj.get("isPullRequest").and_then(Value::as_bool) == Some(true);
+    r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
+    r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
+    r.merged_at = date(str_at(v, &["mergedAt"]), skips);
+    r.state = match str_at(v, &["state"])
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("MERGED") => IssueState::Merged,
+        _ if r.merged_at.is_some() => IssueState::Merged,
+        Some("CLOSED") => IssueState::Closed,
+        _ => IssueState::Open,
+    };
+    r.state_reason = str_at(v, &["stateReason"])
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase);
+    r.author = str_at(v, &["author", "login"]).map(str::to_string);
+    r.labels = labels(obj.get("labels"));
+    r.created_at = date(str_at(v, &["createdAt"]), skips);
+    r.updated_at = date(str_at(v, &["updatedAt"]), skips);
+    r.closed_at = date(str_at(v, &["closedAt"]), skips);
+    r.url = (!url.is_empty()).then(|| url.to_string());
+    if let Some(Value::Array(comments)) = obj.get("comments") {
+        r.comments = comments
+            .iter()
+            .map(|c| Comment {
+                author: str_at(c, &["author", "login"]).map(str::to_string),
+                created_at: date(str_at(c, &["createdAt"]), skips),
+                body: limit(str_at(c, &["body"]).unwrap_or("").to_string(), skips),
+            })
+            .collect();
+    }
+    let repo = repo_of_url(url);
+    Some(Parsed { record: r, repo })
+}
+
+/// Jira descriptions are plain text (Server) or Atlassian Document Format (Cloud, v3 API).
+fn jira_text(v: Option<&Value>) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => out.push_str(s),
+            Value::Object(o) => {
+                if let Some(Value::String(t)) = o.get("text") {
+                    out.push_str(t);
+                }
+                if let Some(Value::Array(content)) = o.get("content") {
+                    for c in content {
+                        walk(c, out);
+                    }
+                    if matches!(
+                        o.get("type").and_then(Value::as_str),
+                        Some("paragraph" | "codeBlock" | "heading" | "listItem")
+                    ) {
+                        out.push('\n');
+                    }
+                }
+                if o.get("type").and_then(Value::as_str) == Some("hardBreak") {
+                    out.push('\n');
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    if let Some(v) = v {
+        walk(v, &mut out);
+    }
+    out
+}
+
+fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
+    let key = str_at(v, &["key"]).unwrap_or("");
+    let Some(n) = key
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+    else {
+        skips.count("missing_number");
+        return None;
+    };
+    let f = v.get("fields").cloned().unwrap_or(Value::Null);
+    let mut r = base(n, "jira");
+    r.key = Some(key.to_string());
+    r.title = limit(str_at(&f, &["summary"]).unwrap_or("").to_string(), skips);
+    r.body = limit(jira_text(f.get("description")), skips);
+    let done = str_at(&f, &["status", "statusCategory", "key"]) == Some("done")
+        || matches!(
+            str_at(&f, &["status", "name"])
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("done" | "closed" | "resolved")
+        );
+    r.state = if done {
+        IssueState::Closed
+    } else {
+        IssueState::Open
+    };
+    r.state_reason =
+        str_at(&f, &["resolution", "name"]).map(|s| match s.to_ascii_lowercase().as_str() {
+            "fixed" | "done" => "completed".to_string(),
+            "duplicate" => "duplicate".to_string(),
+            "won't fix" | "won't do" | "cannot reproduce" => "not_planned".to_string(),
+            other => other.to_string(),
+        });
+    r.author = str_at(&f, &["reporter", "name"])
+        .or_else(|| str_at(&f, &["reporter", "displayName"]))
+        .or_else(|| str_at(&f, &["creator", "name"]))
+        .map(str::to_string);
+    r.labels = labels(f.get("labels"));
+    r.created_at = date(str_at(&f, &["created"]), skips);
+    r.updated_at = date(str_at(&f, &["updated"]), skips);
+    r.closed_at = date(str_at(&f, &["resolutiondate"]), skips);
+    r.url = str_at(v, &["self"]).map(str::to_string);
+    if let Some(Value::Array(comments)) = f.get("comment").and_then(|c| c.get("comments")) {
+        r.comments = comments
+            .iter()
+            .map(|c| Comment {
+                author: str_at(c, &["author", "name"])
+                    .or_else(|| str_at(c, &["author", "displayName"]))
+                    .map(str::to_string),
+                created_at: date(str_at(c, &["created"]), skips),
+                body: limit(jira_text(c.get("body")), skips),
+            })
+            .collect();
+    }
+    if let Some(Value::Array(histories)) = v.get("changelog").and_then(|c| c.get("histories")) {
+        for h in histories {
+            let Some(at) = date(str_at(h, &["created"]), skips) else {
+                continue;
+            };
+            let actor = str_at(h, &["author", "name"])
+                .or_else(|| str_at(h, &["author", "displayName"]))
+                .map(str::to_string);
+            for item in h
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if str_at(item, &["field"]) != Some("status") {
+                    continue;
+                }
+                let closed = |s: Option<&str>| {
+                    matches!(
+                        s.map(str::to_ascii_lowercase).as_deref(),
+                        Some("done" | "closed" | "resolved")
+                    )
+                };
+                let (from, to) = (str_at(item, &["fromString"]), str_at(item, &["toString"]));
+                let event = match (closed(from), closed(to)) {
+                    (false, true) => "closed",
+                    (true, false) => "reopened",
+                    _ => continue,
+                };
+                r.state_history.push(StateEvent {
+                    event: event.into(),
+                    at,
+                    actor: actor.clone(),
+                });
+            }
+        }
+    }
+    Some(Parsed {
+        record: r,
+        repo: None,
+    })
+}
+
+fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> {
+    let Some(n) = number(obj.get("number")) else {
+        skips.count("missing_number");
+        return None;
+    };
+    let mut r = base(n, "jsonl");
+    r.is_pr = matches!(str_at(v, &["kind"]), Some("pr" | "pull_request" | "pull"));
+    r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
+    r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
+    r.merged_at = date(str_at(v, &["merged_at"]), skips);
+    r.state = match str_at(v, &["state"])
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("merged") => IssueState::Merged,
+        _ if r.merged_at.is_some() => IssueState::Merged,
+        Some("closed") => IssueState::Closed,
+        _ => IssueState::Open,
+    };
+    r.state_reason = str_at(v, &["state_reason"]).map(str::to_string);
+    r.author = str_at(v, &["author"]).map(str::to_string);
+    r.labels = labels(obj.get("labels"));
+    r.created_at = date(str_at(v, &["created_at"]), skips);
+    r.updated_at = date(str_at(v, &["updated_at"]), skips);
+    r.closed_at = date(str_at(v, &["closed_at"]), skips);
+    r.url = str_at(v, &["url"]).map(str::to_string);
+    if let Some(Value::Array(comments)) = obj.get("comments") {
+        r.comments = comments
+            .iter()
+            .map(|c| Comment {
+                author: str_at(c, &["author"]).map(str::to_string),
+                created_at: date(str_at(c, &["created_at"]), skips),
+                body: limit(str_at(c, &["body"]).unwrap_or("").to_string(), skips),
+            })
+            .collect();
+    }
+    if let Some(Value::Array(events)) = obj.get("state_history") {
+        r.state_history = events
+            .iter()
+            .filter_map(|e| {
+                Some(StateEvent {
+                    event: str_at(e, &["event"])?.to_string(),
+                    at: date(str_at(e, &["at"]), skips)?,
+                    actor: str_at(e, &["actor"]).map(str::to_string),
+                })
+            })
+            .collect();
+    }
+    let repo = str_at(v, &["repo"])
+        .map(str::to_string)
+        .or_else(|| r.url.as_deref().and_then(repo_of_url));
+    Some(Parsed { record: r, repo })
+}
