@@ -122,3 +122,84 @@ pub fn sha_bytes(hex: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The fixture repository ingested with history, code and commit links, in a fresh file.
+pub fn fixture_with_links(fixture: &Fixture) -> PathBuf {
+    let kb = fixture.kb();
+    ingest_with_code(&kb, &fixture.repo());
+    let store = Store::open(&kb).expect("open kb");
+    lore::ingest::links::after_ingest(&store, &fixture.repo(), &Silent).expect("links");
+    kb
+}
+
+/// One line per node, as link listings name it.
+pub fn node_label(read: &lore::store::ReadTx, id: lore::store::NodeId) -> String {
+    use lore::store::{hex, NodeKind};
+    match id.kind() {
+        Some(NodeKind::Commit) => {
+            let c = read.commit(id).unwrap();
+            format!(
+                "{} {}",
+                &hex(&c.sha)[..7],
+                c.message.lines().next().unwrap_or("")
+            )
+        }
+        Some(NodeKind::Issue) => {
+            let i = read.issue(id).unwrap();
+            let stub = if i.stub { " (stub)" } else { "" };
+            format!("{}#{}{stub}", if i.is_pr { "PR " } else { "" }, i.number)
+        }
+        Some(NodeKind::File) => read.string(read.file(id).unwrap().path).unwrap(),
+        Some(NodeKind::Symbol) => {
+            let s = read.symbol(id).unwrap();
+            format!(
+                "{} in {}",
+                read.string(s.qualified_name).unwrap(),
+                read.string(read.file(s.file).unwrap().path).unwrap()
+            )
+        }
+        _ => id.to_string(),
+    }
+}
+
+/// Every link the links stage derives (issue, PR and commit relations), one sorted line each:
+/// `source -relation-> target [provenance confidence] evidence`.
+pub fn link_lines(kb: &Path) -> Vec<String> {
+    use lore::store::{NodeId, NodeKind, Rel};
+    let store = Store::open(kb).expect("open kb");
+    let read = store.read().unwrap();
+    let mut sources: Vec<NodeId> = read
+        .issues()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    for local in 0..read.commit_count().unwrap() {
+        sources.push(NodeId::new(NodeKind::Commit, local));
+    }
+    let mut out = Vec::new();
+    for src in sources {
+        for rel in [
+            Rel::FixedBy,
+            Rel::References,
+            Rel::DuplicateOf,
+            Rel::Mentions,
+            Rel::MergedAs,
+            Rel::IntroducedBy,
+        ] {
+            for e in read.edges_from(src, rel).unwrap() {
+                out.push(format!(
+                    "{} -{}-> {} [{} {:.2}] {}",
+                    node_label(&read, src),
+                    rel.name(),
+                    node_label(&read, e.dst),
+                    e.meta.provenance.name(),
+                    e.meta.confidence,
+                    e.meta.evidence.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}

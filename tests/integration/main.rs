@@ -7,4 +7,6 @@ mod ingest_bad_input;
 mod ingest_fixture;
 mod ingest_incremental;
 mod ingest_kill;
+mod issues_bad_input;
+mod issues_fixture;
 mod store_file;

@@ -114,3 +114,28 @@ fn the_kb_env_var_names_the_default_file() {
     assert!(out.status.success());
     assert!(kb.exists());
 }
+
+#[test]
+fn a_schema_2_file_is_upgraded_in_place_and_keeps_its_history() {
+    use crate::common::{ingest, Fixture};
+    let fixture = Fixture::build();
+    let kb = fixture.kb();
+    ingest(&kb, &fixture.repo());
+    {
+        let store = Store::open(&kb).unwrap();
+        store.force_schema_version(2).unwrap();
+    }
+    let store = Store::open(&kb).expect("a v2 file opens");
+    let read = store.read().unwrap();
+    assert_eq!(read.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(read.commit_count().unwrap(), 32);
+    assert!(read.issues().unwrap().is_empty());
+    drop(read);
+    // A file older than that is still refused.
+    store.force_schema_version(1).unwrap();
+    drop(store);
+    assert!(matches!(
+        Store::open(&kb),
+        Err(StoreError::UnsupportedSchema { found: 1, .. })
+    ));
+}

@@ -385,6 +385,9 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
     let f = v.get("fields").cloned().unwrap_or(Value::Null);
     let mut r = base(n, "jira");
     r.key = Some(key.to_string());
+    // Jira has no pull requests; instances that mirror them use an issue type of that name.
+    r.is_pr =
+        str_at(&f, &["issuetype", "name"]).is_some_and(|t| t.eq_ignore_ascii_case("pull request"));
     r.title = limit(str_at(&f, &["summary"]).unwrap_or("").to_string(), skips);
     r.body = limit(jira_text(f.get("description")), skips);
     let done = str_at(&f, &["status", "statusCategory", "key"]) == Some("done")
@@ -394,7 +397,10 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
                 .as_deref(),
             Some("done" | "closed" | "resolved")
         );
-    r.state = if done {
+    let merged = str_at(&f, &["status", "name"]).is_some_and(|s| s.eq_ignore_ascii_case("merged"));
+    r.state = if merged {
+        IssueState::Merged
+    } else if done {
         IssueState::Closed
     } else {
         IssueState::Open
@@ -414,6 +420,9 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
     r.created_at = date(str_at(&f, &["created"]), skips);
     r.updated_at = date(str_at(&f, &["updated"]), skips);
     r.closed_at = date(str_at(&f, &["resolutiondate"]), skips);
+    if merged {
+        r.merged_at = r.closed_at;
+    }
     r.url = str_at(v, &["self"]).map(str::to_string);
     if let Some(Value::Array(comments)) = f.get("comment").and_then(|c| c.get("comments")) {
         r.comments = comments

@@ -105,7 +105,7 @@ pub fn environment(text: &str) -> Vec<(String, String)> {
     }
     let kv = re(
         &KV,
-        r"(?im)^[\s*-]*(CUDA(?: runtime)?(?: version)?|CUDA used to build PyTorch|Driver Version|NVIDIA driver(?: version)?|Python(?: version)?|PyTorch(?: version)?|torch(?: version)?|OS|Transformers(?: version)?)\s*[:=]\s*(.+?)\s*$",
+        r"(?im)^[\s*-]*(CUDA(?: runtime)?(?: version)?|CUDA used to build PyTorch|Driver Version|NVIDIA driver(?: version)?|Python(?: version)?|PyTorch(?: version)?|torch(?: version)?|OS|Transformers(?: version)?)\s*:\s*(.+?)\s*$",
     );
     for c in kv.captures_iter(text) {
         let key = c[1].to_ascii_lowercase();

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::refs::evidence;
-use crate::store::records::Provenance;
+use crate::store::records::{Provenance, SymbolKind};
 use crate::store::{NodeId, ReadTx, StoreError};
 
 /// A file or symbol an issue mentions, with the strongest rule that found it.
@@ -61,17 +61,21 @@ impl CodeIndex {
             let record = read.blob(blob)?;
             let mut symbols = Vec::new();
             for s in &record.symbols {
+                // A line inside a namespace or module says nothing about which code it is.
+                let container = s.kind == SymbolKind::Module;
                 let Some(qid) = read.string_id(&s.qualified_name)? else {
                     continue;
                 };
                 let Some(id) = read.symbol_in_file(file, qid)? else {
                     continue;
                 };
-                symbols.push(HeadSymbol {
-                    id,
-                    start_line: s.start_line,
-                    end_line: s.end_line,
-                });
+                if !container {
+                    symbols.push(HeadSymbol {
+                        id,
+                        start_line: s.start_line,
+                        end_line: s.end_line,
+                    });
+                }
                 index
                     .symbols_by_name
                     .entry(s.name.clone())
