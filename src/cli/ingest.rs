@@ -31,13 +31,25 @@ pub struct IngestArgs {
     /// Skip source files larger than this many bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     max_file_size: usize,
+    /// The project's GitHub repository (owner/name): `owner/name#N` references in commit
+    /// messages resolve to it. Default: the `origin` remote, when it is on github.com.
+    #[arg(long = "repo", value_name = "OWNER/NAME")]
+    github: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
+    if let Some(repo) = &args.github {
+        if repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/') {
+            anyhow::bail!("--repo `{repo}` is not of the form owner/name");
+        }
+    }
     let (store, created) = Store::open_or_create(kb)?;
+    if let Some(repo) = &args.github {
+        store.write(|tx| tx.set_meta(links::REPO_KEY, repo.as_bytes()))?;
+    }
     let options = GitIngestOptions {
         refs: args.refs,
         batch_size: args.batch_size,

@@ -55,7 +55,8 @@ enum Command {
     #[command(after_help = "Examples:
   lore ingest .                               # all branches and tags of the current repository
   lore ingest ~/src/vllm.git --kb vllm.lore   # a bare repository
-  lore ingest . --refs main --refs 'v1.*'     # selected refs (globs allowed)")]
+  lore ingest . --refs main --refs 'v1.*'     # selected refs (globs allowed)
+  lore ingest ~/src/vllm --repo vllm-project/vllm   # resolve owner/name#N references")]
     Ingest(ingest::IngestArgs),
     /// Counts per entity and relation, file size, watermarks and schema version.
     #[command(after_help = "Examples:\n  lore stats\n  lore stats --json | jq .nodes")]

@@ -415,6 +415,19 @@ impl ReadTx {
         nodes.insert(NodeKind::Author.plural().into(), self.authors.len()?);
         nodes.insert(NodeKind::Blob.plural().into(), self.blobs.len()?);
         nodes.insert(NodeKind::Symbol.plural().into(), self.symbols.len()?);
+        // Issues, pull requests and stubs (numbers referenced but never imported) share a table.
+        let (mut issues, mut prs, mut stubs) = (0, 0, 0);
+        for entry in self.issues.iter()? {
+            let record: IssueRecord = decode("issue", entry?.1.value())?;
+            match (record.stub, record.is_pr) {
+                (true, _) => stubs += 1,
+                (false, true) => prs += 1,
+                (false, false) => issues += 1,
+            }
+        }
+        nodes.insert(NodeKind::Issue.plural().into(), issues);
+        nodes.insert("pull_requests".into(), prs);
+        nodes.insert("issue_stubs".into(), stubs);
         let mut edges = BTreeMap::new();
         for rel in Rel::ALL {
             let n = self

@@ -9,7 +9,7 @@
 //!    stopped. Watermarks are written with the last batch.
 
 mod diff;
-pub(crate) mod linediff;
+pub mod linediff;
 pub mod numstat;
 mod refs;
 mod renames;

@@ -190,17 +190,28 @@ pub fn link_issue(
             }
         }
     }
-    let mut text = format!("{}\n{}", issue.title, issue.body);
+    // Closing keywords count in a pull request's title and body (as on GitHub), not in
+    // comments.
+    let own = format!("{}\n{}", issue.title, issue.body);
+    let mut comments = String::new();
     for c in &issue.comments {
-        text.push('\n');
-        text.push_str(&c.body);
+        comments.push_str(&c.body);
+        comments.push('\n');
     }
+    let text = format!("{own}\n{comments}");
     let mut skips = RefSkips::default();
     let closed_as_duplicate = matches!(
         issue.state_reason.as_deref(),
         Some("duplicate" | "not_planned")
     );
-    for r in parser.issue_text(&text, issue.is_pr, &mut skips) {
+    let mut found = parser.issue_text(&own, issue.is_pr, &mut skips);
+    for r in parser.issue_text(&comments, false, &mut skips) {
+        // A number the title or body already links keeps that (stronger or equal) link.
+        if !found.iter().any(|f| f.number == r.number) {
+            found.push(r);
+        }
+    }
+    for r in found {
         if r.number == issue.number {
             continue;
         }
@@ -295,7 +306,7 @@ pub fn link_through_prs(tx: &mut WriteTx<'_>, report: &mut LinkReport) -> Result
 }
 
 /// Fix commits and the issues each fixes (directly or through a PR).
-fn fixes(read: &ReadTx) -> Result<HashMap<NodeId, Vec<NodeId>>, StoreError> {
+pub fn fixes(read: &ReadTx) -> Result<HashMap<NodeId, Vec<NodeId>>, StoreError> {
     let mut out: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for (issue, _) in read.issues()? {
         for edge in read.edges_from(issue, Rel::FixedBy)? {

@@ -214,33 +214,34 @@ impl Blamer<'_> {
     }
 }
 
-/// Blame the lines fix commit `fix` deleted or changed. `Err` carries a git error message.
-pub fn blame_fix(
+/// The lines a fix commit deleted or changed, per file of its first parent.
+#[derive(Debug, Clone, Default)]
+pub struct FixLines {
+    /// The first parent, where the lines are blamed (`None` for a root commit).
+    pub parent: Option<ObjectId>,
+    /// `(path in the parent, 0-based lines)`, blank and comment-only lines left out.
+    pub files: Vec<(String, Vec<u32>)>,
+    pub skipped_cosmetic: u32,
+}
+
+/// What `fix` deleted or changed in modified and renamed files, against its first parent.
+pub fn fix_lines(
     repo: &gix::Repository,
     read: &ReadTx,
     fix: NodeId,
-    ignore: &HashSet<ObjectId>,
-) -> Result<SzzBlame, IngestError> {
+    lines: &mut LineCounter,
+) -> Result<FixLines, IngestError> {
     let record = read.commit(fix)?;
-    let mut blame = SzzBlame {
-        candidates: Vec::new(),
-        blamed_lines: 0,
-        skipped_cosmetic: 0,
-        ignored_revs: 0,
+    let mut out = FixLines {
+        parent: record
+            .parents
+            .first()
+            .and_then(|p| ObjectId::try_from(p.as_slice()).ok()),
+        ..Default::default()
     };
-    let Some(parent) = record
-        .parents
-        .first()
-        .and_then(|p| ObjectId::try_from(p.as_slice()).ok())
-    else {
-        return Ok(blame);
-    };
-    let mut blamer = Blamer {
-        repo,
-        ignore,
-        lines: LineCounter::default(),
-    };
-    let mut found: HashMap<ObjectId, (u32, String)> = HashMap::new();
+    if out.parent.is_none() {
+        return Ok(out);
+    }
     for edge in read.edges_from(fix, Rel::Touches)? {
         let EdgeDetail::Touch(stats) = edge.meta.detail else {
             continue;
@@ -263,20 +264,56 @@ pub fn blame_fix(
             None => read.string(read.file(edge.dst)?.path)?,
         };
         let old_lines: Vec<&[u8]> = old.split_inclusive(|&b| b == b'\n').collect();
-        let mut lines = Vec::new();
-        for (before, _) in blamer.lines.hunks(&old, &new) {
+        let mut picked = Vec::new();
+        for (before, _) in lines.hunks(&old, &new) {
             for l in before {
                 match old_lines.get(l as usize) {
-                    Some(text) if is_cosmetic(&path, text) => blame.skipped_cosmetic += 1,
-                    Some(_) => lines.push(l),
+                    Some(text) if is_cosmetic(&path, text) => out.skipped_cosmetic += 1,
+                    Some(_) => picked.push(l),
                     None => {}
                 }
             }
         }
+        if !picked.is_empty() {
+            out.files.push((path, picked));
+        }
+    }
+    Ok(out)
+}
+
+/// 1-based inclusive line ranges, as `git blame -L` takes them.
+pub fn line_ranges(lines: &[u32]) -> Vec<std::ops::RangeInclusive<u32>> {
+    one_based(lines)
+}
+
+/// Blame the lines fix commit `fix` deleted or changed.
+pub fn blame_fix(
+    repo: &gix::Repository,
+    read: &ReadTx,
+    fix: NodeId,
+    ignore: &HashSet<ObjectId>,
+) -> Result<SzzBlame, IngestError> {
+    let mut blamer = Blamer {
+        repo,
+        ignore,
+        lines: LineCounter::default(),
+    };
+    let target = fix_lines(repo, read, fix, &mut blamer.lines)?;
+    let mut blame = SzzBlame {
+        candidates: Vec::new(),
+        blamed_lines: 0,
+        skipped_cosmetic: target.skipped_cosmetic,
+        ignored_revs: 0,
+    };
+    let Some(parent) = target.parent else {
+        return Ok(blame);
+    };
+    let mut found: HashMap<ObjectId, (u32, String)> = HashMap::new();
+    for (path, lines) in &target.files {
         blame.blamed_lines += lines.len() as u32;
         let mut carried = 0;
         blamer
-            .blame(&path, parent, &lines, 0, &mut found, &mut carried)
+            .blame(path, parent, lines, 0, &mut found, &mut carried)
             .map_err(|detail| IngestError::Git {
                 path: repo.path().to_path_buf(),
                 detail: format!("blame of {path} at {parent}: {detail}"),
