@@ -46,6 +46,9 @@ pub struct IssuesArgs {
     /// The git repository, for SZZ (default: the one last ingested).
     #[arg(long, value_name = "PATH")]
     git: Option<PathBuf>,
+    /// Skip SZZ; a later import or ingest without this flag does it.
+    #[arg(long)]
+    no_szz: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -70,6 +73,7 @@ pub fn run(kb: &Path, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
         repo: args.repo,
         comments: args.comments,
         git: args.git,
+        szz: !args.no_szz,
     };
     let progress = Bar::new(quiet || args.json);
     let report = issues::import(&store, &args.file, &options, &progress)?;

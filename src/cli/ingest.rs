@@ -31,6 +31,10 @@ pub struct IngestArgs {
     /// Skip source files larger than this many bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     max_file_size: usize,
+    /// Skip SZZ (blaming what each fix commit changed); a later ingest or import without this
+    /// flag does it. On large histories SZZ costs about as much as `git blame` on every fix.
+    #[arg(long)]
+    no_szz: bool,
     /// The project's GitHub repository (owner/name): `owner/name#N` references in commit
     /// messages resolve to it. Default: the `origin` remote, when it is on github.com.
     #[arg(long = "repo", value_name = "OWNER/NAME")]
@@ -83,7 +87,7 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
         };
         Some(code::ingest(&store, &args.repo, &options, &progress)?)
     };
-    let links = links::after_ingest(&store, &args.repo, &progress)?;
+    let links = links::after_ingest(&store, &args.repo, !args.no_szz, &progress)?;
     if args.json {
         let value = serde_json::json!({ "git": report, "code": code, "links": links });
         println!("{}", serde_json::to_string_pretty(&value)?);

@@ -128,7 +128,7 @@ pub fn fixture_with_links(fixture: &Fixture) -> PathBuf {
     let kb = fixture.kb();
     ingest_with_code(&kb, &fixture.repo());
     let store = Store::open(&kb).expect("open kb");
-    lore::ingest::links::after_ingest(&store, &fixture.repo(), &Silent).expect("links");
+    lore::ingest::links::after_ingest(&store, &fixture.repo(), true, &Silent).expect("links");
     kb
 }
 

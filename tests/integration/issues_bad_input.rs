@@ -15,6 +15,7 @@ fn options(format: Format, repo: Option<&str>) -> ImportOptions {
         repo: repo.map(str::to_string),
         comments: None,
         git: None,
+        szz: true,
     }
 }
 

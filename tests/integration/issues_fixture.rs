@@ -20,6 +20,7 @@ fn options(format: Format) -> ImportOptions {
         repo: Some("minillm/minillm".into()),
         comments: None,
         git: None,
+        szz: true,
     }
 }
 

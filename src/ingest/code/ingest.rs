@@ -148,7 +148,7 @@ struct ParseBases {
 
 impl ParseBases {
     /// Source bytes kept; trees take a small multiple of this.
-    const MAX_BYTES: usize = 64 << 20;
+    const MAX_BYTES: usize = 32 << 20;
 
     fn bytes(&self) -> usize {
         self.by_path.values().map(ParseBase::len).sum()

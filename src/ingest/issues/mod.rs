@@ -108,6 +108,8 @@ pub struct ImportOptions {
     pub comments: Option<PathBuf>,
     /// The git repository, for SZZ. Defaults to the one the file was ingested from.
     pub git: Option<PathBuf>,
+    /// Run SZZ for fix commits not blamed yet.
+    pub szz: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -329,6 +331,7 @@ pub fn import(
             .map(PathBuf::from),
     };
     match git {
+        _ if !options.szz => {}
         Some(git) if git.exists() => links::szz(store, &git, progress, &mut link_report)?,
         Some(git) => report.warnings.push(format!(
             "SZZ skipped: the repository {} is gone; pass --git PATH",

@@ -436,17 +436,21 @@ pub fn missing_numbers(read: &ReadTx) -> Result<BTreeSet<u64>, StoreError> {
         .collect())
 }
 
-/// Run the commit and SZZ link stages after a git ingest.
+/// Run the commit link stage after a git ingest, and SZZ unless `with_szz` is false (then the
+/// next run with it blames what is missing).
 pub fn after_ingest(
     store: &Store,
     repo_path: &Path,
+    with_szz: bool,
     progress: &dyn Progress,
 ) -> Result<LinkReport, IngestError> {
     let started = Instant::now();
     let mut report = LinkReport::default();
     link_commits(store, progress, &mut report)?;
     store.write(|tx| link_through_prs(tx, &mut report))?;
-    szz(store, repo_path, progress, &mut report)?;
+    if with_szz {
+        szz(store, repo_path, progress, &mut report)?;
+    }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
