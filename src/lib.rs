@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod ingest;
+pub mod query;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -3,11 +3,14 @@
 mod import;
 mod ingest;
 mod progress;
+mod query;
 mod render;
+mod repl;
 mod show;
 mod show_code;
 mod show_issue;
 mod stats;
+mod table;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -30,6 +33,8 @@ pub const DEFAULT_KB: &str = "project.lore";
   lore import issues issues.json        # GitHub/gh/Jira/JSONL dump, linked to the history
   lore show commit 3fa9c1               # one commit and the files it touched
   lore show issue 7                     # an issue and its links, with evidence
+  lore query 'issues fixed_by commit touching memory_utils'
+  lore                                  # the interactive query prompt
   LORE_KB=/data/vllm.lore lore stats --json"
 )]
 struct Cli {
@@ -40,7 +45,7 @@ struct Cli {
     #[arg(long, short, global = true)]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +75,20 @@ enum Command {
         #[command(subcommand)]
         what: import::ImportWhat,
     },
+    /// Run queries: `issues fixed_by commit touching memory_utils`.
+    #[command(after_help = "Examples:
+  lore query 'issues fixed_by commit touching memory_utils'
+  lore query 'commits touching memory_utils since 2024-01-10 order by date desc limit 5' --format csv
+  lore query 'issues where label = bug count by state' --format json
+  echo 'issues count; commits count' | lore query
+
+The language: docs/query-language.md (grammar: grammar/lore.ebnf). Exit code 1 if a query fails.")]
+    Query(query::QueryArgs),
+    /// An interactive prompt for queries (also what bare `lore` starts).
+    #[command(
+        after_help = "Examples:\n  lore repl\n  lore --kb vllm.lore\n\nInside: .help, .schema, .format csv, .timer on, Tab to complete, Ctrl-C to cancel."
+    )]
+    Repl,
     /// Show one item and its links.
     Show {
         #[command(subcommand)]
@@ -104,7 +123,10 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return repl::run(&cli.kb);
+    };
+    match command {
         Command::Init { file } => {
             let path = file.unwrap_or(cli.kb);
             lore::store::Store::create(&path)?;
@@ -113,6 +135,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ingest(args) => ingest::run(&cli.kb, cli.quiet, args),
         Command::Stats { json } => stats::run(&cli.kb, json),
+        Command::Query(args) => query::run(&cli.kb, args),
+        Command::Repl => repl::run(&cli.kb),
         Command::Import { what } => import::run(&cli.kb, cli.quiet, what),
         Command::Show { what } => show::run(&cli.kb, what),
     }

@@ -311,6 +311,40 @@ impl ReadTx {
         Ok(out)
     }
 
+    /// Every symbol node.
+    pub fn all_symbols(&self) -> Result<Vec<(NodeId, SymbolNode)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.symbols.iter()? {
+            let (k, v) = entry?;
+            out.push((
+                NodeId::new(NodeKind::Symbol, k.value()),
+                decode("symbol", v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every author id.
+    pub fn all_authors(&self) -> Result<Vec<NodeId>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.authors.iter()? {
+            out.push(NodeId::new(NodeKind::Author, entry?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// How many nodes of `kind` are stored.
+    pub fn node_count(&self, kind: NodeKind) -> Result<u64, StoreError> {
+        Ok(match kind {
+            NodeKind::Commit => self.commits.len()?,
+            NodeKind::File => self.files.len()?,
+            NodeKind::Author => self.authors.len()?,
+            NodeKind::Blob => self.blobs.len()?,
+            NodeKind::Symbol => self.symbols.len()?,
+            NodeKind::Issue => self.issues.len()?,
+        })
+    }
+
     /// Every file ever seen, with its path.
     pub fn all_files(&self) -> Result<Vec<(NodeId, String)>, StoreError> {
         let mut out = Vec::new();

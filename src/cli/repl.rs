@@ -1,0 +1,246 @@
+//! `lore repl` (and bare `lore`): an interactive query prompt.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use lore::query::schema::{Kind, EDGE_FIELDS, KEYWORDS, RELATIONS};
+use lore::query::{QueryError, QueryResult};
+use lore::store::Store;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Editor, Helper};
+
+use super::table::{self, OutputFormat};
+
+const HELP: &str = "Type a query and press Enter; end a line with \\ to continue it.
+  issues fixed_by commit touching memory_utils
+  commits touching \"minillm/worker/memory_utils.py\" since 2024-01-10 order by date desc limit 5
+  issues where label = bug and error ~ \"CUDA\" count by state
+  symbols modified_by commits where class = fix count by name
+  explain issues fixed_by commit touching memory_utils
+Commands:
+  .help             this text
+  .schema           kinds, their fields, and relations
+  .format FORMAT    table, json, jsonl or csv
+  .timer on|off     show how long each query takes
+  .quit             leave (or Ctrl-D)
+Tab completes keywords, relations, fields, file paths and symbol names.
+Ctrl-C cancels a running query.";
+
+struct LoreHelper {
+    words: Vec<String>,
+}
+
+impl Completer for LoreHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let start = line[..pos]
+            .rfind(|c: char| c.is_whitespace() || c == '"' || c == '(' || c == ',')
+            .map_or(0, |i| i + 1);
+        let prefix = &line[start..pos];
+        if prefix.is_empty() {
+            return Ok((start, Vec::new()));
+        }
+        let mut out: Vec<Pair> = self
+            .words
+            .iter()
+            .filter(|w| w.starts_with(prefix))
+            .take(200)
+            .map(|w| Pair {
+                display: w.clone(),
+                replacement: w.clone(),
+            })
+            .collect();
+        out.dedup_by(|a, b| a.replacement == b.replacement);
+        Ok((start, out))
+    }
+}
+
+impl Hinter for LoreHelper {
+    type Hint = String;
+}
+impl Highlighter for LoreHelper {}
+impl Validator for LoreHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input();
+        let quotes = input.chars().filter(|c| *c == '"').count();
+        let open = input.matches('(').count() > input.matches(')').count();
+        Ok(
+            if input.trim_end().ends_with('\\') || quotes % 2 == 1 || open {
+                ValidationResult::Incomplete
+            } else {
+                ValidationResult::Valid(None)
+            },
+        )
+    }
+}
+impl Helper for LoreHelper {}
+
+/// Words for completion: the language's, then paths and symbol names from the file.
+fn vocabulary(store: &Store) -> anyhow::Result<Vec<String>> {
+    let mut words: Vec<String> = Vec::new();
+    for k in Kind::ALL {
+        words.push(k.words().0.into());
+        words.push(k.words().1.into());
+        words.extend(k.fields().iter().map(|f| f.to_string()));
+    }
+    words.extend(RELATIONS.iter().map(|r| r.name.to_string()));
+    words.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    words.extend(EDGE_FIELDS.iter().map(|k| k.to_string()));
+    words.extend([".help", ".schema", ".format", ".timer", ".quit"].map(String::from));
+    let read = store.read()?;
+    for (_, path) in read.all_files()? {
+        if let Some(name) = path.rsplit('/').next() {
+            if let Some((stem, _)) = name.rsplit_once('.') {
+                words.push(stem.to_string());
+            }
+        }
+        words.push(path);
+    }
+    for (_, s) in read.all_symbols()? {
+        words.push(read.string(s.name)?);
+        words.push(read.string(s.qualified_name)?);
+    }
+    words.sort();
+    words.dedup();
+    Ok(words)
+}
+
+fn schema_text() -> String {
+    let mut out = String::from("kinds and fields:\n");
+    for k in Kind::ALL {
+        out.push_str(&format!("  {:<10} {}\n", k.name(), k.fields().join(", ")));
+    }
+    out.push_str(&format!(
+        "  after a relation, the link: {}\n",
+        EDGE_FIELDS.join(", ")
+    ));
+    out.push_str("relations:\n");
+    for r in RELATIONS {
+        let from: Vec<&str> = r.from.iter().map(|k| k.plural()).collect();
+        let to: Vec<&str> = r.to.iter().map(|k| k.plural()).collect();
+        out.push_str(&format!(
+            "  {:<14} {} -> {}\n",
+            r.name,
+            from.join("|"),
+            to.join("|")
+        ));
+    }
+    out
+}
+
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("LORE_HISTORY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".lore_history")))
+}
+
+pub fn run(kb: &Path) -> anyhow::Result<()> {
+    let store = Arc::new(Store::open(kb)?);
+    let helper = LoreHelper {
+        words: vocabulary(&store)?,
+    };
+    let mut editor: Editor<LoreHelper, DefaultHistory> = Editor::new()?;
+    editor.set_helper(Some(helper));
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        // While a query runs the terminal is in normal mode and Ctrl-C is a signal.
+        let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
+    }
+    let mut format = OutputFormat::Table;
+    let mut timer = false;
+    println!(
+        "lore {} on {} (.help for help)",
+        env!("CARGO_PKG_VERSION"),
+        kb.display()
+    );
+    loop {
+        let line = match editor.readline("lore> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let text = line.replace("\\\n", " ").trim().to_string();
+        if text.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line.as_str());
+        if let Some(cmd) = text.strip_prefix('.') {
+            let mut parts = cmd.split_whitespace();
+            match (parts.next(), parts.next()) {
+                (Some("help"), _) => println!("{HELP}"),
+                (Some("schema"), _) => print!("{}", schema_text()),
+                (Some("quit" | "exit"), _) => break,
+                (Some("format"), Some(f)) => match OutputFormat::from_name(f) {
+                    Some(f) => format = f,
+                    None => println!("error: unknown format `{f}` (table, json, jsonl, csv)"),
+                },
+                (Some("format"), None) => println!("format: {}", format.name()),
+                (Some("timer"), Some("on")) => timer = true,
+                (Some("timer"), Some("off")) => timer = false,
+                (Some("timer"), _) => println!("timer: {}", if timer { "on" } else { "off" }),
+                _ => println!("error: unknown command `.{cmd}` (.help lists them)"),
+            }
+            continue;
+        }
+        cancel.store(false, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel::<Result<QueryResult, QueryError>>();
+        let worker_store = store.clone();
+        let query = text.clone();
+        std::thread::spawn(move || {
+            let result = match worker_store.read() {
+                Ok(read) => lore::query::run(&read, &query),
+                Err(e) => Err(QueryError::store(e)),
+            };
+            let _ = tx.send(result);
+        });
+        let result = loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(r) => break Some(r),
+                Err(mpsc::RecvTimeoutError::Timeout) if cancel.load(Ordering::SeqCst) => {
+                    break None
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Some(Err(QueryError::whole(
+                        &text,
+                        "the query stopped unexpectedly".into(),
+                    )))
+                }
+            }
+        };
+        match result {
+            None => println!("cancelled"),
+            Some(Ok(r)) => {
+                let mut out = std::io::stdout().lock();
+                table::write(&mut out, &r, format, table::width())?;
+                if timer {
+                    println!("time: {:.2} ms", r.elapsed_ms);
+                }
+            }
+            Some(Err(e)) => println!("error: {e}"),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
+}
