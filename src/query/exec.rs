@@ -138,7 +138,10 @@ fn compile(text: &str, e: &Expr, kind: Option<Kind>, edge_ok: bool) -> Result<Te
             };
             let regex = if *op == CmpOp::Regex {
                 Some(Regex::new(&vtext).map_err(|e| {
-                    QueryError::at(text, span.0, span.1, format!("bad regular expression: {e}"))
+                    // The regex crate's message spans lines; its last line says what is wrong.
+                    let why = e.to_string();
+                    let why = why.lines().last().unwrap_or("").trim_start_matches("error: ").to_string();
+                    QueryError::at(text, span.0, span.1, format!("bad regular expression `{vtext}`: {why}"))
                 })?)
             } else {
                 None
@@ -298,7 +301,12 @@ impl<'r> Ctx<'r> {
             "provenance" => {
                 return Ok(edge.map_or(FVal::Null, |e| FVal::Text(e.provenance.name().into())))
             }
-            "confidence" => return Ok(edge.map_or(FVal::Null, |e| FVal::Num(e.confidence as f64))),
+            // Stored as f32: compare at the precision it was written with (0.9, not 0.8999…).
+            "confidence" => {
+                return Ok(edge.map_or(FVal::Null, |e| {
+                    FVal::Num((e.confidence as f64 * 1e6).round() / 1e6)
+                }))
+            }
             "evidence" => {
                 return Ok(edge
                     .and_then(|e| e.evidence.clone())
@@ -1184,7 +1192,7 @@ pub fn execute(
                     v => {
                         let key = match v.display() {
                             serde_json::Value::String(s) => s,
-                            serde_json::Value::Null => String::new(),
+                            serde_json::Value::Null => "(none)".to_string(),
                             other => other.to_string(),
                         };
                         *counts.entry(key).or_default() += 1;

@@ -9,4 +9,5 @@ mod ingest_incremental;
 mod ingest_kill;
 mod issues_bad_input;
 mod issues_fixture;
+mod queries;
 mod store_file;
