@@ -51,11 +51,12 @@ pub fn run(kb: &Path, args: QueryArgs) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
+    let mut cache = lore::query::Cache::default();
     for q in &queries {
         let result = if args.naive {
-            lore::query::run_naive(&read, q)
+            lore::query::run_naive(&read, q, &mut cache)
         } else {
-            lore::query::run(&read, q)
+            lore::query::run_cached(&read, q, &mut cache)
         };
         match result {
             Ok(result) => {

@@ -164,6 +164,7 @@ pub fn run(kb: &Path) -> anyhow::Result<()> {
         // While a query runs the terminal is in normal mode and Ctrl-C is a signal.
         let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
     }
+    let cache = Arc::new(std::sync::Mutex::new(lore::query::Cache::default()));
     let mut format = OutputFormat::Table;
     let mut timer = false;
     println!(
@@ -204,10 +205,15 @@ pub fn run(kb: &Path) -> anyhow::Result<()> {
         cancel.store(false, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel::<Result<QueryResult, QueryError>>();
         let worker_store = store.clone();
+        let worker_cache = cache.clone();
         let query = text.clone();
         std::thread::spawn(move || {
             let result = match worker_store.read() {
-                Ok(read) => lore::query::run(&read, &query),
+                Ok(read) => match worker_cache.lock() {
+                    Ok(mut cache) => lore::query::run_cached(&read, &query, &mut cache),
+                    // A cancelled query that panicked left the cache poisoned: start afresh.
+                    Err(_) => lore::query::run(&read, &query),
+                },
                 Err(e) => Err(QueryError::store(e)),
             };
             let _ = tx.send(result);

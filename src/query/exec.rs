@@ -140,8 +140,18 @@ fn compile(text: &str, e: &Expr, kind: Option<Kind>, edge_ok: bool) -> Result<Te
                 Some(Regex::new(&vtext).map_err(|e| {
                     // The regex crate's message spans lines; its last line says what is wrong.
                     let why = e.to_string();
-                    let why = why.lines().last().unwrap_or("").trim_start_matches("error: ").to_string();
-                    QueryError::at(text, span.0, span.1, format!("bad regular expression `{vtext}`: {why}"))
+                    let why = why
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim_start_matches("error: ")
+                        .to_string();
+                    QueryError::at(
+                        text,
+                        span.0,
+                        span.1,
+                        format!("bad regular expression `{vtext}`: {why}"),
+                    )
                 })?)
             } else {
                 None
@@ -248,14 +258,44 @@ pub struct Ctx<'r> {
     read: &'r ReadTx,
     issues: HashMap<NodeId, IssueRecord>,
     strings: HashMap<NodeId, (String, String, Option<SymbolKind>)>,
+    cache: &'r mut Cache,
+}
+
+/// What a session (the REPL, a script of queries) keeps between queries on one lore file:
+/// the list of file paths, which every name pattern on files scans. Files are never removed,
+/// so the list is still right while the file count is unchanged.
+#[derive(Default)]
+pub struct Cache {
+    /// File count when listed, and the list.
+    files: Option<(u64, Paths)>,
+}
+
+type Paths = std::sync::Arc<Vec<(NodeId, String)>>;
+
+impl Cache {
+    fn files(
+        &mut self,
+        read: &ReadTx,
+    ) -> Result<std::sync::Arc<Vec<(NodeId, String)>>, StoreError> {
+        let count = read.node_count(NodeKind::File)?;
+        match &self.files {
+            Some((n, list)) if *n == count => Ok(list.clone()),
+            _ => {
+                let list = std::sync::Arc::new(read.all_files()?);
+                self.files = Some((count, list.clone()));
+                Ok(list)
+            }
+        }
+    }
 }
 
 impl<'r> Ctx<'r> {
-    pub fn new(read: &'r ReadTx) -> Ctx<'r> {
+    pub fn new(read: &'r ReadTx, cache: &'r mut Cache) -> Ctx<'r> {
         Ctx {
             read,
             issues: HashMap::new(),
             strings: HashMap::new(),
+            cache,
         }
     }
 
@@ -669,10 +709,25 @@ impl Set {
                 (NodeKind::Commit, _) => {
                     ids.extend((0..read.commit_count()?).map(|l| NodeId::new(NodeKind::Commit, l)))
                 }
+                // A path that names a file exactly is that file; otherwise scan the paths.
+                (NodeKind::File, Some(Pattern::Text { text, .. }))
+                    if text.contains('/')
+                        && !text.contains(['*', '?'])
+                        && read.file_by_path(text)?.is_some() =>
+                {
+                    ids.extend(read.file_by_path(text)?)
+                }
+                // A plain name (no glob) compares interned ids instead of reading every name.
+                (NodeKind::Symbol, Some(Pattern::Text { text, .. }))
+                    if !text.contains(['*', '?']) =>
+                {
+                    ids.extend(read.symbols_named(text)?.into_iter().map(|(id, _)| id))
+                }
                 (NodeKind::File, _) => {
-                    for (id, path) in read.all_files()? {
-                        ctx.strings.insert(id, (path, String::new(), None));
-                        ids.push(id);
+                    let files = ctx.cache.files(read)?;
+                    for (id, path) in files.iter() {
+                        ctx.strings.insert(*id, (path.clone(), String::new(), None));
+                        ids.push(*id);
                     }
                 }
                 (NodeKind::Symbol, _) => {
@@ -703,24 +758,38 @@ impl Set {
     }
 }
 
-/// Neighbours of `id` along `relation`, walked forwards or (`reverse`) backwards.
+/// Neighbours of `id` along `relation`, walked forwards or (`reverse`) backwards, with the
+/// edge metadata only when `with_meta` (filters on links need it; reading it costs a lookup
+/// and a decode per edge).
 fn neighbours(
     read: &ReadTx,
     id: NodeId,
     relation: &Relation,
     reverse: bool,
-) -> Result<Vec<(NodeId, EdgeMeta)>, StoreError> {
+    with_meta: bool,
+) -> Result<Vec<(NodeId, Option<EdgeMeta>)>, StoreError> {
     let along_stored = relation.forward != reverse;
-    Ok(if along_stored {
-        read.edges_from(id, relation.rel)?
+    Ok(match (along_stored, with_meta) {
+        (true, true) => read
+            .edges_from(id, relation.rel)?
             .into_iter()
-            .map(|e| (e.dst, e.meta))
-            .collect()
-    } else {
-        read.edges_to(id, relation.rel)?
+            .map(|e| (e.dst, Some(e.meta)))
+            .collect(),
+        (false, true) => read
+            .edges_to(id, relation.rel)?
             .into_iter()
-            .map(|e| (e.src, e.meta))
-            .collect()
+            .map(|e| (e.src, Some(e.meta)))
+            .collect(),
+        (true, false) => read
+            .targets_of(id, relation.rel)?
+            .into_iter()
+            .map(|n| (n, None))
+            .collect(),
+        (false, false) => read
+            .sources_of(id, relation.rel)?
+            .into_iter()
+            .map(|n| (n, None))
+            .collect(),
     })
 }
 
@@ -870,12 +939,10 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Matches, StoreError> {
         let mut p = Vec::new();
         let mut reached = Vec::new();
         for &y in &members[i + 1] {
-            for (x, meta) in neighbours(ctx.read, y, plan.relations[i], true)? {
+            let with_meta = plan.sets[i + 1].uses_edge;
+            for (x, meta) in neighbours(ctx.read, y, plan.relations[i], true, with_meta)? {
                 // The edge belongs to set i+1's filters; x's own filters use its own edge later.
-                if !plan.sets[i + 1].tests.is_empty()
-                    && plan.sets[i + 1].uses_edge
-                    && !plan.sets[i + 1].accepts(ctx, y, Some(&meta))?
-                {
+                if with_meta && !plan.sets[i + 1].accepts(ctx, y, meta.as_ref())? {
                     continue;
                 }
                 if !plan.sets[i].admits(ctx, x)? {
@@ -903,8 +970,9 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Matches, StoreError> {
         let mut p = Vec::new();
         let mut reached = Vec::new();
         for &x in &members[i] {
-            for (y, meta) in neighbours(ctx.read, x, plan.relations[i], false)? {
-                if plan.sets[i + 1].accepts(ctx, y, Some(&meta))? {
+            let with_meta = plan.sets[i + 1].uses_edge;
+            for (y, meta) in neighbours(ctx.read, x, plan.relations[i], false, with_meta)? {
+                if plan.sets[i + 1].accepts(ctx, y, meta.as_ref())? {
                     p.push((x, y));
                     if seen.insert(y) {
                         reached.push(y);
@@ -920,11 +988,11 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Matches, StoreError> {
         if plan.sets[i].uses_edge {
             let mut keep = Vec::new();
             for &(x, y) in &pairs[i - 1] {
-                let ok = neighbours(ctx.read, x, plan.relations[i - 1], false)?
+                let ok = neighbours(ctx.read, x, plan.relations[i - 1], false, true)?
                     .iter()
                     .filter(|(d, _)| *d == y)
                     .try_fold(false, |acc, (_, m)| -> Result<bool, StoreError> {
-                        Ok(acc || plan.sets[i].accepts(ctx, y, Some(m))?)
+                        Ok(acc || plan.sets[i].accepts(ctx, y, m.as_ref())?)
                     })?;
                 if ok {
                     keep.push((x, y));
@@ -1002,10 +1070,11 @@ pub fn execute(
     q: &Query,
     read: &ReadTx,
     naive: bool,
+    cache: &mut Cache,
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
     let plan = plan(text, q, read, naive)?;
-    let mut ctx = Ctx::new(read);
+    let mut ctx = Ctx::new(read, cache);
     // Which sets are returned.
     let mut returned: Vec<usize> = Vec::new();
     for name in &q.tail.returns {

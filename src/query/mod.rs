@@ -18,7 +18,7 @@ use std::fmt;
 
 use crate::store::{ReadTx, StoreError};
 
-pub use exec::PlanInfo;
+pub use exec::{Cache, PlanInfo};
 
 /// A query error: a message and the byte span of the query text it is about.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,12 +95,18 @@ pub struct QueryResult {
 
 /// Parse and run `text` on `read`.
 pub fn run(read: &ReadTx, text: &str) -> Result<QueryResult, QueryError> {
+    run_cached(read, text, &mut Cache::default())
+}
+
+/// Parse and run `text`, keeping what later queries on the same file can reuse in `cache`
+/// (the REPL keeps one per session).
+pub fn run_cached(read: &ReadTx, text: &str, cache: &mut Cache) -> Result<QueryResult, QueryError> {
     let q = parser::parse(text)?;
-    exec::execute(text, &q, read, false)
+    exec::execute(text, &q, read, false, cache)
 }
 
 /// Run `text` with the naive plan (a scan from the first set), for comparisons.
-pub fn run_naive(read: &ReadTx, text: &str) -> Result<QueryResult, QueryError> {
+pub fn run_naive(read: &ReadTx, text: &str, cache: &mut Cache) -> Result<QueryResult, QueryError> {
     let q = parser::parse(text)?;
-    exec::execute(text, &q, read, true)
+    exec::execute(text, &q, read, true, cache)
 }

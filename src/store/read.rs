@@ -386,6 +386,26 @@ impl ReadTx {
     }
 
     /// Edges `* -rel-> dst`, found through the reverse table.
+    /// The destinations of `src -rel-> *`, without reading the edges' metadata.
+    pub fn targets_of(&self, src: NodeId, rel: Rel) -> Result<Vec<NodeId>, StoreError> {
+        let r = rel as u8;
+        let mut out = Vec::new();
+        for entry in self.edges.range((src.0, r, 0)..=(src.0, r, u64::MAX))? {
+            out.push(NodeId(entry?.0.value().2));
+        }
+        Ok(out)
+    }
+
+    /// The sources of `* -rel-> dst`, from the reverse table alone.
+    pub fn sources_of(&self, dst: NodeId, rel: Rel) -> Result<Vec<NodeId>, StoreError> {
+        let r = rel as u8;
+        let mut out = Vec::new();
+        for entry in self.edges_rev.range((dst.0, r, 0)..=(dst.0, r, u64::MAX))? {
+            out.push(NodeId(entry?.0.value().2));
+        }
+        Ok(out)
+    }
+
     pub fn edges_to(&self, dst: NodeId, rel: Rel) -> Result<Vec<Edge>, StoreError> {
         let r = rel as u8;
         let mut out = Vec::new();

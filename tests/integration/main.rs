@@ -10,4 +10,5 @@ mod ingest_kill;
 mod issues_bad_input;
 mod issues_fixture;
 mod queries;
+mod repl;
 mod store_file;

@@ -54,12 +54,29 @@ pub fn fixture_kb() -> (Fixture, PathBuf) {
 }
 
 fn answer(kb: &Path, query: &str) -> Vec<String> {
-    let out = lore(&["--kb", kb.to_str().unwrap(), "query", "--format", "csv", query]);
+    let out = lore(&[
+        "--kb",
+        kb.to_str().unwrap(),
+        "query",
+        "--format",
+        "csv",
+        query,
+    ]);
     if out.status.success() {
-        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
     } else {
         let err = String::from_utf8(out.stderr).unwrap();
-        vec![format!("error: {}", err.lines().next().unwrap_or("").trim_start_matches("error: "))]
+        vec![format!(
+            "error: {}",
+            err.lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+        )]
     }
 }
 
@@ -104,7 +121,12 @@ fn fixture_queries_give_their_expected_answers() {
         }
     }
     assert!(total >= 40, "only {total} fixture queries");
-    assert!(failures.is_empty(), "{} of {total} queries differ (LORE_BLESS=1 rewrites):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} queries differ (LORE_BLESS=1 rewrites):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
