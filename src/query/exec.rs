@@ -523,6 +523,12 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// A path matches a name if a component or its stem does (`memory_utils`, `memory_*`,
 /// `memory_utils.py`), or the path ends with it (`worker/memory_utils.py`).
 fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains(['*', '?', '/']) {
+        // The common case, without glob machinery: a component or a component's stem.
+        return path
+            .split('/')
+            .any(|c| c == pattern || c.rsplit_once('.').is_some_and(|(stem, _)| stem == pattern));
+    }
     if pattern.contains('/') {
         return glob(pattern, path)
             || path.ends_with(pattern)
@@ -723,9 +729,15 @@ impl Set {
                 {
                     ids.extend(read.symbols_named(text)?.into_iter().map(|(id, _)| id))
                 }
-                (NodeKind::File, _) => {
+                (NodeKind::File, pattern) => {
                     let files = ctx.cache.files(read)?;
                     for (id, path) in files.iter() {
+                        // Test the pattern here, on the cached list, and keep only matches.
+                        if let Some(Pattern::Text { text, .. }) = pattern {
+                            if !path_matches(text, path) {
+                                continue;
+                            }
+                        }
                         ctx.strings.insert(*id, (path.clone(), String::new(), None));
                         ids.push(*id);
                     }

@@ -26,7 +26,7 @@ fn parse_lq(text: &str) -> (String, Vec<Case>) {
             });
         } else if let Some(case) = cases.last_mut() {
             if !line.is_empty() {
-                case.expected.push(line.to_string());
+                case.expected.push(line.trim_end().to_string());
             }
         } else {
             header.push_str(line);
@@ -69,14 +69,13 @@ fn answer(kb: &Path, query: &str) -> Vec<String> {
             .map(str::to_string)
             .collect()
     } else {
-        let err = String::from_utf8(out.stderr).unwrap();
-        vec![format!(
-            "error: {}",
-            err.lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-        )]
+        // The message and the query with a caret under the token, as the user sees them.
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("queries failed"))
+            .map(|l| l.trim_end().to_string())
+            .collect()
     }
 }
 
