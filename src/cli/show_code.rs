@@ -19,13 +19,26 @@ pub fn file(kb: &Path, path: &str, json_out: bool) -> anyhow::Result<()> {
         bail!("{path} is not a parsed source file at HEAD (deleted, not code, or ingested with --no-code)")
     };
     let record = read.blob(blob)?;
+    // Imports that name a file of the repository, and files that import this one.
+    let mut resolved = std::collections::HashMap::new();
+    for e in read.edges_from(file, Rel::Imports)? {
+        if let Some(import) = e.meta.evidence {
+            resolved.insert(import, read.string(read.file(e.dst)?.path)?);
+        }
+    }
+    let mut importers = Vec::new();
+    for e in read.edges_to(file, Rel::Imports)? {
+        importers.push(read.string(read.file(e.src)?.path)?);
+    }
+    importers.sort();
     if json_out {
         let value = json!({
             "path": path,
             "blob": hex(&record.sha),
             "lang": record.lang,
             "status": format!("{:?}", record.status),
-            "imports": record.imports,
+            "imports": record.imports.iter().map(|i| json!({"import": i, "file": resolved.get(i)})).collect::<Vec<_>>(),
+            "imported_by": importers,
             "symbols": record.symbols.iter().map(|s| json!({
                 "kind": s.kind.name(), "name": s.name, "qualified_name": s.qualified_name,
                 "start_line": s.start_line, "end_line": s.end_line,
@@ -44,7 +57,18 @@ pub fn file(kb: &Path, path: &str, json_out: bool) -> anyhow::Result<()> {
         println!("not parsed: {reason}");
     }
     if !record.imports.is_empty() {
-        println!("imports: {}", record.imports.join(", "));
+        let shown: Vec<String> = record
+            .imports
+            .iter()
+            .map(|i| match resolved.get(i) {
+                Some(path) => format!("{i} ({path})"),
+                None => i.clone(),
+            })
+            .collect();
+        println!("imports: {}", shown.join(", "));
+    }
+    if !importers.is_empty() {
+        println!("imported by: {}", importers.join(", "));
     }
     for s in &record.symbols {
         let depth = std::iter::successors(s.parent, |p| record.symbols[*p as usize].parent).count();

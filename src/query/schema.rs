@@ -131,7 +131,7 @@ pub struct Relation {
 use NodeKind::{Author as A, Commit as C, File as F, Issue as I, Symbol as S};
 
 /// Every relation, both directions.
-pub const RELATIONS: [Relation; 24] = [
+pub const RELATIONS: [Relation; 26] = [
     Relation {
         name: "fixed_by",
         rel: Rel::FixedBy,
@@ -297,6 +297,20 @@ pub const RELATIONS: [Relation; 24] = [
     Relation {
         name: "renamed_to",
         rel: Rel::RenamedFrom,
+        forward: false,
+        from: &[F],
+        to: &[F],
+    },
+    Relation {
+        name: "imports",
+        rel: Rel::Imports,
+        forward: true,
+        from: &[F],
+        to: &[F],
+    },
+    Relation {
+        name: "imported_by",
+        rel: Rel::Imports,
         forward: false,
         from: &[F],
         to: &[F],

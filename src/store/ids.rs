@@ -106,10 +106,12 @@ pub enum Rel {
     IntroducedBy = 11,
     /// pull request → the commit that landed it (squash title or merge commit).
     MergedAs = 12,
+    /// file → the repository file one of its imports names, at HEAD (evidence: the import).
+    Imports = 13,
 }
 
 impl Rel {
-    pub const ALL: [Rel; 12] = [
+    pub const ALL: [Rel; 13] = [
         Rel::Parent,
         Rel::Touches,
         Rel::AuthoredBy,
@@ -122,6 +124,7 @@ impl Rel {
         Rel::Mentions,
         Rel::IntroducedBy,
         Rel::MergedAs,
+        Rel::Imports,
     ];
 
     pub fn from_u8(v: u8) -> Option<Rel> {
@@ -143,6 +146,7 @@ impl Rel {
             Rel::Mentions => "mentions",
             Rel::IntroducedBy => "introduced_by",
             Rel::MergedAs => "merged_as",
+            Rel::Imports => "imports",
         }
     }
 }

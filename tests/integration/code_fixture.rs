@@ -282,3 +282,53 @@ fn every_fixture_file_has_exactly_the_expected_symbols() {
         fs::read_to_string(&snapshot).expect("snapshot; run with LORE_BLESS=1")
     );
 }
+
+#[test]
+fn imports_resolve_to_repository_files_at_head() {
+    let fx = Fixture::build();
+    let report = ingest_with_code(&fx.kb(), &fx.repo());
+    let store = Store::open(&fx.kb()).unwrap();
+    let read = store.read().unwrap();
+    let mut edges = BTreeSet::new();
+    for (file, _) in read.head_files().unwrap() {
+        let from = read.string(read.file(file).unwrap().path).unwrap();
+        for e in read.edges_from(file, Rel::Imports).unwrap() {
+            let to = read.string(read.file(e.dst).unwrap().path).unwrap();
+            edges.insert((from.clone(), to, e.meta.evidence.unwrap_or_default()));
+        }
+    }
+    let expected: BTreeSet<(String, String, String)> = [
+        (
+            "minillm/engine/scheduler.py",
+            "minillm/worker/memory_utils.py",
+            "minillm.worker.memory_utils",
+        ),
+        (
+            "minillm/worker/kv_cache.py",
+            "minillm/worker/memory_utils.py",
+            "minillm.worker.memory_utils",
+        ),
+        (
+            "minillm/worker/worker.py",
+            "minillm/worker/kv_cache.py",
+            "minillm.worker.kv_cache",
+        ),
+        (
+            "minillm/worker/worker.py",
+            "minillm/worker/memory_utils.py",
+            "minillm.worker.memory_utils",
+        ),
+        (
+            "tests/test_memory_utils.py",
+            "minillm/worker/memory_utils.py",
+            "minillm.worker.memory_utils",
+        ),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(edges, expected);
+    assert_eq!(report.head_imports, 5);
+    // typing, collections, cuda_runtime.h: not in the repository.
+    assert!(report.unresolved_imports >= 3, "{report:?}");
+}

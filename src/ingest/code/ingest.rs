@@ -53,6 +53,9 @@ pub struct CodeIngestReport {
     pub modifies_added: u64,
     pub head_files: u64,
     pub head_symbols: u64,
+    /// `imports` edges at HEAD (imports that name a repository file), and imports that do not.
+    pub head_imports: u64,
+    pub unresolved_imports: u64,
     pub elapsed_ms: u64,
 }
 
@@ -472,7 +475,34 @@ fn head(
         for file in tx.head_files()? {
             if !at_head.contains(&file) {
                 tx.remove_edges_from(file, Rel::Defines)?;
+                tx.remove_edges_from(file, Rel::Imports)?;
                 tx.set_head_blob(file, None)?;
+            }
+        }
+        // Imports resolve against the whole HEAD tree, so they are derived again for every
+        // file: a new module can make an old import resolve.
+        let head_paths = super::imports::HeadPaths::new(files.iter().map(|(p, _)| p.as_str()));
+        for (p, id) in &files {
+            let (file, _) = tx.file(p)?;
+            tx.remove_edges_from(file, Rel::Imports)?;
+            let blob = tx.blob_id(id.as_bytes())?.expect("stored above or earlier");
+            let record = tx.blob(blob)?;
+            let Some(lang) = record.lang.as_deref().and_then(super::Lang::from_name) else {
+                continue;
+            };
+            for import in &record.imports {
+                match super::imports::resolve(lang, p, import, &head_paths) {
+                    Some(target) if target != *p => {
+                        let (target, _) = tx.file(&target)?;
+                        let meta = EdgeMeta {
+                            evidence: Some(import.clone()),
+                            ..EdgeMeta::certain(Provenance::TreeSitter, EdgeDetail::None)
+                        };
+                        tx.add_edge(file, Rel::Imports, target, &meta)?;
+                        report.head_imports += 1;
+                    }
+                    _ => report.unresolved_imports += 1,
+                }
             }
         }
         tx.set_meta("code.head", commit.id.as_bytes())?;

@@ -27,6 +27,10 @@ impl Lang {
         Lang::Tsx,
     ];
 
+    pub fn from_name(name: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Lang::Python => "python",

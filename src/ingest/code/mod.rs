@@ -6,6 +6,7 @@
 //! files over the limits are skipped and counted ([`Skip`]).
 
 pub mod extract;
+pub mod imports;
 mod ingest;
 pub mod lang;
 mod symbols_diff;
