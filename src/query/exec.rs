@@ -440,6 +440,7 @@ impl<'r> Ctx<'r> {
                 let (path, qname, kind) = self.names(id)?.clone();
                 match field {
                     "name" => FVal::Text(qname.rsplit(['.', ':']).next().unwrap_or("").to_string()),
+                    "module" => FVal::Text(module_qualified(&path, &qname)),
                     "qname" => FVal::Text(qname),
                     "kind" => FVal::Text(kind.map_or("", |k| k.name()).to_string()),
                     "path" => FVal::Text(path),
@@ -492,6 +493,60 @@ impl<'r> Ctx<'r> {
             }
         })
     }
+}
+
+/// A symbol's name with its module path, in its language's notation:
+/// `minillm.worker.memory_utils.BlockAllocator.free_blocks` for Python,
+/// `worker::memory_utils::free_blocks` for `src/worker/memory_utils.rs` (crate-relative, no
+/// `mod`/`lib`/`main`), the path's directories joined with `::` for C and C++.
+fn module_qualified(path: &str, qname: &str) -> String {
+    let (stem, ext) = path.rsplit_once('.').unwrap_or((path, ""));
+    let (module, sep) = match ext {
+        "rs" => {
+            let rel = stem.rsplit_once("src/").map_or(stem, |(_, r)| r);
+            let mut parts: Vec<&str> = rel.split('/').collect();
+            if matches!(parts.last(), Some(&("mod" | "lib" | "main"))) {
+                parts.pop();
+            }
+            (parts.join("::"), "::")
+        }
+        "py" | "pyi" => {
+            let mut parts: Vec<&str> = stem.split('/').collect();
+            if parts.last() == Some(&"__init__") {
+                parts.pop();
+            }
+            (parts.join("."), ".")
+        }
+        "c" | "cc" | "cpp" | "cxx" | "h" | "hh" | "hpp" | "cu" | "cuh" => {
+            (stem.replace('/', "::"), "::")
+        }
+        _ => (stem.replace('/', "."), "."),
+    };
+    if module.is_empty() {
+        qname.to_string()
+    } else {
+        format!("{module}{sep}{qname}")
+    }
+}
+
+/// Whether `pattern` names the symbol `qname` in `path`: its name, its qualified name, or its
+/// module-qualified name or any trailing part of it (`memory_utils.BlockAllocator.free_blocks`,
+/// `worker::memory_utils::free_blocks`), globs allowed.
+fn symbol_matches(pattern: &str, path: &str, qname: &str) -> bool {
+    let name = qname.rsplit(['.', ':']).next().unwrap_or("");
+    if glob(pattern, qname) || glob(pattern, name) {
+        return true;
+    }
+    if !pattern.contains(['.', ':']) {
+        return false;
+    }
+    let full = module_qualified(path, qname);
+    full == pattern
+        || full.ends_with(&format!(".{pattern}"))
+        || full.ends_with(&format!("::{pattern}"))
+        || glob(pattern, &full)
+        || glob(&format!("*.{pattern}"), &full)
+        || glob(&format!("*::{pattern}"), &full)
 }
 
 /// Glob match with `*` and `?`.
@@ -649,9 +704,8 @@ impl Set {
             }
             (Pattern::Text { text, .. }, NodeKind::File) => path_matches(text, &ctx.names(id)?.0),
             (Pattern::Text { text, .. }, NodeKind::Symbol) => {
-                let qname = &ctx.names(id)?.1;
-                let name = qname.rsplit(['.', ':']).next().unwrap_or("");
-                glob(text, qname) || glob(text, name)
+                let (path, qname, _) = ctx.names(id)?;
+                symbol_matches(text, path, qname)
             }
             (Pattern::Text { text, .. }, NodeKind::Author) => {
                 let a = ctx.read.author(id)?;
@@ -727,7 +781,22 @@ impl Set {
                 (NodeKind::Symbol, Some(Pattern::Text { text, .. }))
                     if !text.contains(['*', '?']) =>
                 {
-                    ids.extend(read.symbols_named(text)?.into_iter().map(|(id, _)| id))
+                    let mut found = read.symbols_named(text)?;
+                    if found.is_empty() {
+                        // `worker::memory_utils::free_blocks`: look up the trailing parts that
+                        // can be a name or a qualified name; the module part is checked
+                        // against each symbol's file.
+                        let segments: Vec<&str> =
+                            text.split(['.', ':']).filter(|s| !s.is_empty()).collect();
+                        for n in 1..segments.len() {
+                            let tail = &segments[segments.len() - n..];
+                            found.extend(read.symbols_named(&tail.join("."))?);
+                            if n > 1 {
+                                found.extend(read.symbols_named(&tail.join("::"))?);
+                            }
+                        }
+                    }
+                    ids.extend(found.into_iter().map(|(id, _)| id))
                 }
                 (NodeKind::File, pattern) => {
                     let files = ctx.cache.files(read)?;
@@ -939,8 +1008,9 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Matches, StoreError> {
     let mut pairs: Vec<Pairs> = vec![Vec::new(); n.saturating_sub(1)];
     let a = plan.anchor;
     let mut anchor = Vec::new();
+    let mut listed = HashSet::new();
     for id in plan.sets[a].list(ctx)? {
-        if plan.sets[a].accepts(ctx, id, None)? {
+        if listed.insert(id) && plan.sets[a].accepts(ctx, id, None)? {
             anchor.push(id);
         }
     }
@@ -1363,6 +1433,58 @@ mod tests {
         ));
         assert!(!path_matches("memory", "minillm/worker/memory_utils.py"));
         assert!(path_matches("worker", "minillm/worker/memory_utils.py"));
+    }
+
+    #[test]
+    fn module_qualified_names() {
+        let py = "minillm/worker/memory_utils.py";
+        assert_eq!(
+            module_qualified(py, "BlockAllocator.free_blocks"),
+            "minillm.worker.memory_utils.BlockAllocator.free_blocks"
+        );
+        assert_eq!(
+            module_qualified("minillm/common/__init__.py", "X"),
+            "minillm.common.X"
+        );
+        assert_eq!(
+            module_qualified("rust/src/worker/memory_utils.rs", "free_blocks"),
+            "worker::memory_utils::free_blocks"
+        );
+        assert_eq!(
+            module_qualified("rust/src/cache/mod.rs", "Block"),
+            "cache::Block"
+        );
+        assert_eq!(module_qualified("rust/src/lib.rs", "run"), "run");
+        assert!(symbol_matches(
+            "memory_utils.BlockAllocator.free_blocks",
+            py,
+            "BlockAllocator.free_blocks"
+        ));
+        assert!(symbol_matches(
+            "worker.memory_utils.BlockAllocator.free_blocks",
+            py,
+            "BlockAllocator.free_blocks"
+        ));
+        assert!(symbol_matches(
+            "free_blocks",
+            py,
+            "BlockAllocator.free_blocks"
+        ));
+        assert!(!symbol_matches(
+            "kv_cache.BlockAllocator.free_blocks",
+            py,
+            "BlockAllocator.free_blocks"
+        ));
+        assert!(symbol_matches(
+            "worker::memory_utils::free_blocks",
+            "rust/src/worker/memory_utils.rs",
+            "free_blocks"
+        ));
+        assert!(!symbol_matches(
+            "orker::memory_utils::free_blocks",
+            "rust/src/worker/memory_utils.rs",
+            "free_blocks"
+        ));
     }
 
     #[test]

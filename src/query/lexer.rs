@@ -17,7 +17,7 @@ pub enum Tok {
     Word(String),
     /// `#42`
     Hash(u64),
-    /// `"text"`, escapes `\"` and `\\`.
+    /// `"text"`, escapes `\"` and `\\`; other backslashes are kept as written.
     Str(String),
     /// `=`, `!=`, `<`, `>`, `<=`, `>=`, `~`
     Op(&'static str),
@@ -43,7 +43,8 @@ fn string(input: &str) -> IResult<&str, String> {
         many0(alt((
             value('"', tag("\\\"")),
             value('\\', tag("\\\\")),
-            none_of("\"\\"),
+            // Any other backslash is kept, so regular expressions read naturally: "a\.b".
+            none_of("\""),
         ))),
         char('"'),
     )

@@ -94,7 +94,7 @@ impl Kind {
             ],
             Kind::Files => &["path", "name", "ext"],
             Kind::Symbols | Kind::Functions | Kind::Classes | Kind::Methods => {
-                &["name", "qname", "kind", "path", "line"]
+                &["name", "qname", "module", "kind", "path", "line"]
             }
             Kind::Authors => &["name", "email", "bot"],
         }
