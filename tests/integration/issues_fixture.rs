@@ -355,3 +355,58 @@ fn cli_import_and_show_issue() {
     let out = crate::common::lore(&["--kb", kb_s, "show", "issue", "x7"]);
     assert!(crate::common::stderr(&out).contains("`x7` is not an issue number"));
 }
+
+/// A fix whose changed line was last touched by a reformatting commit listed in
+/// `.git-blame-ignore-revs`: SZZ blames the commit before the reformat.
+#[test]
+fn szz_looks_through_ignored_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| crate::common::git_in(&repo, args);
+    git(&["init", "-q", "-b", "main"]);
+    let write = |text: &str| std::fs::write(repo.join("calc.py"), text).unwrap();
+    write("def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    return s + 1\n");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "Add total"]);
+    let introduced = git(&["rev-parse", "HEAD"]).trim().to_string();
+    // Reformat: every line's indentation changes, nothing else.
+    write("def total(xs):\n  s = 0\n  for x in xs:\n    s += x\n  return s + 1\n");
+    git(&["commit", "-q", "-am", "Reformat"]);
+    let reformat = git(&["rev-parse", "HEAD"]).trim().to_string();
+    std::fs::write(
+        repo.join(".git-blame-ignore-revs"),
+        format!("# formatting\n{reformat}\n"),
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "Ignore the reformat in blame"]);
+    write("def total(xs):\n  s = 0\n  for x in xs:\n    s += x\n  return s\n");
+    git(&["commit", "-q", "-am", "Fix off-by-one in total\n\nFixes #1"]);
+
+    let kb = dir.path().join("t.lore");
+    crate::common::ingest_with_code(&kb, &repo);
+    let store = Store::open(&kb).unwrap();
+    lore::ingest::links::after_ingest(&store, &repo, true, &Silent).unwrap();
+    drop(store);
+    let lines = link_lines(&kb);
+    let blamed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("-introduced_by->"))
+        .collect();
+    assert_eq!(blamed.len(), 1, "{lines:#?}");
+    assert!(
+        blamed[0].contains(&format!("-introduced_by-> {} Add total", &introduced[..7])),
+        "{blamed:?}"
+    );
+    assert!(!blamed[0].contains(&reformat[..7]));
+    assert!(
+        blamed[0].contains("calc.py:5-5"),
+        "the evidence names the line in the introducing commit: {blamed:?}"
+    );
+    let store = Store::open(&kb).unwrap();
+    let read = store.read().unwrap();
+    let fix = lore::store::NodeId::new(lore::store::NodeKind::Commit, 3);
+    let blame = read.szz_blame(fix).unwrap().expect("the fix was blamed");
+    assert_eq!((blame.blamed_lines, blame.ignored_revs), (1, 1));
+}
