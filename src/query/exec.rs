@@ -812,10 +812,7 @@ impl Set {
                     }
                 }
                 (NodeKind::Symbol, _) => {
-                    for (id, node) in read.all_symbols()? {
-                        ids.push(id);
-                        let _ = node;
-                    }
+                    ids.extend(read.all_symbols()?.into_iter().map(|(id, _)| id));
                 }
                 (NodeKind::Author, _) => ids.extend(read.all_authors()?),
                 _ => {}
@@ -1114,7 +1111,7 @@ pub fn run(plan: &Plan, ctx: &mut Ctx<'_>) -> Result<Matches, StoreError> {
 }
 
 /// Default columns of a node.
-fn columns(kind: NodeKind) -> &'static [&'static str] {
+fn default_columns(kind: NodeKind) -> &'static [&'static str] {
     match kind {
         NodeKind::Issue => &["number", "state", "title"],
         NodeKind::Commit => &["sha", "date", "author", "subject"],
@@ -1371,7 +1368,7 @@ pub fn execute(
                 })
                 .collect();
             for (j, k) in kinds.iter().enumerate() {
-                for c in columns_for(*k) {
+                for c in default_columns(*k) {
                     let name = if returned.len() > 1 {
                         format!("{}.{c}", plan.sets[returned[j]].name)
                     } else {
@@ -1385,7 +1382,7 @@ pub fn execute(
                 let mut row = Vec::new();
                 for id in t {
                     let kind = id.kind().unwrap_or(NodeKind::Blob);
-                    for c in columns_for(kind) {
+                    for c in default_columns(kind) {
                         row.push(cell(&mut ctx, *id, c).map_err(QueryError::store)?);
                     }
                 }
@@ -1403,10 +1400,6 @@ pub fn execute(
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         plan: Some(info),
     })
-}
-
-fn columns_for(kind: NodeKind) -> &'static [&'static str] {
-    columns(kind)
 }
 
 #[cfg(test)]

@@ -288,9 +288,8 @@ impl Parser<'_> {
             }
             _ => None,
         };
-        if !source && kind.is_none() && pattern.is_none() {
-            // A relation with no target: `issues fixed_by` is every issue fixed by anything.
-        }
+        // A step may have neither kind nor item: `issues fixed_by` is every issue fixed by
+        // anything.
         let mut filters = Vec::new();
         loop {
             match self.peek_word().as_deref() {
@@ -399,7 +398,6 @@ impl Parser<'_> {
             }
             _ => return Err(self.err_here("a field, `not` or `(`")),
         };
-        let field_end = self.toks[self.pos].end;
         self.pos += 1;
         let op = match self.peek() {
             Some(Token {
@@ -442,7 +440,6 @@ impl Parser<'_> {
         };
         let end = self.toks[self.pos].end;
         self.pos += 1;
-        let _ = field_end;
         Ok(Expr::Compare {
             field,
             op,

@@ -114,7 +114,7 @@ fn repl_completes_runs_queries_and_keeps_history() {
         s.output.lock().unwrap()[..at].ends_with("3\r\n(1 row)"),
         "three open issues"
     );
-    let at = s.wait_for("lore> ", at);
+    s.wait_for("lore> ", at);
     s.send(".quit\r");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -125,7 +125,6 @@ fn repl_completes_runs_queries_and_keeps_history() {
         assert!(Instant::now() < deadline, "the REPL did not leave on .quit");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = at;
     let saved = std::fs::read_to_string(&history).expect("history file written");
     assert!(
         saved.contains("issues fixed_by commit touching memory_utils"),

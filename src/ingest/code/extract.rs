@@ -230,10 +230,6 @@ impl ParseBase {
         self.source.is_empty()
     }
 
-    pub fn units_len(&self) -> usize {
-        self.units.len()
-    }
-
     /// Top-level nodes whose symbols were carried over from the previous version.
     pub fn reused_units(&self) -> usize {
         self.reused_units

@@ -18,7 +18,7 @@ pub mod mentions;
 pub mod refs;
 pub mod szz;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -424,16 +424,6 @@ pub fn szz(
         Ok(())
     })?;
     Ok(())
-}
-
-/// Numbers of issues referenced by text that are not in `numbers` (for reports).
-pub fn missing_numbers(read: &ReadTx) -> Result<BTreeSet<u64>, StoreError> {
-    Ok(read
-        .issues()?
-        .into_iter()
-        .filter(|(_, r)| r.stub)
-        .map(|(_, r)| r.number)
-        .collect())
 }
 
 /// Run the commit link stage after a git ingest, and SZZ unless `with_szz` is false (then the
