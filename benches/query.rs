@@ -85,7 +85,7 @@ fn main() {
     // One cache for the run, as a REPL session keeps; the first query fills it.
     let mut cache = lore::query::Cache::default();
     let t = Instant::now();
-    lore::query::run_cached(&read, "files where path = \"\" count", &mut cache).unwrap();
+    lore::query::run_cached(&read, None, "files where path = \"\" count", &mut cache).unwrap();
     println!("lore file: {}", kb.display());
     println!(
         "path list cached in {:.2} ms (once per session)",
@@ -100,7 +100,7 @@ fn main() {
         let mut rows = 0;
         for _ in 0..runs {
             let t = Instant::now();
-            let r = lore::query::run_cached(&read, q, &mut cache)
+            let r = lore::query::run_cached(&read, None, q, &mut cache)
                 .unwrap_or_else(|e| panic!("{q}: {e}"));
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             rows = r.rows.len();

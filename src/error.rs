@@ -1,5 +1,6 @@
 //! The umbrella error: every layer's error converts into [`Error`].
 
+use crate::index::IndexError;
 use crate::ingest::IngestError;
 use crate::store::StoreError;
 
@@ -11,6 +12,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
 }
 
 /// `Result` with lore's umbrella [`Error`].

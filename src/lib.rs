@@ -16,6 +16,7 @@
 //! `#[non_exhaustive]` error enum that converts into [`Error`].
 
 pub mod error;
+pub mod index;
 pub mod ingest;
 pub mod query;
 pub mod store;

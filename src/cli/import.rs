@@ -49,6 +49,9 @@ pub struct IssuesArgs {
     /// Skip SZZ; a later import or ingest without this flag does it.
     #[arg(long)]
     no_szz: bool,
+    /// Skip updating the full-text and vector indexes (`lore index` does it later).
+    #[arg(long)]
+    no_index: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -77,8 +80,17 @@ pub fn run(kb: &Path, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
     };
     let progress = Bar::new(quiet || args.json);
     let report = issues::import(&store, &args.file, &options, &progress)?;
+    let index = if args.no_index {
+        None
+    } else {
+        Some(super::search::update_indexes(&store, &progress, true)?)
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut value = serde_json::to_value(&report)?;
+        if let (Some(map), Some(index)) = (value.as_object_mut(), &index) {
+            map.insert("index".into(), serde_json::to_value(index)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     for w in &report.warnings {
@@ -117,5 +129,8 @@ pub fn run(kb: &Path, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
         l.introduced_by,
         report.elapsed_ms as f64 / 1000.0
     );
+    if let Some(index) = &index {
+        super::search::print_index_report(index);
+    }
     Ok(())
 }

@@ -39,6 +39,9 @@ pub struct IngestArgs {
     /// messages resolve to it. Default: the `origin` remote, when it is on github.com.
     #[arg(long = "repo", value_name = "OWNER/NAME")]
     github: Option<String>,
+    /// Skip updating the full-text and vector indexes (`lore index` does it later).
+    #[arg(long)]
+    no_index: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -88,8 +91,14 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
         Some(code::ingest(&store, &args.repo, &options, &progress)?)
     };
     let links = links::after_ingest(&store, &args.repo, !args.no_szz, &progress)?;
+    let index = if args.no_index {
+        None
+    } else {
+        Some(super::search::update_indexes(&store, &progress, true)?)
+    };
     if args.json {
-        let value = serde_json::json!({ "git": report, "code": code, "links": links });
+        let value =
+            serde_json::json!({ "git": report, "code": code, "links": links, "index": index });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -144,6 +153,9 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
         links.introduced_by,
         links.elapsed_ms as f64 / 1000.0
     );
+    if let Some(index) = &index {
+        super::search::print_index_report(index);
+    }
     if report.shallow {
         println!("note: shallow repository; history stops at its boundary");
     }

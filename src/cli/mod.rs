@@ -6,6 +6,7 @@ mod progress;
 mod query;
 mod render;
 mod repl;
+mod search;
 mod show;
 mod show_code;
 mod show_issue;
@@ -34,6 +35,11 @@ pub const DEFAULT_KB: &str = "project.lore";
   lore show commit 3fa9c1               # one commit and the files it touched
   lore show issue 7                     # an issue and its links, with evidence
   lore query 'issues fixed_by commit touching memory_utils'
+  lore query 'issues matching \"out of memory\" using hybrid'
+  lore query 'issues similar to #7 where state = closed'
+  lore locate 7                         # which files and symbols issue #7 concerns
+  lore eval locate                      # how well that works on past issues
+  lore duplicates                       # likely duplicate issues
   lore                                  # the interactive query prompt
   LORE_KB=/data/vllm.lore lore stats --json"
 )]
@@ -94,6 +100,38 @@ The language: docs/query-language.md (grammar: grammar/lore.ebnf). Exit code 1 i
         #[command(subcommand)]
         what: show::ShowWhat,
     },
+    /// Bring the full-text and vector indexes up to date (ingest and import do this too).
+    #[command(after_help = "Examples:\n  lore index\n  lore index --json")]
+    Index(search::IndexArgs),
+    /// Re-embed issues, commits and symbols with another model; queries then use it.
+    #[command(after_help = "Examples:
+  lore embed --model ~/models/all-MiniLM-L6-v2        # config.json, tokenizer.json, model.safetensors
+  lore embed --model ~/models/bge-small-en --device cuda
+  lore embed --retrain                                 # learn the built-in embedder again
+
+Vectors are stored under the model's id; vectors of different models are never compared.")]
+    Embed(search::EmbedArgs),
+    /// Rank the files and symbols an issue concerns, from what existed when it was opened.
+    #[command(after_help = "Examples:
+  lore locate 7
+  lore locate 7 --ranker bm25 --limit 5
+  lore locate 7 --now --json
+
+Signals: tracebacks, paths and identifiers in the text; BM25 and vectors over the files' code at
+the time; files touched by fixes of similar earlier issues and by similar earlier commits.")]
+    Locate(search::LocateArgs),
+    /// Evaluate lore on the project's own history.
+    Eval {
+        #[command(subcommand)]
+        what: search::EvalWhat,
+    },
+    /// Propose likely duplicate issues; accept them as `duplicate_of` links.
+    #[command(after_help = "Examples:
+  lore duplicates
+  lore duplicates --of 12
+  lore duplicates --open --min-similarity 0.9 --json
+  lore duplicates --accept 12:7                # #12 duplicates #7 (provenance: similarity)")]
+    Duplicates(search::DuplicatesArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -139,5 +177,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Repl => repl::run(&cli.kb),
         Command::Import { what } => import::run(&cli.kb, cli.quiet, what),
         Command::Show { what } => show::run(&cli.kb, what),
+        Command::Index(args) => search::run_index(&cli.kb, cli.quiet, args),
+        Command::Embed(args) => search::run_embed(&cli.kb, cli.quiet, args),
+        Command::Locate(args) => search::run_locate(&cli.kb, args),
+        Command::Eval { what } => search::run_eval(&cli.kb, cli.quiet, what),
+        Command::Duplicates(args) => search::run_duplicates(&cli.kb, cli.quiet, args),
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use clap::Args;
+use lore::index::Indexes;
 use lore::store::Store;
 
 use super::table::{self, OutputFormat};
@@ -52,11 +53,16 @@ pub fn run(kb: &Path, args: QueryArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     let mut cache = lore::query::Cache::default();
+    let mut indexes = None;
     for q in &queries {
         let result = if args.naive {
             lore::query::run_naive(&read, q, &mut cache)
         } else {
-            lore::query::run_cached(&read, q, &mut cache)
+            // The indexes are opened for the first query that searches.
+            if indexes.is_none() && lore::query::parser::parse(q).is_ok_and(|p| p.needs_indexes()) {
+                indexes = Some(Indexes::open(&store)?);
+            }
+            lore::query::run_cached(&read, indexes.as_ref(), q, &mut cache)
         };
         match result {
             Ok(result) => {

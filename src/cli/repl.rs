@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use lore::index::Indexes;
 use lore::query::schema::{Kind, EDGE_FIELDS, KEYWORDS, RELATIONS};
 use lore::query::{QueryError, QueryResult};
 use lore::store::Store;
@@ -165,6 +166,9 @@ pub fn run(kb: &Path) -> anyhow::Result<()> {
         let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
     }
     let cache = Arc::new(std::sync::Mutex::new(lore::query::Cache::default()));
+    // Opened by the first query that searches, then kept for the session.
+    let indexes: Arc<std::sync::OnceLock<Result<Indexes, String>>> =
+        Arc::new(std::sync::OnceLock::new());
     let mut format = OutputFormat::Table;
     let mut timer = false;
     println!(
@@ -206,13 +210,33 @@ pub fn run(kb: &Path) -> anyhow::Result<()> {
         let (tx, rx) = mpsc::channel::<Result<QueryResult, QueryError>>();
         let worker_store = store.clone();
         let worker_cache = cache.clone();
+        let worker_indexes = indexes.clone();
         let query = text.clone();
         std::thread::spawn(move || {
+            let searches = lore::query::parser::parse(&query).is_ok_and(|q| q.needs_indexes());
+            let opened = if searches {
+                match worker_indexes
+                    .get_or_init(|| Indexes::open(&worker_store).map_err(|e| e.to_string()))
+                {
+                    Ok(i) => Some(i),
+                    Err(e) => {
+                        let _ = tx.send(Err(QueryError::whole(&query, e.clone())));
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
             let result = match worker_store.read() {
                 Ok(read) => match worker_cache.lock() {
-                    Ok(mut cache) => lore::query::run_cached(&read, &query, &mut cache),
+                    Ok(mut cache) => lore::query::run_cached(&read, opened, &query, &mut cache),
                     // A cancelled query that panicked left the cache poisoned: start afresh.
-                    Err(_) => lore::query::run(&read, &query),
+                    Err(_) => lore::query::run_cached(
+                        &read,
+                        opened,
+                        &query,
+                        &mut lore::query::Cache::default(),
+                    ),
                 },
                 Err(e) => Err(QueryError::store(e)),
             };

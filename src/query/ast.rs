@@ -15,6 +15,16 @@ pub struct Query {
 
 /// One set in the chain: a kind (or the relation's destination when omitted), an optional
 /// name pattern, and its filters.
+impl Query {
+    /// Whether running the query needs the search indexes (`matching`, `similar to`).
+    pub fn needs_indexes(&self) -> bool {
+        std::iter::once(&self.source)
+            .chain(self.steps.iter().map(|s| &s.target))
+            .flat_map(|b| &b.filters)
+            .any(|f| matches!(f, Filter::Matching { .. } | Filter::Similar(_)))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
     pub kind: Option<Kind>,
@@ -46,6 +56,41 @@ pub enum Filter {
     Where(Expr),
     Since(String),
     Until(String),
+    /// `matching "text" [using bm25|vector|hybrid]`: full-text (and/or vector) search.
+    Matching {
+        text: String,
+        ranker: SearchRanker,
+    },
+    /// `similar to #N` / `similar to "text"`: nearest neighbours by vector.
+    Similar(Pattern),
+}
+
+/// How `matching` ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchRanker {
+    /// BM25 only: every node that contains a word of the text.
+    #[default]
+    Bm25,
+    /// Vectors only: the nearest nodes to the text's embedding.
+    Vector,
+    /// Reciprocal rank fusion of both.
+    Hybrid,
+}
+
+impl SearchRanker {
+    pub const ALL: [SearchRanker; 3] = [
+        SearchRanker::Bm25,
+        SearchRanker::Vector,
+        SearchRanker::Hybrid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchRanker::Bm25 => "bm25",
+            SearchRanker::Vector => "vector",
+            SearchRanker::Hybrid => "hybrid",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +231,11 @@ impl fmt::Display for Binding {
                 Filter::Where(e) => format!("where {e}"),
                 Filter::Since(d) => format!("since {d}"),
                 Filter::Until(d) => format!("until {d}"),
+                Filter::Matching { text, ranker } => match ranker {
+                    SearchRanker::Bm25 => format!("matching {}", quote(text)),
+                    r => format!("matching {} using {}", quote(text), r.name()),
+                },
+                Filter::Similar(p) => format!("similar to {p}"),
             });
         }
         write!(f, "{}", parts.join(" "))

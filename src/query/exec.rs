@@ -16,6 +16,10 @@ use regex::Regex;
 use super::ast::*;
 use super::schema::{self, Kind, Relation, EDGE_FIELDS};
 use super::{QueryError, QueryResult};
+use crate::index::rank::reciprocal_rank_fusion;
+use crate::index::text::{TextFilter, TEXT_KINDS};
+use crate::index::vectors::VECTOR_KINDS;
+use crate::index::{IndexError, Indexes};
 use crate::store::records::{EdgeMeta, IssueRecord, SymbolKind};
 use crate::store::{hex, NodeId, NodeKind, ReadTx, StoreError};
 
@@ -243,6 +247,10 @@ struct Set {
     /// The filters use edge fields: the set cannot anchor the plan.
     uses_edge: bool,
     name: String,
+    /// `matching` or `similar to`: the set is what the indexes find.
+    search: Option<Filter>,
+    /// The nodes the search found, with their scores (filled in before the run).
+    hits: Option<HashMap<NodeId, f32>>,
 }
 
 fn uses_edge(t: &Test) -> bool {
@@ -259,6 +267,8 @@ pub struct Ctx<'r> {
     issues: HashMap<NodeId, IssueRecord>,
     strings: HashMap<NodeId, (String, String, Option<SymbolKind>)>,
     cache: &'r mut Cache,
+    /// Search scores, for the `score` field.
+    scores: HashMap<NodeId, f32>,
 }
 
 /// What a session (the REPL, a script of queries) keeps between queries on one lore file:
@@ -296,6 +306,7 @@ impl<'r> Ctx<'r> {
             issues: HashMap::new(),
             strings: HashMap::new(),
             cache,
+            scores: HashMap::new(),
         }
     }
 
@@ -351,6 +362,11 @@ impl<'r> Ctx<'r> {
                 return Ok(edge
                     .and_then(|e| e.evidence.clone())
                     .map_or(FVal::Null, FVal::Text))
+            }
+            "score" => {
+                return Ok(self.scores.get(&id).map_or(FVal::Null, |s| {
+                    FVal::Num((f64::from(*s) * 1e4).round() / 1e4)
+                }))
             }
             _ => {}
         }
@@ -627,8 +643,38 @@ impl Set {
         let kind = b.kind.or_else(|| Kind::implied_by(&node_kinds));
         let mut tests = Vec::new();
         let (mut since, mut until) = (None, None);
+        let mut search = None;
         for f in &b.filters {
             match f {
+                Filter::Matching { .. } | Filter::Similar(_) => {
+                    let searchable: &[NodeKind] = if matches!(f, Filter::Matching { .. }) {
+                        &[
+                            NodeKind::Issue,
+                            NodeKind::Commit,
+                            NodeKind::Symbol,
+                            NodeKind::File,
+                        ]
+                    } else {
+                        &[NodeKind::Issue, NodeKind::Commit, NodeKind::Symbol]
+                    };
+                    if !node_kinds.iter().any(|k| searchable.contains(k)) {
+                        let word = if matches!(f, Filter::Matching { .. }) {
+                            "`matching` applies to issues, prs, commits, symbols and files"
+                        } else {
+                            "`similar to` applies to issues, prs, commits and symbols"
+                        };
+                        return Err(QueryError::at(text, b.span.0, b.span.1, word.to_string()));
+                    }
+                    if search.is_some() {
+                        return Err(QueryError::at(
+                            text,
+                            b.span.0,
+                            b.span.1,
+                            "one set takes one `matching` or `similar to`".to_string(),
+                        ));
+                    }
+                    search = Some(f.clone());
+                }
                 Filter::Where(e) => tests.push(compile(text, e, kind, incoming.is_some())?),
                 Filter::Since(d) | Filter::Until(d) => {
                     if kind.and_then(Kind::date_field).is_none() {
@@ -658,6 +704,8 @@ impl Set {
             since,
             until,
             name,
+            search,
+            hits: None,
         })
     }
 
@@ -668,6 +716,11 @@ impl Set {
         };
         if !self.node_kinds.contains(&nk) {
             return Ok(false);
+        }
+        if let Some(hits) = &self.hits {
+            if !hits.contains_key(&id) {
+                return Ok(false);
+            }
         }
         match (self.kind, nk) {
             (Some(Kind::Issues), NodeKind::Issue) if ctx.issue(id)?.is_pr => return Ok(false),
@@ -752,6 +805,11 @@ impl Set {
     fn list(&self, ctx: &mut Ctx<'_>) -> Result<Vec<NodeId>, StoreError> {
         let read = ctx.read;
         let mut ids = Vec::new();
+        if let Some(hits) = &self.hits {
+            let mut found: Vec<(NodeId, f32)> = hits.iter().map(|(n, s)| (*n, *s)).collect();
+            found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            return Ok(found.into_iter().map(|(n, _)| n).collect());
+        }
         for nk in &self.node_kinds {
             match (nk, &self.pattern) {
                 (NodeKind::Issue, Some(Pattern::Number(n))) => {
@@ -828,6 +886,9 @@ impl Set {
             .iter()
             .map(|k| read.node_count(*k))
             .sum::<Result<u64, _>>()?;
+        if self.search.is_some() {
+            return Ok(SEARCH_ESTIMATE);
+        }
         Ok(match &self.pattern {
             Some(Pattern::Number(_)) => 1,
             Some(Pattern::Text { .. }) => (table / 100).max(1),
@@ -835,6 +896,9 @@ impl Set {
         })
     }
 }
+
+/// What a `matching`/`similar to` set is assumed to hold when choosing the anchor.
+const SEARCH_ESTIMATE: u64 = 20;
 
 /// Neighbours of `id` along `relation`, walked forwards or (`reverse`) backwards, with the
 /// edge metadata only when `with_meta` (filters on links need it; reading it costs a lookup
@@ -1143,17 +1207,162 @@ fn cell(ctx: &mut Ctx<'_>, id: NodeId, column: &str) -> Result<serde_json::Value
     })
 }
 
+/// How many nearest neighbours `similar to` and vector `matching` return without a `limit`.
+pub const DEFAULT_NEAREST: usize = 10;
+
+/// What the indexes find for a `matching`/`similar to` set, with scores: BM25, cosine
+/// similarity, or the fused reciprocal-rank score. Vector searches keep only nodes that pass the
+/// set's other filters while they search, so `similar to #N where state = closed` gets its `k`
+/// closed issues.
+fn search_hits(
+    set: &Set,
+    ctx: &mut Ctx<'_>,
+    indexes: &Indexes,
+    k: usize,
+) -> Result<HashMap<NodeId, f32>, IndexError> {
+    let text_kinds: Vec<NodeKind> = set
+        .node_kinds
+        .iter()
+        .copied()
+        .filter(|k| TEXT_KINDS.contains(k))
+        .collect();
+    let vector_kinds: Vec<NodeKind> = set
+        .node_kinds
+        .iter()
+        .copied()
+        .filter(|k| VECTOR_KINDS.contains(k))
+        .collect();
+    let read = ctx.read;
+    let nearest = |query: &[f32], exclude: Option<NodeId>, k: usize, ctx: &mut Ctx<'_>| {
+        let mut all = Vec::new();
+        for kind in &vector_kinds {
+            let mut failed = None;
+            let mut accept = |n: NodeId| {
+                if Some(n) == exclude {
+                    return false;
+                }
+                match set.accepts(ctx, n, None) {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            };
+            let found = indexes.nearest(*kind, query, k, &mut accept)?;
+            if let Some(e) = failed {
+                return Err(IndexError::from(e));
+            }
+            all.extend(found);
+        }
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        Ok::<_, IndexError>(all)
+    };
+    let bm25 = |text: &str, limit: usize| -> Result<Vec<(NodeId, f32)>, IndexError> {
+        let filter = TextFilter {
+            kinds: text_kinds.clone(),
+            before: None,
+        };
+        Ok(indexes
+            .search_text(text, &filter, limit.max(1))?
+            .into_iter()
+            .map(|h| (h.node, h.score))
+            .collect())
+    };
+    let every = || -> Result<usize, IndexError> {
+        let mut n = 0u64;
+        for k in &text_kinds {
+            n += read.node_count(*k)?;
+        }
+        Ok(n as usize)
+    };
+    Ok(match set.search.as_ref().expect("a search set") {
+        Filter::Matching {
+            text,
+            ranker: SearchRanker::Bm25,
+        } => bm25(text, every()?)?.into_iter().collect(),
+        Filter::Matching {
+            text,
+            ranker: SearchRanker::Vector,
+        } => {
+            let q = indexes.embed_text(text)?;
+            nearest(&q, None, k, ctx)?.into_iter().collect()
+        }
+        Filter::Matching {
+            text,
+            ranker: SearchRanker::Hybrid,
+        } => {
+            let depth = (k * 10).max(100);
+            let mut lexical = Vec::new();
+            for (n, _) in bm25(text, every()?)? {
+                if lexical.len() == depth {
+                    break;
+                }
+                if set.accepts(ctx, n, None)? {
+                    lexical.push(n);
+                }
+            }
+            let q = indexes.embed_text(text)?;
+            let semantic: Vec<NodeId> = nearest(&q, None, depth, ctx)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            reciprocal_rank_fusion(&[lexical, semantic], &[])
+                .into_iter()
+                .take(k)
+                .collect()
+        }
+        Filter::Similar(Pattern::Number(n)) => {
+            let issue = read.issue_by_number(*n)?.ok_or_else(|| {
+                IndexError::Usage(format!("there is no issue or pull request #{n}"))
+            })?;
+            let v = indexes.vector_of(issue)?.ok_or_else(|| {
+                IndexError::Usage(format!(
+                    "#{n} has no vector (a stub, an empty text, or the index is not up to date: run `lore index`)"
+                ))
+            })?;
+            nearest(&v, Some(issue), k, ctx)?.into_iter().collect()
+        }
+        Filter::Similar(Pattern::Text { text, .. }) => {
+            let q = indexes.embed_text(text)?;
+            nearest(&q, None, k, ctx)?.into_iter().collect()
+        }
+        _ => HashMap::new(),
+    })
+}
+
 /// Execute `q` (already parsed) and shape the rows.
 pub fn execute(
     text: &str,
     q: &Query,
     read: &ReadTx,
+    indexes: Option<&Indexes>,
     naive: bool,
     cache: &mut Cache,
 ) -> Result<QueryResult, QueryError> {
     let started = Instant::now();
-    let plan = plan(text, q, read, naive)?;
+    let mut plan = plan(text, q, read, naive)?;
     let mut ctx = Ctx::new(read, cache);
+    let k = q.tail.limit.unwrap_or(DEFAULT_NEAREST);
+    for i in 0..plan.sets.len() {
+        if plan.sets[i].search.is_none() {
+            continue;
+        }
+        let indexes = indexes.ok_or_else(|| {
+            QueryError::whole(
+                text,
+                "`matching` and `similar to` need the search indexes, which this caller did not open"
+                    .to_string(),
+            )
+        })?;
+        let hits = search_hits(&plan.sets[i], &mut ctx, indexes, k)
+            .map_err(|e| QueryError::whole(text, e.to_string()))?;
+        for (n, s) in &hits {
+            ctx.scores.insert(*n, *s);
+        }
+        plan.sets[i].hits = Some(hits);
+    }
     // Which sets are returned.
     let mut returned: Vec<usize> = Vec::new();
     for name in &q.tail.returns {
@@ -1288,8 +1497,12 @@ pub fn execute(
             }
         }
     }
-    // Order: by the field asked for, else a natural order per kind.
+    // Order: by the field asked for, else by search score, else a natural order per kind.
+    let searched = plan.sets[primary].search.is_some();
     let sort_field = q.tail.order.clone().or_else(|| {
+        if searched {
+            return Some(("score".into(), true));
+        }
         let kind = members[primary].first().and_then(|id| id.kind())?;
         Some(match kind {
             NodeKind::Issue => ("number".into(), false),
@@ -1367,8 +1580,15 @@ pub fn execute(
                         .unwrap_or_else(|| plan.sets[r].node_kinds[0])
                 })
                 .collect();
+            let columns_of = |j: usize, k: NodeKind| -> Vec<&'static str> {
+                let mut c = default_columns(k).to_vec();
+                if plan.sets[returned[j]].search.is_some() {
+                    c.push("score");
+                }
+                c
+            };
             for (j, k) in kinds.iter().enumerate() {
-                for c in default_columns(*k) {
+                for c in columns_of(j, *k) {
                     let name = if returned.len() > 1 {
                         format!("{}.{c}", plan.sets[returned[j]].name)
                     } else {
@@ -1380,9 +1600,9 @@ pub fn execute(
             let mut rows = Vec::new();
             for t in &tuples {
                 let mut row = Vec::new();
-                for id in t {
+                for (j, id) in t.iter().enumerate() {
                     let kind = id.kind().unwrap_or(NodeKind::Blob);
-                    for c in default_columns(kind) {
+                    for c in columns_of(j, kind) {
                         row.push(cell(&mut ctx, *id, c).map_err(QueryError::store)?);
                     }
                 }

@@ -16,6 +16,7 @@ pub mod schema;
 
 use std::fmt;
 
+use crate::index::Indexes;
 use crate::store::{ReadTx, StoreError};
 
 pub use exec::{Cache, PlanInfo};
@@ -93,20 +94,31 @@ pub struct QueryResult {
     pub plan: Option<PlanInfo>,
 }
 
-/// Parse and run `text` on `read`.
+/// Parse and run `text` on `read` (without the search indexes: `matching` and `similar to`
+/// fail; see [`run_with`]).
 pub fn run(read: &ReadTx, text: &str) -> Result<QueryResult, QueryError> {
-    run_cached(read, text, &mut Cache::default())
+    run_cached(read, None, text, &mut Cache::default())
+}
+
+/// Parse and run `text` with the file's search indexes.
+pub fn run_with(read: &ReadTx, indexes: &Indexes, text: &str) -> Result<QueryResult, QueryError> {
+    run_cached(read, Some(indexes), text, &mut Cache::default())
 }
 
 /// Parse and run `text`, keeping what later queries on the same file can reuse in `cache`
 /// (the REPL keeps one per session).
-pub fn run_cached(read: &ReadTx, text: &str, cache: &mut Cache) -> Result<QueryResult, QueryError> {
+pub fn run_cached(
+    read: &ReadTx,
+    indexes: Option<&Indexes>,
+    text: &str,
+    cache: &mut Cache,
+) -> Result<QueryResult, QueryError> {
     let q = parser::parse(text)?;
-    exec::execute(text, &q, read, false, cache)
+    exec::execute(text, &q, read, indexes, false, cache)
 }
 
 /// Run `text` with the naive plan (a scan from the first set), for comparisons.
 pub fn run_naive(read: &ReadTx, text: &str, cache: &mut Cache) -> Result<QueryResult, QueryError> {
     let q = parser::parse(text)?;
-    exec::execute(text, &q, read, true, cache)
+    exec::execute(text, &q, read, None, true, cache)
 }

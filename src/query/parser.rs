@@ -325,14 +325,59 @@ impl Parser<'_> {
                         Filter::Until(date)
                     });
                 }
-                Some(w @ ("matching" | "similar")) => {
-                    let t = self.toks[self.pos].clone();
-                    return Err(QueryError::at(
-                        self.text,
-                        t.start,
-                        t.end,
-                        format!("`{w}` is reserved for full-text and vector search, which this build does not have yet"),
-                    ));
+                Some("matching") => {
+                    self.pos += 1;
+                    let text = match self.peek() {
+                        Some(Token {
+                            tok: Tok::Str(s), ..
+                        }) => s.clone(),
+                        _ => return Err(self.err_here("the text to search for, in quotes")),
+                    };
+                    self.pos += 1;
+                    let mut ranker = SearchRanker::Bm25;
+                    if self.eat_word("using") {
+                        let t = self.peek().cloned();
+                        let word = self.peek_word();
+                        ranker = match word
+                            .as_deref()
+                            .and_then(|w| SearchRanker::ALL.into_iter().find(|r| r.name() == w))
+                        {
+                            Some(r) => r,
+                            None => match t {
+                                Some(t) => {
+                                    return Err(QueryError::at(
+                                        self.text,
+                                        t.start,
+                                        t.end,
+                                        "expected bm25, vector or hybrid after `using`".into(),
+                                    ))
+                                }
+                                None => return Err(self.err_here("bm25, vector or hybrid")),
+                            },
+                        };
+                        self.pos += 1;
+                    }
+                    filters.push(Filter::Matching { text, ranker });
+                }
+                Some("similar") => {
+                    self.pos += 1;
+                    if !self.eat_word("to") {
+                        return Err(self.err_here("`to` (similar to #N, similar to \"text\")"));
+                    }
+                    let target = match self.peek() {
+                        Some(Token {
+                            tok: Tok::Hash(n), ..
+                        }) => Pattern::Number(*n),
+                        Some(Token {
+                            tok: Tok::Str(s), ..
+                        }) => Pattern::Text {
+                            text: s.clone(),
+                            quoted: true,
+                        },
+                        _ => return Err(self.err_here("an issue (#N) or a text in quotes")),
+                    };
+                    self.pos += 1;
+                    filters.push(Filter::Similar(target));
                 }
                 _ => break,
             }
@@ -500,8 +545,25 @@ mod tests {
         assert!(err.message.contains("ends here"), "{}", err.message);
         let err = parse("issues limit x").unwrap_err();
         assert!(err.message.contains("a number after `limit`"));
-        let err = parse("issues matching \"oom\"").unwrap_err();
-        assert!(err.message.contains("reserved"));
+        let err = parse("issues matching oom").unwrap_err();
+        assert!(err.message.contains("in quotes"), "{}", err.message);
+        let err = parse("issues matching \"oom\" using magic").unwrap_err();
+        assert!(
+            err.message.contains("bm25, vector or hybrid"),
+            "{}",
+            err.message
+        );
+        let err = parse("issues similar #3").unwrap_err();
+        assert!(err.message.contains("`to`"), "{}", err.message);
+        for q in [
+            "issues matching \"CUDA out of memory\" order by score desc",
+            "issues matching \"oom\" using hybrid where state = open",
+            "issues similar to #123 where state = closed",
+            "symbols similar to \"free the KV cache blocks\" limit 5",
+        ] {
+            let parsed = parse(q).unwrap();
+            assert_eq!(parsed.to_string(), q);
+        }
         let err = parse("commits since yesterday").unwrap_err();
         assert!(err.message.contains("not a date"));
     }

@@ -86,15 +86,15 @@ impl Kind {
             Kind::Issues | Kind::Prs => &[
                 "number", "title", "body", "state", "reason", "author", "label", "created",
                 "updated", "closed", "merged", "comments", "error", "model", "gpu", "cuda",
-                "driver", "python", "torch", "stub", "pr",
+                "driver", "python", "torch", "stub", "pr", "score",
             ],
             Kind::Commits => &[
                 "sha", "subject", "message", "author", "email", "date", "class", "bot", "merge",
-                "size", "added", "removed", "files", "error",
+                "size", "added", "removed", "files", "error", "score",
             ],
-            Kind::Files => &["path", "name", "ext"],
+            Kind::Files => &["path", "name", "ext", "score"],
             Kind::Symbols | Kind::Functions | Kind::Classes | Kind::Methods => {
-                &["name", "qname", "module", "kind", "path", "line"]
+                &["name", "qname", "module", "kind", "path", "line", "score"]
             }
             Kind::Authors => &["name", "email", "bot"],
         }
@@ -323,9 +323,9 @@ pub fn relation(word: &str) -> Option<&'static Relation> {
 }
 
 /// Words that are not names: kinds, relations, and clause keywords.
-pub const KEYWORDS: [&str; 17] = [
+pub const KEYWORDS: [&str; 19] = [
     "explain", "where", "since", "until", "order", "by", "asc", "desc", "limit", "count", "return",
-    "and", "or", "not", "contains", "matching", "similar",
+    "and", "or", "not", "contains", "matching", "similar", "to", "using",
 ];
 
 pub fn is_reserved(word: &str) -> bool {

@@ -10,6 +10,7 @@ mod schema;
 mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use codec::{decode, encode, RECORD_VERSION};
 pub use ids::{NodeId, NodeKind, Rel, StrId};
@@ -70,7 +71,7 @@ from_redb!(
 
 /// An open lore file.
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
 }
 
@@ -82,7 +83,7 @@ impl Store {
         }
         let db = Database::create(path).map_err(|e| map_open_error(path, e))?;
         let store = Store {
-            db,
+            db: Arc::new(db),
             path: path.into(),
         };
         store.write(|tx| tx.initialise())?;
@@ -102,7 +103,7 @@ impl Store {
         }
         let db = Database::open(path).map_err(|e| map_open_error(path, e))?;
         let store = Store {
-            db,
+            db: Arc::new(db),
             path: path.into(),
         };
         store.check_schema()?;
@@ -116,6 +117,11 @@ impl Store {
         } else {
             Ok((Store::create(path)?, true))
         }
+    }
+
+    /// The underlying database, for the index stage, which keeps its own tables in the same file.
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     pub fn path(&self) -> &Path {

@@ -324,6 +324,19 @@ impl ReadTx {
         Ok(out)
     }
 
+    /// Every commit with its record, in id order.
+    pub fn all_commits(&self) -> Result<Vec<(NodeId, CommitRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.commits.iter()? {
+            let (k, v) = entry?;
+            out.push((
+                NodeId::new(NodeKind::Commit, k.value()),
+                decode("commit", v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
     /// Every author id.
     pub fn all_authors(&self) -> Result<Vec<NodeId>, StoreError> {
         let mut out = Vec::new();

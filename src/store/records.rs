@@ -92,6 +92,8 @@ pub enum Provenance {
     Identifier,
     /// SZZ: blame of the lines a fix deleted or changed.
     Szz,
+    /// Text and vector similarity, accepted by a user (`lore duplicates --accept`).
+    Similarity,
 }
 
 impl Provenance {
@@ -116,6 +118,7 @@ impl Provenance {
             Provenance::PathInText => "path-in-text",
             Provenance::Identifier => "identifier",
             Provenance::Szz => "szz",
+            Provenance::Similarity => "similarity",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! lore's integration tests: one binary, a module per area.
 
+mod bert;
 mod code_fixture;
 mod code_symbols;
 mod common;
@@ -12,3 +13,4 @@ mod issues_fixture;
 mod queries;
 mod repl;
 mod store_file;
+mod text_directory;

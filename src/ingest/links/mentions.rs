@@ -41,7 +41,6 @@ impl CodeIndex {
     /// Files at the code head (or every file ever seen when the code stage has not run), and
     /// the symbols the head defines.
     pub fn build(read: &ReadTx) -> Result<CodeIndex, StoreError> {
-        let mut index = CodeIndex::default();
         let head = read.head_files()?;
         let files: Vec<(NodeId, String)> = if head.is_empty() {
             read.all_files()?
@@ -50,14 +49,25 @@ impl CodeIndex {
                 .map(|(f, _)| Ok((*f, read.string(read.file(*f)?.path)?)))
                 .collect::<Result<_, StoreError>>()?
         };
-        for (file, path) in &files {
+        CodeIndex::from_files(read, &files, &head)
+    }
+
+    /// Lookup tables over `files` (id, path) and the symbols of the given file versions
+    /// (file, blob): the code as it was at any point in history.
+    pub fn from_files(
+        read: &ReadTx,
+        files: &[(NodeId, String)],
+        blobs: &[(NodeId, NodeId)],
+    ) -> Result<CodeIndex, StoreError> {
+        let mut index = CodeIndex::default();
+        for (file, path) in files {
             let parts: Vec<&str> = path.split('/').collect();
             for k in 1..=parts.len() {
                 let suffix = parts[parts.len() - k..].join("/");
                 index.by_suffix.entry(suffix).or_default().push(*file);
             }
         }
-        for (file, blob) in head {
+        for &(file, blob) in blobs {
             let record = read.blob(blob)?;
             let mut symbols = Vec::new();
             for s in &record.symbols {

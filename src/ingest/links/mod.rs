@@ -178,6 +178,16 @@ pub fn link_issue(
     report: &mut LinkReport,
 ) -> Result<(), StoreError> {
     for rel in TEXT_RELS {
+        if rel == Rel::DuplicateOf {
+            // Duplicates a user accepted (`lore duplicates --accept`) are not derived from the
+            // text and stay.
+            for (dst, meta) in tx.edges_from(id, rel)? {
+                if meta.provenance != Provenance::Similarity && tx.remove_edge(id, rel, dst)? {
+                    report.edges_removed += 1;
+                }
+            }
+            continue;
+        }
         report.edges_removed += tx.remove_edges_from(id, rel)?;
     }
     if issue.is_pr {

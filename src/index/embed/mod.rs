@@ -1,0 +1,74 @@
+//! Embedders: text → unit vectors. Every vector is stored under its embedder's model id, so
+//! vectors of two embedders are never compared.
+//!
+//! - [`CooccurrenceEmbedder`], the built-in default: word vectors learned from the lore file's own
+//!   text (PPMI of co-occurrences, factored by a randomized SVD), averaged with SIF weights. It
+//!   needs no downloaded weights and knows the project's vocabulary (`kv`, `block`, `oom`).
+//! - [`BertEmbedder`]: a BERT-family sentence encoder from a local Hugging Face directory
+//!   (`config.json`, `tokenizer.json`, `model.safetensors`), run by candle on the CPU or a CUDA
+//!   GPU, mean-pooled and normalised.
+
+mod bert;
+mod cooccur;
+mod linalg;
+
+use serde::{Deserialize, Serialize};
+
+pub use bert::{BertEmbedder, Device};
+pub use cooccur::{CooccurrenceEmbedder, TrainOptions};
+
+/// Settings of the built-in embedder as lore trains it.
+pub fn cooccur_options() -> TrainOptions {
+    TrainOptions::default()
+}
+
+use super::IndexError;
+
+/// Turns texts into unit vectors of one fixed dimension.
+pub trait Embedder: Send + Sync {
+    /// Names the model and its weights; vectors are stored and compared only under this id.
+    fn model_id(&self) -> &str;
+    fn dim(&self) -> usize;
+    /// One unit vector per text (all zeros when a text has nothing the model knows).
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, IndexError>;
+    /// Texts per call that keep the model efficient.
+    fn batch_size(&self) -> usize {
+        64
+    }
+}
+
+/// How to rebuild an embedder, as recorded in the lore file under its model id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum EmbedderSpec {
+    /// The built-in embedder's own parameters, kept whole in the file.
+    Cooccurrence(Vec<u8>),
+    /// A model directory on this machine, read again when a query needs to embed text.
+    Bert { dir: String },
+}
+
+impl EmbedderSpec {
+    pub fn load(&self, device: Device) -> Result<Box<dyn Embedder>, IndexError> {
+        match self {
+            EmbedderSpec::Cooccurrence(bytes) => {
+                Ok(Box::new(CooccurrenceEmbedder::from_bytes(bytes)?))
+            }
+            EmbedderSpec::Bert { dir } => Ok(Box::new(BertEmbedder::load(
+                std::path::Path::new(dir),
+                device,
+            )?)),
+        }
+    }
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Scale `v` to unit length (left as is when it is zero).
+pub fn normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}

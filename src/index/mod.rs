@@ -1,0 +1,279 @@
+//! The index stage: full-text and vector indexes kept inside the lore file, built from the store
+//! and brought up to date after every ingest and import.
+//!
+//! - [`text`]: tantivy BM25 over commits, issues, symbols and files, stored in a redb table
+//!   through [`text::RedbDirectory`].
+//! - [`embed`]: embedders (the built-in co-occurrence model, candle BERT encoders).
+//! - [`vectors`]: vectors per model id and HNSW graphs (hnsw_rs) per model and kind.
+//! - [`rank`]: reciprocal rank fusion of rankings.
+//! - [`locate`]: bug localization from an issue's text, using only what existed before it.
+//!
+//! The index reads the store and never writes it, except the `similarity` duplicate links a
+//! user accepts (through the store's own write API).
+
+pub mod documents;
+pub mod duplicates;
+pub mod embed;
+pub mod eval;
+pub mod locate;
+pub mod rank;
+pub mod text;
+pub mod vectors;
+pub mod words;
+
+use std::sync::{Arc, OnceLock};
+
+use crate::store::{NodeId, NodeKind, Store, StoreError};
+use embed::{CooccurrenceEmbedder, Device, Embedder, EmbedderSpec};
+use text::{TextFilter, TextHit, TextIndex, TextUpdate};
+use vectors::{VectorIndex, VectorUpdate};
+
+/// Errors of the index stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("full-text index: {0}")]
+    Text(#[from] tantivy::TantivyError),
+    #[error("embedding: {0}")]
+    Embed(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("database error in the index tables: {0}")]
+    Db(#[from] redb::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl IndexError {
+    pub fn io(what: &'static str) -> impl Fn(std::io::Error) -> IndexError {
+        move |source| IndexError::Io { what, source }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for IndexError {
+            fn from(e: $t) -> Self {
+                IndexError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The built-in embedder is learned again once the file holds this many times the texts it was
+/// learned from (its vocabulary would otherwise miss what came later, such as imported issues).
+pub const RETRAIN_GROWTH: f64 = 1.1;
+
+/// What [`Indexes::update`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IndexReport {
+    pub text: TextUpdate,
+    pub vectors: Option<VectorUpdate>,
+    /// Why vectors were not made, when they were not.
+    pub vectors_skipped: Option<String>,
+}
+
+/// Both indexes of an open lore file.
+pub struct Indexes {
+    pub text: TextIndex,
+    pub vectors: VectorIndex,
+    device: Device,
+    /// The active embedder, loaded on first use (queries that embed text).
+    embedder: OnceLock<Result<Arc<dyn Embedder>, String>>,
+}
+
+impl Indexes {
+    pub fn open(store: &Store) -> Result<Indexes, IndexError> {
+        Indexes::open_on(store, Device::Cpu)
+    }
+
+    /// Open, running candle embedders on `device`.
+    pub fn open_on(store: &Store, device: Device) -> Result<Indexes, IndexError> {
+        Ok(Indexes {
+            text: TextIndex::open(store)?,
+            vectors: VectorIndex::open(store.database())?,
+            device,
+            embedder: OnceLock::new(),
+        })
+    }
+
+    /// Bring both indexes up to date with the store. Vectors are made with the active embedder;
+    /// the first time, the built-in one is trained on the file's text.
+    pub fn update(
+        &self,
+        store: &Store,
+        progress: &dyn Fn(&str, u64, u64),
+    ) -> Result<IndexReport, IndexError> {
+        let text = self.text.update(store, progress)?;
+        let docs_now = text.added + text.changed + text.unchanged;
+        let mut superseded = None;
+        let (embedder, spec) = match self.vectors.active_model()? {
+            Some(model) => {
+                let spec = self
+                    .vectors
+                    .spec(&model)?
+                    .ok_or_else(|| IndexError::Embed(format!("no record of embedder {model}")))?;
+                let retrain = match &spec {
+                    EmbedderSpec::Cooccurrence(bytes) => {
+                        let trained_on = CooccurrenceEmbedder::from_bytes(bytes)?.trained_on();
+                        docs_now as f64 >= trained_on as f64 * RETRAIN_GROWTH
+                    }
+                    EmbedderSpec::Bert { .. } => false,
+                };
+                if retrain {
+                    superseded = Some(model);
+                    let e = train_builtin(store, progress)?;
+                    let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
+                    (Box::new(e) as Box<dyn Embedder>, spec)
+                } else {
+                    (spec.load(self.device)?, spec)
+                }
+            }
+            None => match train_builtin(store, progress) {
+                Ok(e) => {
+                    let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
+                    (Box::new(e) as Box<dyn Embedder>, spec)
+                }
+                Err(IndexError::Embed(why)) => {
+                    return Ok(IndexReport {
+                        text,
+                        vectors: None,
+                        vectors_skipped: Some(why),
+                    })
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let vectors = self
+            .vectors
+            .update(store, embedder.as_ref(), &spec, progress)?;
+        if let Some(old) = superseded {
+            if old != vectors.model {
+                self.vectors.remove_model(&old)?;
+            }
+        }
+        Ok(IndexReport {
+            text,
+            vectors: Some(vectors),
+            vectors_skipped: None,
+        })
+    }
+
+    /// Re-embed everything with `embedder` and make it the active one.
+    pub fn reembed(
+        &self,
+        store: &Store,
+        embedder: &dyn Embedder,
+        spec: &EmbedderSpec,
+        progress: &dyn Fn(&str, u64, u64),
+    ) -> Result<VectorUpdate, IndexError> {
+        self.vectors.update(store, embedder, spec, progress)
+    }
+
+    /// The active embedder, for embedding query text.
+    pub fn embedder(&self) -> Result<Arc<dyn Embedder>, IndexError> {
+        let got = self.embedder.get_or_init(|| {
+            let load = || -> Result<Arc<dyn Embedder>, IndexError> {
+                let model = self.vectors.active_model()?.ok_or_else(|| {
+                    IndexError::Usage(
+                        "this lore file has no vectors yet; run `lore index` (or ingest/import) first"
+                            .into(),
+                    )
+                })?;
+                let spec = self
+                    .vectors
+                    .spec(&model)?
+                    .ok_or_else(|| IndexError::Embed(format!("no record of embedder {model}")))?;
+                Ok(Arc::from(spec.load(self.device)?))
+            };
+            load().map_err(|e| e.to_string())
+        });
+        got.clone().map_err(IndexError::Embed)
+    }
+
+    /// Full-text search.
+    pub fn search_text(
+        &self,
+        text: &str,
+        filter: &TextFilter,
+        limit: usize,
+    ) -> Result<Vec<TextHit>, IndexError> {
+        self.text.search(text, filter, limit)
+    }
+
+    /// The stored vector of a node under the active model.
+    pub fn vector_of(&self, node: NodeId) -> Result<Option<Vec<f32>>, IndexError> {
+        let Some(model) = self.vectors.active_model()? else {
+            return Ok(None);
+        };
+        let Some(kind) = node.kind() else {
+            return Ok(None);
+        };
+        Ok(self
+            .vectors
+            .kind(&model, kind)?
+            .vectors
+            .get(&node.0)
+            .cloned())
+    }
+
+    /// Embed `text` with the active model.
+    pub fn embed_text(&self, text: &str) -> Result<Vec<f32>, IndexError> {
+        let e = self.embedder()?;
+        Ok(e.embed(&[text])?.pop().unwrap_or_default())
+    }
+
+    /// The `k` nodes of `kind` nearest to `query` that `accept` admits.
+    pub fn nearest(
+        &self,
+        kind: NodeKind,
+        query: &[f32],
+        k: usize,
+        accept: &mut dyn FnMut(NodeId) -> bool,
+    ) -> Result<Vec<(NodeId, f32)>, IndexError> {
+        let Some(model) = self.vectors.active_model()? else {
+            return Err(IndexError::Usage(
+                "this lore file has no vectors yet; run `lore index` first".into(),
+            ));
+        };
+        let kv = self.vectors.kind(&model, kind)?;
+        if !kv.is_empty() && kv.dim() != query.len() {
+            return Err(IndexError::Embed(format!(
+                "the query vector has {} dimensions but {model}'s have {}",
+                query.len(),
+                kv.dim()
+            )));
+        }
+        Ok(kv.nearest(query, k, accept))
+    }
+}
+
+/// Train the built-in embedder on every document of the file.
+pub fn train_builtin(
+    store: &Store,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<CooccurrenceEmbedder, IndexError> {
+    progress("learning word vectors", 0, 1);
+    let docs = {
+        let read = store.read()?;
+        documents::collect(&read, &text::TEXT_KINDS)?
+    };
+    let texts: Vec<String> = docs.iter().map(Document::full_text).collect();
+    let e =
+        CooccurrenceEmbedder::train(texts.iter().map(String::as_str), embed::cooccur_options())?;
+    progress("learning word vectors", 1, 1);
+    Ok(e)
+}
+
+pub use documents::Document;
