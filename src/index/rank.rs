@@ -30,10 +30,10 @@ mod tests {
     #[test]
     fn agreement_beats_a_single_first_place() {
         let (a, b, c) = (NodeId(1), NodeId(2), NodeId(3));
-        // a is first in one list only; b is second in both.
-        let fused = reciprocal_rank_fusion(&[vec![a, b, c], vec![c, b, a]], &[]);
+        // b is second in both lists; a and c are first in one each.
+        let fused = reciprocal_rank_fusion(&[vec![a, b], vec![c, b]], &[]);
         assert_eq!(fused[0].0, b);
-        let fused = reciprocal_rank_fusion(&[vec![a, b], vec![c, b]], &[3.0, 1.0]);
+        let fused = reciprocal_rank_fusion(&[vec![a, b], vec![b, a]], &[3.0, 1.0]);
         assert_eq!(fused[0].0, a);
     }
 }

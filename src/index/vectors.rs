@@ -501,3 +501,88 @@ fn load_graph(record: &GraphRecord) -> Result<Option<Graph>, IndexError> {
         .map_err(|e| IndexError::Embed(format!("loading the vector graph: {e}")))?;
     Ok(Some(graph))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::embed::random::unit_vectors;
+
+    fn loaded(points: &[(u64, u64, Vec<f32>)]) -> KindVectors {
+        let (record, rebuilt) = update_graph(GraphRecord::default(), points).unwrap();
+        assert!(rebuilt);
+        KindVectors {
+            vectors: points.iter().map(|(n, _, v)| (*n, v.clone())).collect(),
+            graph: load_graph(&record).unwrap(),
+        }
+    }
+
+    fn points(n: usize, dim: usize, seed: u64) -> Vec<(u64, u64, Vec<f32>)> {
+        unit_vectors(n, dim, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (NodeId::new(NodeKind::Issue, i as u64).0, 1, v))
+            .collect()
+    }
+
+    #[test]
+    fn graph_search_finds_what_an_exact_scan_finds() {
+        let pts = points(3000, 16, 1);
+        let kv = loaded(&pts);
+        assert!(kv.has_graph());
+        let queries = unit_vectors(50, 16, 2);
+        let mut agree = 0;
+        for q in &queries {
+            let ann = kv.nearest(q, 10, &mut |_| true);
+            let exact = kv.exact(q, 10, &mut |_| true);
+            agree += ann
+                .iter()
+                .filter(|a| exact.iter().any(|e| e.0 == a.0))
+                .count();
+        }
+        let recall = agree as f64 / 500.0;
+        assert!(recall >= 0.95, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn a_filter_never_returns_fewer_results_than_exist() {
+        let pts = points(3000, 16, 3);
+        let kv = loaded(&pts);
+        // Admit one node in a hundred: a top-40-then-filter search would return almost nothing.
+        let admitted = |n: NodeId| n.local() % 100 == 7;
+        for q in unit_vectors(10, 16, 4) {
+            let got = kv.nearest(&q, 10, &mut |n| admitted(n));
+            assert_eq!(got.len(), 10);
+            assert!(got.iter().all(|(n, _)| admitted(*n)));
+            let exact = kv.exact(&q, 10, &mut |n| admitted(n));
+            assert_eq!(got[0].0, exact[0].0);
+        }
+        // Fewer admitted nodes than asked for: all of them.
+        let got = kv.nearest(&pts[0].2, 10, &mut |n| n.local() < 4);
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn graphs_grow_incrementally_and_are_rebuilt_when_stale() {
+        let mut pts = points(3000, 8, 5);
+        let (record, _) = update_graph(GraphRecord::default(), &pts[..2900]).unwrap();
+        // New points are inserted into the stored graph.
+        let (record, rebuilt) = update_graph(record, &pts).unwrap();
+        assert!(!rebuilt);
+        assert_eq!(load_graph(&record).unwrap().unwrap().get_nb_point(), 3000);
+        // A few changed points are inserted again; their old points are stale.
+        for p in pts.iter_mut().take(10) {
+            p.1 = 2;
+        }
+        let (record, rebuilt) = update_graph(record, &pts).unwrap();
+        assert!(!rebuilt);
+        assert_eq!(record.stale, 10);
+        // Most points changed: rebuilt from scratch.
+        for p in pts.iter_mut() {
+            p.1 = 3;
+        }
+        let (record, rebuilt) = update_graph(record, &pts).unwrap();
+        assert!(rebuilt);
+        assert_eq!(record.stale, 0);
+        assert_eq!(load_graph(&record).unwrap().unwrap().get_nb_point(), 3000);
+    }
+}

@@ -1275,6 +1275,11 @@ fn search_hits(
         for k in &text_kinds {
             n += read.node_count(*k)?;
         }
+        if n > 0 && indexes.text.is_empty() {
+            return Err(IndexError::Usage(
+                "the full-text index is empty; run `lore index` to build it".into(),
+            ));
+        }
         Ok(n as usize)
     };
     Ok(match set.search.as_ref().expect("a search set") {

@@ -27,7 +27,7 @@ build fails with nvcc 12.4
 ";
 
 /// Write a tiny BERT model directory into `dir`; `seed_shift` changes the weights.
-fn tiny_bert(dir: &Path, layers: usize) {
+pub fn tiny_bert(dir: &Path, layers: usize) {
     std::fs::create_dir_all(dir).unwrap();
     // Tokenizer, trained on the corpus.
     let corpus = dir.join("corpus.txt");

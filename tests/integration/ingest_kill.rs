@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common::*;
 
 /// A repository of `n` linear commits, each changing one of 20 files, built with fast-import.
-fn big_repo(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+pub fn big_repo(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
     let repo = dir.join("big");
     std::fs::create_dir_all(&repo).unwrap();
     git_in(&repo, &["init", "-q", "-b", "main"]);

@@ -12,5 +12,6 @@ mod issues_bad_input;
 mod issues_fixture;
 mod queries;
 mod repl;
+mod search;
 mod store_file;
 mod text_directory;

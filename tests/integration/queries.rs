@@ -50,6 +50,8 @@ pub fn fixture_kb() -> (Fixture, PathBuf) {
         szz: true,
     };
     issues::import(&store, &dump.join("github.json"), &options, &Silent).expect("import");
+    let indexes = lore::index::Indexes::open(&store).expect("open indexes");
+    indexes.update(&store, &|_, _, _| {}).expect("index");
     (fixture, kb)
 }
 

@@ -172,7 +172,18 @@ fn redb_directory_survives_closing_the_file() {
             .add_document(doc!(title => "never committed"))
             .unwrap();
     }
-    let db = redb::Database::open(&path).unwrap();
+    // Tantivy's background threads let go of the directory shortly after the writer is dropped.
+    let mut tries = 0;
+    let db = loop {
+        match redb::Database::open(&path) {
+            Ok(db) => break db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 500 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("reopening: {e}"),
+        }
+    };
     let dir = RedbDirectory::open(Arc::new(db)).unwrap();
     let index = Index::open(dir).unwrap();
     let searcher = index.reader().unwrap().searcher();

@@ -54,8 +54,15 @@ impl Csr {
 /// Columns that turn out dependent become zero.
 pub fn orthonormalise(m: &mut Dense) {
     let (rows, cols) = (m.rows, m.cols);
+    let norm_of = |m: &Dense, j: usize| {
+        (0..rows)
+            .map(|r| f64::from(m.data[r * cols + j]).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
     for _pass in 0..2 {
         for j in 0..cols {
+            let before = norm_of(m, j);
             for p in 0..j {
                 let mut dot = 0.0f64;
                 for r in 0..rows {
@@ -67,12 +74,12 @@ pub fn orthonormalise(m: &mut Dense) {
                     m.data[r * cols + j] -= dot * v;
                 }
             }
-            let norm = (0..rows)
-                .map(|r| f64::from(m.data[r * cols + j]).powi(2))
-                .sum::<f64>()
-                .sqrt();
+            let norm = norm_of(m, j);
+            // What is left of a column that lay in the span of the earlier ones is rounding
+            // noise; normalising it would make a column that is not orthogonal to them.
+            let independent = norm > 1e-4 * before && norm > 1e-12;
             for r in 0..rows {
-                m.data[r * cols + j] = if norm > 1e-9 {
+                m.data[r * cols + j] = if independent {
                     (f64::from(m.data[r * cols + j]) / norm) as f32
                 } else {
                     0.0

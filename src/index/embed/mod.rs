@@ -12,6 +12,21 @@ mod bert;
 mod cooccur;
 mod linalg;
 
+/// Random unit vectors for tests and benchmarks.
+pub mod random {
+    /// `n` random unit vectors of `dim` dimensions, the same for the same seed.
+    pub fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = super::linalg::SplitMix(seed);
+        (0..n)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+                super::normalise(&mut v);
+                v
+            })
+            .collect()
+    }
+}
+
 use serde::{Deserialize, Serialize};
 
 pub use bert::{BertEmbedder, Device};
