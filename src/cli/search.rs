@@ -303,6 +303,13 @@ pub fn run_eval(kb: &Path, quiet: bool, what: EvalWhat) -> anyhow::Result<()> {
             s.mrr
         );
     }
+    println!("each signal alone:");
+    for s in &report.signals {
+        println!(
+            "  {:<16} {:>7.3} {:>7.3} {:>7.3}",
+            s.signal, s.top1, s.top5, s.mrr
+        );
+    }
     Ok(())
 }
 

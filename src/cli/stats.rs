@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
+use lore::index::Indexes;
 use lore::store::Store;
 use serde_json::json;
 
 pub fn run(kb: &Path, json_out: bool) -> anyhow::Result<()> {
     let store = Store::open(kb)?;
     let stats = store.read()?.stats()?;
+    let index = Indexes::open(&store)?.stats()?;
     let size = std::fs::metadata(kb)?.len();
     if json_out {
         let value = json!({
@@ -18,6 +20,7 @@ pub fn run(kb: &Path, json_out: bool) -> anyhow::Result<()> {
             "edges": stats.edges,
             "counters": stats.counters,
             "watermarks": stats.watermarks,
+            "index": index,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -42,6 +45,19 @@ pub fn run(kb: &Path, json_out: bool) -> anyhow::Result<()> {
             println!("  {k:<28} {v:>10}");
         }
     }
+    println!("index");
+    println!(
+        "  {:<20} {:>10}  ({})",
+        "text documents",
+        index.text_documents,
+        super::render::bytes(index.text_index_bytes)
+    );
+    println!(
+        "  {:<20} {:>10}  ({})",
+        "vectors",
+        index.vectors,
+        index.embedder.as_deref().unwrap_or("no embedder yet")
+    );
     println!("watermarks ({})", stats.watermarks.len());
     for (k, v) in stats.watermarks.iter().take(20) {
         println!("  {k:<40} {}", &v[..12.min(v.len())]);

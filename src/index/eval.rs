@@ -50,7 +50,18 @@ pub struct EvalReport {
     /// Skipped: the fixes only touched files created after the issue.
     pub skipped_new_files_only: u64,
     pub scores: Vec<RankerScore>,
+    /// Each signal scored alone (a file ranked by nothing counts as a miss).
+    pub signals: Vec<SignalScore>,
     pub issues: Vec<IssueEval>,
+}
+
+/// One signal's scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalScore {
+    pub signal: String,
+    pub top1: f64,
+    pub top5: f64,
+    pub mrr: f64,
 }
 
 const DEPTH: usize = 100;
@@ -96,6 +107,8 @@ pub fn eval_locate(
     let mut hits1 = vec![0u64; rankers.len()];
     let mut hits5 = vec![0u64; rankers.len()];
     let mut rr = vec![0f64; rankers.len()];
+    let mut signal_names: Vec<&'static str> = Vec::new();
+    let mut signal_hits: Vec<[f64; 3]> = Vec::new();
     let total = chosen.len() as u64;
     for (i, (created, id, issue, fixes)) in chosen.into_iter().enumerate() {
         progress("replaying issues", i as u64, total);
@@ -119,6 +132,18 @@ pub fn eval_locate(
         }
         report.scored += 1;
         let signals = locator.signals(&issue_text(&issue), created, Some(id))?;
+        for (s, (name, ranking)) in signals.named().iter().enumerate() {
+            if signal_names.len() <= s {
+                signal_names.push(name);
+                signal_hits.push([0.0; 3]);
+            }
+            if let Some(h) = ranking.iter().take(DEPTH).position(|f| gold.contains(f)) {
+                let h = h + 1;
+                signal_hits[s][0] += f64::from(u8::from(h == 1));
+                signal_hits[s][1] += f64::from(u8::from(h <= 5));
+                signal_hits[s][2] += 1.0 / h as f64;
+            }
+        }
         let mut first_hit = Vec::new();
         for (r, ranker) in rankers.iter().enumerate() {
             let ranking = signals.fuse(*ranker);
@@ -155,6 +180,16 @@ pub fn eval_locate(
             top1: hits1[r] as f64 / n,
             top5: hits5[r] as f64 / n,
             mrr: rr[r] / n,
+        })
+        .collect();
+    report.signals = signal_names
+        .iter()
+        .zip(&signal_hits)
+        .map(|(name, h)| SignalScore {
+            signal: name.to_string(),
+            top1: h[0] / n,
+            top5: h[1] / n,
+            mrr: h[2] / n,
         })
         .collect();
     Ok(report)

@@ -17,7 +17,7 @@
 //! - **file vectors** and **history (vectors)**: the same two with the active embedder.
 //!
 //! The BM25 ranker fuses the two BM25 signals, the vector ranker the two vector signals, and the
-//! hybrid ranker all five (mentions weighted double), by reciprocal rank fusion.
+//! hybrid ranker all five (vector signals at half weight), by reciprocal rank fusion.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -56,6 +56,11 @@ impl Ranker {
         Ranker::ALL.into_iter().find(|r| r.name() == s)
     }
 }
+
+/// Weights of mentions, file text, history, file vectors and history vectors in the hybrid
+/// ranker. The built-in embedder's signals count half: on huggingface/peft and rust-lang/cargo
+/// this beat equal weights (docs/benchmarks.md).
+const HYBRID_WEIGHTS: [f32; 5] = [1.0, 1.0, 1.0, 0.5, 0.5];
 
 /// Commits touching more files than this say little about any one of them.
 const MAX_FILES_PER_COMMIT: usize = 40;
@@ -172,7 +177,8 @@ struct FileDoc {
     /// Analyzed terms with counts.
     terms: HashMap<String, u32>,
     len: u32,
-    text: String,
+    /// The texts vectors are made of: the path, then each symbol (name, signature, doc).
+    parts: Vec<String>,
     symbols: Vec<(String, String)>,
 }
 
@@ -201,7 +207,8 @@ pub struct Signals {
 }
 
 impl Signals {
-    fn named(&self) -> [(&'static str, &Vec<NodeId>); 5] {
+    /// Each signal's ranking with its name.
+    pub fn named(&self) -> [(&'static str, &Vec<NodeId>); 5] {
         [
             ("mentions", &self.mentions),
             ("text", &self.file_bm25),
@@ -229,7 +236,7 @@ impl Signals {
                     self.file_vector.clone(),
                     self.history_vector.clone(),
                 ],
-                &[2.0, 1.0, 1.0, 1.0, 1.0],
+                &HYBRID_WEIGHTS,
             ),
         }
     }
@@ -241,7 +248,8 @@ pub struct Locator<'a> {
     indexes: &'a Indexes,
     timeline: Timeline,
     docs: RefCell<HashMap<Vec<u8>, std::rc::Rc<FileDoc>>>,
-    vectors: RefCell<HashMap<Vec<u8>, Vec<f32>>>,
+    /// Vectors of each file version's parts.
+    vectors: RefCell<HashMap<Vec<u8>, Vec<Vec<f32>>>>,
     use_vectors: bool,
 }
 
@@ -287,6 +295,7 @@ impl<'a> Locator<'a> {
             return Ok(d.clone());
         }
         let mut text = path.replace(['/', '.', '-'], " ");
+        let mut parts = vec![text.clone()];
         let mut symbols = Vec::new();
         let mut blob = None;
         if let Some(sha) = blob_sha {
@@ -294,14 +303,14 @@ impl<'a> Locator<'a> {
                 blob = Some(id);
                 let record = self.read.blob(id)?;
                 for s in &record.symbols {
-                    text.push('\n');
-                    text.push_str(&s.name);
-                    text.push(' ');
-                    text.push_str(&s.signature);
+                    let mut part = format!("{} {}", s.name, s.signature);
                     if let Some(d) = &s.doc {
-                        text.push(' ');
-                        text.push_str(d);
+                        part.push(' ');
+                        part.push_str(d);
                     }
+                    text.push('\n');
+                    text.push_str(&part);
+                    parts.push(part);
                     symbols.push((s.name.clone(), s.qualified_name.clone()));
                 }
             }
@@ -315,7 +324,7 @@ impl<'a> Locator<'a> {
             blob,
             len: tokens.len() as u32,
             terms,
-            text,
+            parts,
             symbols,
         });
         self.docs.borrow_mut().insert(key, doc.clone());
@@ -414,29 +423,32 @@ impl<'a> Locator<'a> {
 
         if self.use_vectors {
             let query = self.indexes.embed_text(text)?;
-            // Files by their text at that time.
+            // Files by the best match among their path and symbols at that time (an average
+            // over a whole file would make every large file look alike).
             let embedder = self.indexes.embedder()?;
-            let mut missing: Vec<(Vec<u8>, String)> = Vec::new();
             for ((_, path, sha), (_, doc)) in files.iter().zip(&docs) {
                 let key = doc_key(path, sha.as_deref());
-                if !self.vectors.borrow().contains_key(&key) {
-                    missing.push((key, doc.text.clone()));
+                if self.vectors.borrow().contains_key(&key) {
+                    continue;
                 }
-            }
-            for chunk in missing.chunks(embedder.batch_size().max(1)) {
-                let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
-                let vs = embedder.embed(&texts)?;
-                let mut cache = self.vectors.borrow_mut();
-                for ((key, _), v) in chunk.iter().zip(vs) {
-                    cache.insert(key.clone(), v);
+                let mut vs = Vec::with_capacity(doc.parts.len());
+                for chunk in doc.parts.chunks(embedder.batch_size().max(1)) {
+                    let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    vs.extend(embedder.embed(&texts)?);
                 }
+                self.vectors.borrow_mut().insert(key, vs);
             }
             let cache = self.vectors.borrow();
             let scores: Vec<(NodeId, f32)> = files
                 .iter()
                 .map(|(f, path, sha)| {
-                    let v = cache.get(&doc_key(path, sha.as_deref()));
-                    (*f, v.map_or(0.0, |v| cosine(&query, v)))
+                    let best = cache
+                        .get(&doc_key(path, sha.as_deref()))
+                        .into_iter()
+                        .flatten()
+                        .map(|v| cosine(&query, v))
+                        .fold(0.0f32, f32::max);
+                    (*f, best)
                 })
                 .collect();
             signals.file_vector = ranked(scores);

@@ -84,6 +84,16 @@ pub struct IndexReport {
     pub vectors_skipped: Option<String>,
 }
 
+/// What `lore stats` shows of the indexes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexStats {
+    pub text_documents: u64,
+    pub text_index_bytes: u64,
+    /// The embedder queries use.
+    pub embedder: Option<String>,
+    pub vectors: u64,
+}
+
 /// Both indexes of an open lore file.
 pub struct Indexes {
     pub text: TextIndex,
@@ -167,6 +177,19 @@ impl Indexes {
             text,
             vectors: Some(vectors),
             vectors_skipped: None,
+        })
+    }
+
+    pub fn stats(&self) -> Result<IndexStats, IndexError> {
+        let embedder = self.vectors.active_model()?;
+        Ok(IndexStats {
+            text_documents: self.text.len(),
+            text_index_bytes: self.text.stored_bytes()?,
+            vectors: match &embedder {
+                Some(m) => self.vectors.count(m)?,
+                None => 0,
+            },
+            embedder,
         })
     }
 

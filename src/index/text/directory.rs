@@ -84,6 +84,17 @@ impl RedbDirectory {
         Ok(total)
     }
 
+    /// The paths of every stored file (to export the index, e.g. for benchmarks).
+    pub fn file_names(&self) -> io::Result<Vec<String>> {
+        let txn = self.inner.db.begin_read().map_err(to_io)?;
+        let table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+        let mut out = Vec::new();
+        for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
+            out.push(row.map_err(to_io)?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
     fn read_stored(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let txn = self.inner.db.begin_read().map_err(to_io)?;
         let table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;

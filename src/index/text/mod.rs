@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tantivy::collector::TopDocs;
+use tantivy::directory::Directory;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
@@ -41,7 +42,8 @@ pub const TEXT_KINDS: [NodeKind; 4] = [
     NodeKind::File,
 ];
 
-const ANALYZER: &str = "lore_code";
+/// The name the analyzer is registered under in the index schema.
+pub const ANALYZER: &str = "lore_code";
 const TITLE_BOOST: f32 = 2.0;
 
 #[derive(Clone, Copy)]
@@ -346,6 +348,33 @@ impl TextIndex {
             }
         }
         Ok(out)
+    }
+
+    /// Bytes the index takes in the file.
+    pub fn stored_bytes(&self) -> Result<u64, IndexError> {
+        RedbDirectory::open(self.db.clone())
+            .and_then(|d| d.stored_bytes())
+            .map_err(IndexError::io("measuring the text index"))
+    }
+
+    /// Write the index's files into `dir`, a plain tantivy index directory.
+    pub fn export(&self, dir: &std::path::Path) -> Result<(), IndexError> {
+        let source = RedbDirectory::open(self.db.clone())
+            .map_err(IndexError::io("opening the text index"))?;
+        for name in source
+            .file_names()
+            .map_err(IndexError::io("listing the text index"))?
+        {
+            let bytes = source
+                .atomic_read(std::path::Path::new(&name))
+                .map_err(|e| IndexError::Io {
+                    what: "reading the text index",
+                    source: std::io::Error::other(e),
+                })?;
+            std::fs::write(dir.join(&name), bytes)
+                .map_err(IndexError::io("exporting the text index"))?;
+        }
+        Ok(())
     }
 
     /// The searcher of the current commit, to time tantivy itself on the same index and the
