@@ -1,5 +1,7 @@
 //! The index stage's speed and quality on a lore file, each against a baseline in the same run:
 //!
+//! 0. building the full-text index of every document: into the redb-backed directory, against
+//!    the same code writing to tantivy's RAM directory and to its memory-mapped directory;
 //! 1. full-text top-10: `TextIndex::search` (analysis, query, search, node ids, from the index
 //!    kept in the lore file) against standalone tantivy running the same query on the same index
 //!    exported to a memory-mapped directory (p50 and p99; the top hits must agree);
@@ -23,7 +25,7 @@ use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::bert::{BertModel, Config};
 use lore::index::documents;
 use lore::index::embed::{BertEmbedder, Device as LoreDevice, Embedder};
-use lore::index::text::{analyzer, TextFilter, ANALYZER};
+use lore::index::text::{analyzer, TextFilter, TextIndex, ANALYZER};
 use lore::index::vectors::VECTOR_KINDS;
 use lore::index::Indexes;
 use lore::store::{NodeId, NodeKind, Store};
@@ -93,6 +95,42 @@ fn main() {
         indexes.text.len(),
         queries.len()
     );
+
+    // 0. Building the text index, per directory.
+    {
+        let scratch = |name: &str| {
+            std::sync::Arc::new(redb::Database::create(tmp.path().join(name)).unwrap())
+        };
+        let silent = |_: &str, _: u64, _: u64| {};
+        let db = scratch("redb-dir.redb");
+        let dir = lore::index::text::RedbDirectory::open(db.clone()).unwrap();
+        let (_, redb_ms) = time_ms(|| {
+            TextIndex::open_in(db, dir).unwrap().update(&store, &silent).unwrap()
+        });
+        let (_, ram_ms) = time_ms(|| {
+            TextIndex::open_in(scratch("ram.redb"), tantivy::directory::RamDirectory::create())
+                .unwrap()
+                .update(&store, &silent)
+                .unwrap()
+        });
+        let mmap_path = tmp.path().join("mmap-index");
+        std::fs::create_dir_all(&mmap_path).unwrap();
+        let (_, mmap_ms) = time_ms(|| {
+            let mmap = tantivy::directory::MmapDirectory::open(&mmap_path).unwrap();
+            TextIndex::open_in(scratch("mmap.redb"), mmap)
+                .unwrap()
+                .update(&store, &silent)
+                .unwrap()
+        });
+        println!(
+            "building the text index: redb directory {:.0} ms; tantivy RAM directory {:.0} ms ({:.2}x); tantivy mmap directory {:.0} ms ({:.2}x)",
+            redb_ms,
+            ram_ms,
+            redb_ms / ram_ms,
+            mmap_ms,
+            redb_ms / mmap_ms
+        );
+    }
 
     // 1. Full text, lore against standalone tantivy on the same index.
     let export = tmp.path().join("tantivy");
