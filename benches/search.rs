@@ -105,13 +105,19 @@ fn main() {
         let db = scratch("redb-dir.redb");
         let dir = lore::index::text::RedbDirectory::open(db.clone()).unwrap();
         let (_, redb_ms) = time_ms(|| {
-            TextIndex::open_in(db, dir).unwrap().update(&store, &silent).unwrap()
-        });
-        let (_, ram_ms) = time_ms(|| {
-            TextIndex::open_in(scratch("ram.redb"), tantivy::directory::RamDirectory::create())
+            TextIndex::open_in(db, dir)
                 .unwrap()
                 .update(&store, &silent)
                 .unwrap()
+        });
+        let (_, ram_ms) = time_ms(|| {
+            TextIndex::open_in(
+                scratch("ram.redb"),
+                tantivy::directory::RamDirectory::create(),
+            )
+            .unwrap()
+            .update(&store, &silent)
+            .unwrap()
         });
         let mmap_path = tmp.path().join("mmap-index");
         std::fs::create_dir_all(&mmap_path).unwrap();

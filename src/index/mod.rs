@@ -82,6 +82,8 @@ pub struct IndexReport {
     pub vectors: Option<VectorUpdate>,
     /// Why vectors were not made, when they were not.
     pub vectors_skipped: Option<String>,
+    /// Time spent learning the built-in embedder (0 when it was not learned this time).
+    pub train_ms: u64,
 }
 
 /// What `lore stats` shows of the indexes.
@@ -128,6 +130,7 @@ impl Indexes {
         let text = self.text.update(store, progress)?;
         let docs_now = text.added + text.changed + text.unchanged;
         let mut superseded = None;
+        let mut train_ms = 0;
         let (embedder, spec) = match self.vectors.active_model()? {
             Some(model) => {
                 let spec = self
@@ -143,27 +146,35 @@ impl Indexes {
                 };
                 if retrain {
                     superseded = Some(model);
+                    let t = std::time::Instant::now();
                     let e = train_builtin(store, progress)?;
+                    train_ms = t.elapsed().as_millis() as u64;
                     let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
                     (Box::new(e) as Box<dyn Embedder>, spec)
                 } else {
                     (spec.load(self.device)?, spec)
                 }
             }
-            None => match train_builtin(store, progress) {
-                Ok(e) => {
-                    let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
-                    (Box::new(e) as Box<dyn Embedder>, spec)
+            None => {
+                let t = std::time::Instant::now();
+                let trained = train_builtin(store, progress);
+                train_ms = t.elapsed().as_millis() as u64;
+                match trained {
+                    Ok(e) => {
+                        let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
+                        (Box::new(e) as Box<dyn Embedder>, spec)
+                    }
+                    Err(IndexError::Embed(why)) => {
+                        return Ok(IndexReport {
+                            text,
+                            vectors: None,
+                            vectors_skipped: Some(why),
+                            train_ms,
+                        })
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(IndexError::Embed(why)) => {
-                    return Ok(IndexReport {
-                        text,
-                        vectors: None,
-                        vectors_skipped: Some(why),
-                    })
-                }
-                Err(e) => return Err(e),
-            },
+            }
         };
         let vectors = self
             .vectors
@@ -177,6 +188,7 @@ impl Indexes {
             text,
             vectors: Some(vectors),
             vectors_skipped: None,
+            train_ms,
         })
     }
 

@@ -37,8 +37,8 @@ pub const ACTIVE_EMBEDDER: &str = "embedder";
 /// The kinds that get vectors.
 pub const VECTOR_KINDS: [NodeKind; 3] = [NodeKind::Issue, NodeKind::Commit, NodeKind::Symbol];
 
-const MAX_CONNECTIONS: usize = 24;
-const EF_CONSTRUCTION: usize = 200;
+const MAX_CONNECTIONS: usize = 16;
+const EF_CONSTRUCTION: usize = 100;
 const MAX_LAYERS: usize = 16;
 /// Below this many vectors a search is an exact scan.
 const EXACT_BELOW: usize = 2_000;
@@ -63,6 +63,9 @@ pub struct VectorUpdate {
     pub unchanged: u64,
     pub removed: u64,
     pub graphs_rebuilt: u64,
+    /// Time spent embedding, and updating and storing the graphs.
+    pub embed_ms: u64,
+    pub graph_ms: u64,
 }
 
 type Graph = Hnsw<'static, f32, DistCosine>;
@@ -196,6 +199,7 @@ impl VectorIndex {
         report.removed = removed.len() as u64;
 
         let spec_bytes = postcard::to_allocvec(spec).expect("in-memory encoding cannot fail");
+        let started = std::time::Instant::now();
         let total = todo.len() as u64;
         let mut done = 0u64;
         progress("embedding", 0, total);
@@ -224,6 +228,8 @@ impl VectorIndex {
             progress("embedding", done, total);
         }
 
+        report.embed_ms = started.elapsed().as_millis() as u64;
+        let started = std::time::Instant::now();
         // Graphs, then the removals and the active model, durably.
         let txn = self.db.begin_write()?;
         {
@@ -257,6 +263,7 @@ impl VectorIndex {
                 .insert(ACTIVE_EMBEDDER, model.as_bytes())?;
         }
         txn.commit()?;
+        report.graph_ms = started.elapsed().as_millis() as u64;
         self.loaded.lock().unwrap().retain(|(m, _), _| m != &model);
         Ok(report)
     }

@@ -105,6 +105,7 @@ pub struct TextUpdate {
     pub changed: u64,
     pub removed: u64,
     pub unchanged: u64,
+    pub elapsed_ms: u64,
 }
 
 /// The full-text index of a lore file.
@@ -164,6 +165,7 @@ impl TextIndex {
         store: &Store,
         progress: &dyn Fn(&str, u64, u64),
     ) -> Result<TextUpdate, IndexError> {
+        let started = std::time::Instant::now();
         let docs = {
             let read = store.read()?;
             documents::collect(&read, &TEXT_KINDS)?
@@ -226,6 +228,7 @@ impl TextIndex {
             txn.commit()?;
             self.reader.reload()?;
         }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
