@@ -15,11 +15,9 @@ use regex::Regex;
 
 use super::ast::*;
 use super::schema::{self, Kind, Relation, EDGE_FIELDS};
+use super::search;
 use super::{QueryError, QueryResult};
-use crate::index::rank::reciprocal_rank_fusion;
-use crate::index::text::{TextFilter, TEXT_KINDS};
-use crate::index::vectors::VECTOR_KINDS;
-use crate::index::{IndexError, Indexes};
+use crate::index::Indexes;
 use crate::store::records::{EdgeMeta, IssueRecord, SymbolKind};
 use crate::store::{hex, NodeId, NodeKind, ReadTx, StoreError};
 
@@ -1210,133 +1208,6 @@ fn cell(ctx: &mut Ctx<'_>, id: NodeId, column: &str) -> Result<serde_json::Value
 /// How many nearest neighbours `similar to` and vector `matching` return without a `limit`.
 pub const DEFAULT_NEAREST: usize = 10;
 
-/// What the indexes find for a `matching`/`similar to` set, with scores: BM25, cosine
-/// similarity, or the fused reciprocal-rank score. Vector searches keep only nodes that pass the
-/// set's other filters while they search, so `similar to #N where state = closed` gets its `k`
-/// closed issues.
-fn search_hits(
-    set: &Set,
-    ctx: &mut Ctx<'_>,
-    indexes: &Indexes,
-    k: usize,
-) -> Result<HashMap<NodeId, f32>, IndexError> {
-    let text_kinds: Vec<NodeKind> = set
-        .node_kinds
-        .iter()
-        .copied()
-        .filter(|k| TEXT_KINDS.contains(k))
-        .collect();
-    let vector_kinds: Vec<NodeKind> = set
-        .node_kinds
-        .iter()
-        .copied()
-        .filter(|k| VECTOR_KINDS.contains(k))
-        .collect();
-    let read = ctx.read;
-    let nearest = |query: &[f32], exclude: Option<NodeId>, k: usize, ctx: &mut Ctx<'_>| {
-        let mut all = Vec::new();
-        for kind in &vector_kinds {
-            let mut failed = None;
-            let mut accept = |n: NodeId| {
-                if Some(n) == exclude {
-                    return false;
-                }
-                match set.accepts(ctx, n, None) {
-                    Ok(ok) => ok,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                }
-            };
-            let found = indexes.nearest(*kind, query, k, &mut accept)?;
-            if let Some(e) = failed {
-                return Err(IndexError::from(e));
-            }
-            all.extend(found);
-        }
-        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        all.truncate(k);
-        Ok::<_, IndexError>(all)
-    };
-    let bm25 = |text: &str, limit: usize| -> Result<Vec<(NodeId, f32)>, IndexError> {
-        let filter = TextFilter {
-            kinds: text_kinds.clone(),
-            before: None,
-        };
-        Ok(indexes
-            .search_text(text, &filter, limit.max(1))?
-            .into_iter()
-            .map(|h| (h.node, h.score))
-            .collect())
-    };
-    let every = || -> Result<usize, IndexError> {
-        let mut n = 0u64;
-        for k in &text_kinds {
-            n += read.node_count(*k)?;
-        }
-        if n > 0 && indexes.text.is_empty() {
-            return Err(IndexError::Usage(
-                "the full-text index is empty; run `lore index` to build it".into(),
-            ));
-        }
-        Ok(n as usize)
-    };
-    Ok(match set.search.as_ref().expect("a search set") {
-        Filter::Matching {
-            text,
-            ranker: SearchRanker::Bm25,
-        } => bm25(text, every()?)?.into_iter().collect(),
-        Filter::Matching {
-            text,
-            ranker: SearchRanker::Vector,
-        } => {
-            let q = indexes.embed_text(text)?;
-            nearest(&q, None, k, ctx)?.into_iter().collect()
-        }
-        Filter::Matching {
-            text,
-            ranker: SearchRanker::Hybrid,
-        } => {
-            let depth = (k * 10).max(100);
-            let mut lexical = Vec::new();
-            for (n, _) in bm25(text, every()?)? {
-                if lexical.len() == depth {
-                    break;
-                }
-                if set.accepts(ctx, n, None)? {
-                    lexical.push(n);
-                }
-            }
-            let q = indexes.embed_text(text)?;
-            let semantic: Vec<NodeId> = nearest(&q, None, depth, ctx)?
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
-            reciprocal_rank_fusion(&[lexical, semantic], &[])
-                .into_iter()
-                .take(k)
-                .collect()
-        }
-        Filter::Similar(Pattern::Number(n)) => {
-            let issue = read.issue_by_number(*n)?.ok_or_else(|| {
-                IndexError::Usage(format!("there is no issue or pull request #{n}"))
-            })?;
-            let v = indexes.vector_of(issue)?.ok_or_else(|| {
-                IndexError::Usage(format!(
-                    "#{n} has no vector (a stub, an empty text, or the index is not up to date: run `lore index`)"
-                ))
-            })?;
-            nearest(&v, Some(issue), k, ctx)?.into_iter().collect()
-        }
-        Filter::Similar(Pattern::Text { text, .. }) => {
-            let q = indexes.embed_text(text)?;
-            nearest(&q, None, k, ctx)?.into_iter().collect()
-        }
-        _ => HashMap::new(),
-    })
-}
-
 /// Execute `q` (already parsed) and shape the rows.
 pub fn execute(
     text: &str,
@@ -1361,8 +1232,17 @@ pub fn execute(
                     .to_string(),
             )
         })?;
-        let hits = search_hits(&plan.sets[i], &mut ctx, indexes, k)
-            .map_err(|e| QueryError::whole(text, e.to_string()))?;
+        let set = &plan.sets[i];
+        let read = ctx.read;
+        let hits = search::search_hits(
+            set.search.as_ref().expect("a search set"),
+            &set.node_kinds,
+            read,
+            indexes,
+            k,
+            &mut |n| set.accepts(&mut ctx, n, None),
+        )
+        .map_err(|e| QueryError::whole(text, e.to_string()))?;
         for (n, s) in &hits {
             ctx.scores.insert(*n, *s);
         }

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod lexer;
 pub mod parser;
 pub mod schema;
+mod search;
 
 use std::fmt;
 
