@@ -21,7 +21,12 @@ impl Query {
         std::iter::once(&self.source)
             .chain(self.steps.iter().map(|s| &s.target))
             .flat_map(|b| &b.filters)
-            .any(|f| matches!(f, Filter::Matching { .. } | Filter::Similar(_)))
+            .any(|f| {
+                matches!(
+                    f,
+                    Filter::Matching { .. } | Filter::Similar(_) | Filter::Concerning(_)
+                )
+            })
     }
 }
 
@@ -63,6 +68,8 @@ pub enum Filter {
     },
     /// `similar to #N` / `similar to "text"`: nearest neighbours by vector.
     Similar(Pattern),
+    /// `concerning #N`: the files or symbols `lore locate N` ranks for an issue.
+    Concerning(u64),
 }
 
 /// How `matching` ranks.
@@ -236,6 +243,7 @@ impl fmt::Display for Binding {
                     r => format!("matching {} using {}", quote(text), r.name()),
                 },
                 Filter::Similar(p) => format!("similar to {p}"),
+                Filter::Concerning(n) => format!("concerning #{n}"),
             });
         }
         write!(f, "{}", parts.join(" "))

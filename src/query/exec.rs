@@ -644,23 +644,27 @@ impl Set {
         let mut search = None;
         for f in &b.filters {
             match f {
-                Filter::Matching { .. } | Filter::Similar(_) => {
-                    let searchable: &[NodeKind] = if matches!(f, Filter::Matching { .. }) {
-                        &[
-                            NodeKind::Issue,
-                            NodeKind::Commit,
-                            NodeKind::Symbol,
-                            NodeKind::File,
-                        ]
-                    } else {
-                        &[NodeKind::Issue, NodeKind::Commit, NodeKind::Symbol]
+                Filter::Matching { .. } | Filter::Similar(_) | Filter::Concerning(_) => {
+                    let (searchable, word): (&[NodeKind], &str) = match f {
+                        Filter::Matching { .. } => (
+                            &[
+                                NodeKind::Issue,
+                                NodeKind::Commit,
+                                NodeKind::Symbol,
+                                NodeKind::File,
+                            ],
+                            "`matching` applies to issues, prs, commits, symbols and files",
+                        ),
+                        Filter::Similar(_) => (
+                            &[NodeKind::Issue, NodeKind::Commit, NodeKind::Symbol],
+                            "`similar to` applies to issues, prs, commits and symbols",
+                        ),
+                        _ => (
+                            &[NodeKind::File, NodeKind::Symbol],
+                            "`concerning #N` applies to files and symbols",
+                        ),
                     };
                     if !node_kinds.iter().any(|k| searchable.contains(k)) {
-                        let word = if matches!(f, Filter::Matching { .. }) {
-                            "`matching` applies to issues, prs, commits, symbols and files"
-                        } else {
-                            "`similar to` applies to issues, prs, commits and symbols"
-                        };
                         return Err(QueryError::at(text, b.span.0, b.span.1, word.to_string()));
                     }
                     if search.is_some() {
@@ -668,7 +672,8 @@ impl Set {
                             text,
                             b.span.0,
                             b.span.1,
-                            "one set takes one `matching` or `similar to`".to_string(),
+                            "one set takes one `matching`, `similar to` or `concerning`"
+                                .to_string(),
                         ));
                     }
                     search = Some(f.clone());

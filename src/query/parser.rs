@@ -359,6 +359,17 @@ impl Parser<'_> {
                     }
                     filters.push(Filter::Matching { text, ranker });
                 }
+                Some("concerning") => {
+                    self.pos += 1;
+                    let n = match self.peek() {
+                        Some(Token {
+                            tok: Tok::Hash(n), ..
+                        }) => *n,
+                        _ => return Err(self.err_here("an issue number (#N)")),
+                    };
+                    self.pos += 1;
+                    filters.push(Filter::Concerning(n));
+                }
                 Some("similar") => {
                     self.pos += 1;
                     if !self.eat_word("to") {
@@ -553,6 +564,8 @@ mod tests {
             "{}",
             err.message
         );
+        let err = parse("files concerning 7").unwrap_err();
+        assert!(err.message.contains("an issue number"), "{}", err.message);
         let err = parse("issues similar #3").unwrap_err();
         assert!(err.message.contains("`to`"), "{}", err.message);
         for q in [
@@ -560,6 +573,7 @@ mod tests {
             "issues matching \"oom\" using hybrid where state = open",
             "issues similar to #123 where state = closed",
             "symbols similar to \"free the KV cache blocks\" limit 5",
+            "files concerning #7 limit 3",
         ] {
             let parsed = parse(q).unwrap();
             assert_eq!(parsed.to_string(), q);

@@ -323,9 +323,27 @@ pub fn relation(word: &str) -> Option<&'static Relation> {
 }
 
 /// Words that are not names: kinds, relations, and clause keywords.
-pub const KEYWORDS: [&str; 19] = [
-    "explain", "where", "since", "until", "order", "by", "asc", "desc", "limit", "count", "return",
-    "and", "or", "not", "contains", "matching", "similar", "to", "using",
+pub const KEYWORDS: [&str; 20] = [
+    "explain",
+    "where",
+    "since",
+    "until",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "limit",
+    "count",
+    "return",
+    "and",
+    "or",
+    "not",
+    "contains",
+    "matching",
+    "similar",
+    "to",
+    "using",
+    "concerning",
 ];
 
 pub fn is_reserved(word: &str) -> bool {

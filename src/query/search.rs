@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::ast::{Filter, Pattern, SearchRanker};
+use crate::index::locate::{issue_text, Locator, Ranker};
 use crate::index::rank::reciprocal_rank_fusion;
 use crate::index::text::{TextFilter, TEXT_KINDS};
 use crate::index::vectors::VECTOR_KINDS;
@@ -133,6 +134,47 @@ pub(super) fn search_hits(
         Filter::Similar(Pattern::Text { text, .. }) => {
             let q = indexes.embed_text(text)?;
             nearest(&q, None, k, accept)?.into_iter().collect()
+        }
+        Filter::Concerning(n) => {
+            let issue = read.issue_by_number(*n)?.ok_or_else(|| {
+                IndexError::Usage(format!("there is no issue or pull request #{n}"))
+            })?;
+            let record = read.issue(issue)?;
+            if record.stub {
+                return Err(IndexError::Usage(format!(
+                    "#{n} was referenced but never imported, so lore has no text for it"
+                )));
+            }
+            let before = record.created_at.unwrap_or(i64::MAX);
+            let locator = Locator::new(read, indexes)?;
+            let ranker = if indexes.vectors.active_model()?.is_some() {
+                Ranker::Hybrid
+            } else {
+                Ranker::Bm25
+            };
+            // Rank deep enough that filters on the set still leave `k` members.
+            let found = locator.locate(&issue_text(&record), before, Some(issue), ranker, 200)?;
+            let mut hits = HashMap::new();
+            let mut files = 0;
+            for f in &found {
+                if node_kinds.contains(&NodeKind::File) && files < k && accept(f.file)? {
+                    hits.insert(f.file, f.score);
+                    files += 1;
+                }
+                if node_kinds.contains(&NodeKind::Symbol) {
+                    for (i, qname) in f.symbols.iter().enumerate() {
+                        let Some(sid) = read.string_id(qname)? else {
+                            continue;
+                        };
+                        if let Some(sym) = read.symbol_in_file(f.file, sid)? {
+                            if hits.len() < k && accept(sym)? {
+                                hits.entry(sym).or_insert(f.score / (i as f32 + 1.0));
+                            }
+                        }
+                    }
+                }
+            }
+            hits
         }
         _ => HashMap::new(),
     })
