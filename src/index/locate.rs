@@ -28,8 +28,8 @@ use super::embed::cosine;
 use super::rank::reciprocal_rank_fusion;
 use super::text::{analyzer, TextFilter};
 use super::{IndexError, Indexes};
-use crate::ingest::links::mentions::CodeIndex;
-use crate::store::records::{ChangeKind, EdgeDetail, IssueRecord};
+use crate::ingest::links::mentions::{CodeIndex, Mention};
+use crate::store::records::{ChangeKind, EdgeDetail, IssueRecord, Provenance};
 use crate::store::{NodeId, NodeKind, ReadTx, Rel};
 
 /// Which signals a ranking uses.
@@ -354,9 +354,20 @@ impl<'a> Locator<'a> {
             .filter_map(|(f, d)| d.blob.map(|b| (*f, b)))
             .collect();
         let code = CodeIndex::from_files(self.read, &listed, &blobs)?;
-        let mut mentions = code.mentions(text);
-        mentions.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-        for m in mentions {
+        // Most confident first; among traceback frames the innermost (last printed) first, as
+        // that is where the error was raised.
+        let mut mentions: Vec<(usize, Mention)> =
+            code.mentions(text).into_iter().enumerate().collect();
+        mentions.sort_by(|(i, a), (j, b)| {
+            b.confidence.total_cmp(&a.confidence).then_with(|| {
+                if a.provenance == Provenance::Traceback && b.provenance == Provenance::Traceback {
+                    j.cmp(i)
+                } else {
+                    i.cmp(j)
+                }
+            })
+        });
+        for (_, m) in mentions {
             match m.target.kind() {
                 Some(NodeKind::File) => push_unique(&mut signals.mentions, m.target),
                 Some(NodeKind::Symbol) => {
