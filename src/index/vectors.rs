@@ -186,10 +186,12 @@ impl VectorIndex {
             ..VectorUpdate::default()
         };
         let present: HashSet<u64> = docs.iter().map(|d| d.node.0).collect();
-        let todo: Vec<&Document> = docs
+        let mut todo: Vec<&Document> = docs
             .iter()
             .filter(|d| known.get(&d.node.0) != Some(&d.fingerprint()))
             .collect();
+        // Texts of similar length share a batch, so a model pads less.
+        todo.sort_by_key(|d| (d.title.len() + d.body.len(), d.node));
         report.unchanged = (docs.len() - todo.len()) as u64;
         let removed: Vec<u64> = known
             .keys()
