@@ -153,7 +153,9 @@ pub fn run_embed(kb: &Path, quiet: bool, args: EmbedArgs) -> anyhow::Result<()> 
         }
     };
     let started = std::time::Instant::now();
-    let report = indexes.reembed(&store, embedder.as_ref(), &spec, &report_progress)?;
+    let report = indexes
+        .vectors
+        .update(&store, embedder.as_ref(), &spec, &report_progress)?;
     bar.done();
     let secs = started.elapsed().as_secs_f64();
     if args.json {
@@ -293,6 +295,13 @@ pub fn run_eval(kb: &Path, quiet: bool, what: EvalWhat) -> anyhow::Result<()> {
         "{} issues with a fix; {} scored ({} without a creation time, {} whose fixes only added files)",
         report.candidates, report.scored, report.skipped_no_time, report.skipped_new_files_only
     );
+    if report.scored == 0 {
+        println!(
+            "nothing to score: no issue has a fix commit lore linked to it (import issues, and \
+             check `lore query 'issues fixed_by commit count'`)"
+        );
+        return Ok(());
+    }
     println!("{:<8} {:>7} {:>7} {:>7}", "ranker", "top-1", "top-5", "MRR");
     for s in &report.scores {
         println!(

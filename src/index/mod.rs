@@ -205,17 +205,6 @@ impl Indexes {
         })
     }
 
-    /// Re-embed everything with `embedder` and make it the active one.
-    pub fn reembed(
-        &self,
-        store: &Store,
-        embedder: &dyn Embedder,
-        spec: &EmbedderSpec,
-        progress: &dyn Fn(&str, u64, u64),
-    ) -> Result<VectorUpdate, IndexError> {
-        self.vectors.update(store, embedder, spec, progress)
-    }
-
     /// The active embedder, for embedding query text.
     pub fn embedder(&self) -> Result<Arc<dyn Embedder>, IndexError> {
         let got = self.embedder.get_or_init(|| {
