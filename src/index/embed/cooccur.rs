@@ -244,11 +244,6 @@ impl CooccurrenceEmbedder {
         self.params.trained_on
     }
 
-    /// Number of words in the vocabulary.
-    pub fn vocab_len(&self) -> usize {
-        self.params.vocab.len()
-    }
-
     /// The vector of one known word.
     pub fn word_vector(&self, word: &str) -> Option<&[f32]> {
         let d = self.params.dim;

@@ -379,12 +379,6 @@ impl TextIndex {
         }
         Ok(())
     }
-
-    /// The searcher of the current commit, to time tantivy itself on the same index and the
-    /// same [`TextIndex::query`] (benches/search.rs).
-    pub fn searcher(&self) -> tantivy::Searcher {
-        self.reader.searcher()
-    }
 }
 
 /// A clause that must match but adds nothing to the score.
