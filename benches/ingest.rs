@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use lore::ingest::git::numstat::{self, Numstat};
 use lore::ingest::git::{self, GitIngestOptions};
-use lore::ingest::Silent;
+use lore::progress::Silent;
 use lore::store::records::EdgeDetail;
 use lore::store::Store;
 use lore::store::{hex, Rel};

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use lore::ingest::git::{self, linediff::LineCounter, GitIngestOptions};
 use lore::ingest::links::{self, szz, LinkReport, REPO_KEY};
-use lore::ingest::Silent;
+use lore::progress::Silent;
 use lore::store::Store;
 
 fn main() {

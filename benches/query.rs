@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use lore::ingest::issues::{self, Format, ImportOptions};
-use lore::ingest::{code, git, links, Silent};
-use lore::store::Store;
+use lore::ingest::issues::{Format, ImportOptions};
+use lore::kb::{IngestOptions, Kb};
+use lore::progress::Silent;
+use lore::query::{Cache, RunOptions};
 
 const DEFAULT_QUERIES: &[&str] = &[
     "issues fixed_by commit touching memory_utils",
@@ -43,11 +44,13 @@ fn fixture_kb(dir: &Path) -> PathBuf {
         .status()
         .unwrap()
         .success());
-    let kb = dir.join("fixture.lore");
-    let store = Store::create(&kb).unwrap();
-    git::ingest(&store, &repo, &Default::default(), &Silent).unwrap();
-    code::ingest(&store, &repo, &Default::default(), &Silent).unwrap();
-    links::after_ingest(&store, &repo, true, &Silent).unwrap();
+    let path = dir.join("fixture.lore");
+    let kb = Kb::create(&path).unwrap();
+    let options = IngestOptions {
+        index: false,
+        ..IngestOptions::default()
+    };
+    kb.ingest(&repo, &options, &Silent).unwrap();
     let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/issues");
     let options = ImportOptions {
         format: Format::Github,
@@ -56,8 +59,19 @@ fn fixture_kb(dir: &Path) -> PathBuf {
         git: None,
         szz: true,
     };
-    issues::import(&store, &dump.join("github.json"), &options, &Silent).unwrap();
-    kb
+    kb.import_issues(&dump.join("github.json"), &options, false, &Silent)
+        .unwrap();
+    path
+}
+
+/// Rows in a canonical order, to compare two plans' answers as sets of rows.
+fn sorted(rows: &[Vec<serde_json::Value>]) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    out.sort();
+    out
 }
 
 fn main() {
@@ -80,13 +94,19 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(50);
-    let store = Store::open(&kb).expect("open kb");
-    let read = store.read().unwrap();
+    let path = kb;
+    let kb = Kb::open(&path).expect("open kb");
     // One cache for the run, as a REPL session keeps; the first query fills it.
-    let mut cache = lore::query::Cache::default();
+    let mut cache = Cache::default();
+    let optimized = RunOptions::default();
+    let naive_plan = RunOptions {
+        naive: true,
+        ..RunOptions::default()
+    };
     let t = Instant::now();
-    lore::query::run_cached(&read, None, "files where path = \"\" count", &mut cache).unwrap();
-    println!("lore file: {}", kb.display());
+    kb.query_with("files where path = \"\" count", &mut cache, optimized)
+        .unwrap();
+    println!("lore file: {}", path.display());
     println!(
         "path list cached in {:.2} ms (once per session)",
         t.elapsed().as_secs_f64() * 1000.0
@@ -97,22 +117,27 @@ fn main() {
     );
     for q in &queries {
         let mut times = Vec::with_capacity(runs);
-        let mut rows = 0;
+        let mut rows = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let r = lore::query::run_cached(&read, None, q, &mut cache)
+            let r = kb
+                .query_with(q, &mut cache, optimized)
                 .unwrap_or_else(|e| panic!("{q}: {e}"));
             times.push(t.elapsed().as_secs_f64() * 1000.0);
-            rows = r.rows.len();
+            rows = r.rows;
         }
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let naive_runs = (runs / 10).max(3);
         let mut naive = Vec::with_capacity(naive_runs);
         for _ in 0..naive_runs {
             let t = Instant::now();
-            let r = lore::query::run_naive(&read, q, &mut cache).unwrap();
+            let r = kb.query_with(q, &mut cache, naive_plan).unwrap();
             naive.push(t.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(r.rows.len(), rows, "{q}: the naive plan disagrees");
+            assert_eq!(
+                sorted(&r.rows),
+                sorted(&rows),
+                "{q}: the naive plan disagrees"
+            );
         }
         naive.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let (p50, p99, n50) = (
@@ -121,6 +146,7 @@ fn main() {
             percentile(&naive, 0.5),
         );
         let shown: String = q.chars().take(72).collect();
+        let rows = rows.len();
         println!(
             "{shown:<72} {rows:>6} {p50:>9.2} {p99:>9.2} {n50:>10.2} {:>6.1}x",
             n50 / p50

@@ -28,6 +28,7 @@ use lore::index::embed::{BertEmbedder, Device as LoreDevice, Embedder};
 use lore::index::text::{analyzer, TextFilter, TextIndex, ANALYZER};
 use lore::index::vectors::VECTOR_KINDS;
 use lore::index::Indexes;
+use lore::progress::Silent;
 use lore::store::{NodeId, NodeKind, Store};
 use tantivy::collector::TopDocs;
 
@@ -101,13 +102,13 @@ fn main() {
         let scratch = |name: &str| {
             std::sync::Arc::new(redb::Database::create(tmp.path().join(name)).unwrap())
         };
-        let silent = |_: &str, _: u64, _: u64| {};
+
         let db = scratch("redb-dir.redb");
         let dir = lore::index::text::RedbDirectory::open(db.clone()).unwrap();
         let (_, redb_ms) = time_ms(|| {
             TextIndex::open_in(db, dir)
                 .unwrap()
-                .update(&store, &silent)
+                .update(&store, &Silent)
                 .unwrap()
         });
         let (_, ram_ms) = time_ms(|| {
@@ -116,7 +117,7 @@ fn main() {
                 tantivy::directory::RamDirectory::create(),
             )
             .unwrap()
-            .update(&store, &silent)
+            .update(&store, &Silent)
             .unwrap()
         });
         let mmap_path = tmp.path().join("mmap-index");
@@ -125,7 +126,7 @@ fn main() {
             let mmap = tantivy::directory::MmapDirectory::open(&mmap_path).unwrap();
             TextIndex::open_in(scratch("mmap.redb"), mmap)
                 .unwrap()
-                .update(&store, &silent)
+                .update(&store, &Silent)
                 .unwrap()
         });
         println!(

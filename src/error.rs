@@ -1,7 +1,10 @@
 //! The umbrella error: every layer's error converts into [`Error`].
 
 use crate::index::IndexError;
+use crate::ingest::issues::IssueError;
 use crate::ingest::IngestError;
+use crate::kb::KbError;
+use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// Any error lore's library can return. Each variant wraps one layer's own error type.
@@ -13,7 +16,13 @@ pub enum Error {
     #[error(transparent)]
     Ingest(#[from] IngestError),
     #[error(transparent)]
+    Issues(#[from] IssueError),
+    #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Kb(KbError),
 }
 
 /// `Result` with lore's umbrella [`Error`].

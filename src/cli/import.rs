@@ -1,13 +1,14 @@
 //! `lore import issues`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use lore::ingest::issues::{self, Format, ImportOptions};
-use lore::store::Store;
+use lore::ingest::issues::{Format, ImportOptions};
+use lore::kb::{IssueImportReport, Kb};
 
 use super::progress::Bar;
+use lore::progress::Progress;
 
 #[derive(Subcommand)]
 pub enum ImportWhat {
@@ -57,7 +58,7 @@ pub struct IssuesArgs {
     json: bool,
 }
 
-pub fn run(kb: &Path, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
+pub fn run(kb: &Kb, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
     let ImportWhat::Issues(args) = what;
     let format = Format::from_name(&args.format).ok_or_else(|| {
         anyhow!(
@@ -65,12 +66,6 @@ pub fn run(kb: &Path, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
             args.format
         )
     })?;
-    if let Some(repo) = &args.repo {
-        if repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/') {
-            return Err(anyhow!("--repo `{repo}` is not of the form owner/name"));
-        }
-    }
-    let store = Store::open(kb)?;
     let options = ImportOptions {
         format,
         repo: args.repo,
@@ -79,20 +74,16 @@ pub fn run(kb: &Path, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
         szz: !args.no_szz,
     };
     let progress = Bar::new(quiet || args.json);
-    let report = issues::import(&store, &args.file, &options, &progress)?;
-    let index = if args.no_index {
-        None
-    } else {
-        Some(super::search::update_indexes(&store, &progress, true)?)
-    };
+    let both = kb.import_issues(&args.file, &options, !args.no_index, &progress)?;
+    progress.done();
     if args.json {
-        let mut value = serde_json::to_value(&report)?;
-        if let (Some(map), Some(index)) = (value.as_object_mut(), &index) {
-            map.insert("index".into(), serde_json::to_value(index)?);
-        }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&both)?);
         return Ok(());
     }
+    let IssueImportReport {
+        import: report,
+        index,
+    } = both;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use lore::ingest::git::{self, GitIngestOptions, RefUpdate};
-use lore::ingest::{code, links};
-use lore::store::Store;
+use lore::ingest::code::{CodeIngestOptions, ParseLimits};
+use lore::ingest::git::{GitIngestOptions, RefUpdate};
+use lore::kb::{IngestOptions, IngestReport, Kb};
 
 use super::progress::Bar;
+use lore::progress::Progress;
 
 #[derive(Args)]
 pub struct IngestArgs {
@@ -47,68 +48,65 @@ pub struct IngestArgs {
     json: bool,
 }
 
-pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
-    if let Some(repo) = &args.github {
-        if repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/') {
-            anyhow::bail!("--repo `{repo}` is not of the form owner/name");
-        }
-    }
-    let (store, created) = Store::open_or_create(kb)?;
-    if let Some(repo) = &args.github {
-        store.write(|tx| tx.set_meta(links::REPO_KEY, repo.as_bytes()))?;
-    }
-    let options = GitIngestOptions {
-        refs: args.refs,
-        batch_size: args.batch_size,
-        threads: args.threads,
-    };
-    let progress = Bar::new(quiet);
-    let report = match git::ingest(&store, &args.repo, &options, &progress) {
-        Ok(report) => report,
-        Err(e) => {
-            if created {
-                // Do not leave an empty file behind for a run that ingested nothing.
-                drop(store);
-                let _ = std::fs::remove_file(kb);
-            }
-            return Err(e.into());
-        }
-    };
-    if created && !quiet && !args.json {
-        eprintln!("created {}", kb.display());
-    }
-    let code = if args.no_code {
-        None
-    } else {
-        let options = code::CodeIngestOptions {
-            limits: code::ParseLimits {
+pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
+    let options = IngestOptions {
+        git: GitIngestOptions {
+            refs: args.refs,
+            batch_size: args.batch_size,
+            threads: args.threads,
+        },
+        code: (!args.no_code).then(|| CodeIngestOptions {
+            limits: ParseLimits {
                 max_bytes: args.max_file_size,
                 ..Default::default()
             },
             include_vendored: args.include_vendored,
             ..Default::default()
-        };
-        Some(code::ingest(&store, &args.repo, &options, &progress)?)
+        }),
+        links: true,
+        szz: !args.no_szz,
+        index: !args.no_index,
+        github_repo: args.github,
     };
-    let links = links::after_ingest(&store, &args.repo, !args.no_szz, &progress)?;
-    let index = if args.no_index {
-        None
-    } else {
-        Some(super::search::update_indexes(&store, &progress, true)?)
+    let (kb, created) = Kb::open_or_create(kb_path)?;
+    let progress = Bar::new(quiet || args.json);
+    let report = match kb.ingest(&args.repo, &options, &progress) {
+        Ok(report) => report,
+        Err(e) => {
+            if created {
+                // Do not leave a file behind for a run that ingested nothing.
+                drop(kb);
+                let _ = std::fs::remove_file(kb_path);
+            }
+            return Err(e.into());
+        }
     };
+    progress.done();
+    if created && !quiet && !args.json {
+        eprintln!("created {}", kb_path.display());
+    }
     if args.json {
-        let value =
-            serde_json::json!({ "git": report, "code": code, "links": links, "index": index });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     if quiet {
         return Ok(());
     }
+    print_report(kb_path, &report);
+    Ok(())
+}
+
+fn print_report(kb_path: &Path, report: &IngestReport) {
+    let IngestReport {
+        git: report,
+        code,
+        links,
+        index,
+    } = report;
     let count = |u: fn(&RefUpdate) -> bool| report.refs.iter().filter(|r| u(&r.update)).count();
     println!(
         "{}: {} new commits ({} merges, {} file changes) in {:.2}s",
-        kb.display(),
+        kb_path.display(),
         report.commits_added,
         report.merges_added,
         report.touches_added,
@@ -132,7 +130,7 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
             report.stats_unknown, report.diffs_failed
         );
     }
-    if let Some(code) = &code {
+    if let Some(code) = code {
         let skipped: u64 = code.skipped.values().sum();
         println!(
             "code: {} blobs parsed ({} reused), {} skipped, {} symbol changes, {} files / {} symbols at HEAD in {:.2}s",
@@ -145,19 +143,20 @@ pub fn run(kb: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> {
             code.elapsed_ms as f64 / 1000.0
         );
     }
-    println!(
-        "links: {} commits scanned, {} edges added, {} fix commits blamed, {} introduced_by in {:.2}s",
-        links.commits_scanned,
-        links.edges_added,
-        links.fix_commits_blamed,
-        links.introduced_by,
-        links.elapsed_ms as f64 / 1000.0
-    );
-    if let Some(index) = &index {
+    if let Some(links) = links {
+        println!(
+            "links: {} commits scanned, {} edges added, {} fix commits blamed, {} introduced_by in {:.2}s",
+            links.commits_scanned,
+            links.edges_added,
+            links.fix_commits_blamed,
+            links.introduced_by,
+            links.elapsed_ms as f64 / 1000.0
+        );
+    }
+    if let Some(index) = index {
         super::search::print_index_report(index);
     }
     if report.shallow {
         println!("note: shallow repository; history stops at its boundary");
     }
-    Ok(())
 }

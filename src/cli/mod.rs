@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lore::kb::Kb;
 
 /// The KB file used when neither `--kb` nor `LORE_KB` names one.
 pub const DEFAULT_KB: &str = "project.lore";
@@ -142,15 +143,27 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            let mut stderr = io::stderr().lock();
-            let _ = write!(stderr, "error: {err}");
-            for cause in err.chain().skip(1) {
-                let _ = write!(stderr, ": {cause}");
-            }
-            let _ = writeln!(stderr);
+            let err: &(dyn std::error::Error + 'static) = err.as_ref();
+            let _ = writeln!(io::stderr().lock(), "error: {}", error_chain(err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, `: `-separated; a cause whose text the message already shows is
+/// left out (query errors draw their cause above the caret).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -161,26 +174,27 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Some(command) = cli.command else {
-        return repl::run(&cli.kb);
-    };
-    match command {
-        Command::Init { file } => {
-            let path = file.unwrap_or(cli.kb);
-            lore::store::Store::create(&path)?;
-            println!("created {}", path.display());
+    let quiet = cli.quiet;
+    let path = cli.kb;
+    let open = || Kb::open(&path);
+    match cli.command {
+        None | Some(Command::Repl) => repl::run(open()?),
+        Some(Command::Init { file }) => {
+            let file = file.unwrap_or_else(|| path.clone());
+            Kb::create(&file)?;
+            println!("created {}", file.display());
             Ok(())
         }
-        Command::Ingest(args) => ingest::run(&cli.kb, cli.quiet, args),
-        Command::Stats { json } => stats::run(&cli.kb, json),
-        Command::Query(args) => query::run(&cli.kb, args),
-        Command::Repl => repl::run(&cli.kb),
-        Command::Import { what } => import::run(&cli.kb, cli.quiet, what),
-        Command::Show { what } => show::run(&cli.kb, what),
-        Command::Index(args) => search::run_index(&cli.kb, cli.quiet, args),
-        Command::Embed(args) => search::run_embed(&cli.kb, cli.quiet, args),
-        Command::Locate(args) => search::run_locate(&cli.kb, args),
-        Command::Eval { what } => search::run_eval(&cli.kb, cli.quiet, what),
-        Command::Duplicates(args) => search::run_duplicates(&cli.kb, cli.quiet, args),
+        // Ingest creates the file when it does not exist.
+        Some(Command::Ingest(args)) => ingest::run(&path, quiet, args),
+        Some(Command::Import { what }) => import::run(&open()?, quiet, what),
+        Some(Command::Stats { json }) => stats::run(&open()?, json),
+        Some(Command::Query(args)) => query::run(&open()?, args),
+        Some(Command::Show { what }) => show::run(&open()?, what),
+        Some(Command::Index(args)) => search::run_index(&open()?, quiet, args),
+        Some(Command::Embed(args)) => search::run_embed(&path, quiet, args),
+        Some(Command::Locate(args)) => search::run_locate(&open()?, args),
+        Some(Command::Eval { what }) => search::run_eval(&open()?, quiet, what),
+        Some(Command::Duplicates(args)) => search::run_duplicates(&open()?, quiet, args),
     }
 }

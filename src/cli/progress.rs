@@ -1,4 +1,4 @@
-//! Progress bars for the library's [`lore::ingest::Progress`] reports.
+//! Progress bars for the library's [`lore::progress::Progress`] reports.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,7 +19,7 @@ impl Bar {
     }
 }
 
-impl lore::ingest::Progress for Bar {
+impl lore::progress::Progress for Bar {
     fn phase(&self, name: &str, total: Option<u64>) {
         if self.quiet {
             return;

@@ -1,12 +1,10 @@
 //! `lore query`: run queries from the command line or from stdin.
 
-use std::io::{BufRead, Write};
-use std::path::Path;
-
 use anyhow::anyhow;
 use clap::Args;
-use lore::index::Indexes;
-use lore::store::Store;
+use lore::kb::Kb;
+use lore::query::{Cache, RunOptions, DEFAULT_MAX_ROWS};
+use std::io::{BufRead, Write};
 
 use super::table::{self, OutputFormat};
 
@@ -23,17 +21,19 @@ pub struct QueryArgs {
     /// Print how long each query took (on stderr).
     #[arg(long)]
     timer: bool,
+    /// The most rows a query may give (before `limit`); a query that would give more fails
+    /// and says so.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROWS, value_name = "N")]
+    max_rows: usize,
 }
 
-pub fn run(kb: &Path, args: QueryArgs) -> anyhow::Result<()> {
+pub fn run(kb: &Kb, args: QueryArgs) -> anyhow::Result<()> {
     let format = OutputFormat::from_name(&args.format).ok_or_else(|| {
         anyhow!(
             "unknown format `{}` (expected table, json, jsonl or csv)",
             args.format
         )
     })?;
-    let store = Store::open(kb)?;
-    let read = store.read()?;
     let queries: Vec<String> = match args.query {
         Some(q) => vec![q],
         None => {
@@ -50,21 +50,15 @@ pub fn run(kb: &Path, args: QueryArgs) -> anyhow::Result<()> {
                 .collect()
         }
     };
+    let options = RunOptions {
+        naive: args.naive,
+        max_rows: args.max_rows,
+    };
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
-    let mut cache = lore::query::Cache::default();
-    let mut indexes = None;
+    let mut cache = Cache::default();
     for q in &queries {
-        let result = if args.naive {
-            lore::query::run_naive(&read, q, &mut cache)
-        } else {
-            // The indexes are opened for the first query that searches.
-            if indexes.is_none() && lore::query::parser::parse(q).is_ok_and(|p| p.needs_indexes()) {
-                indexes = Some(Indexes::open(&store)?);
-            }
-            lore::query::run_cached(&read, indexes.as_ref(), q, &mut cache)
-        };
-        match result {
+        match kb.query_with(q, &mut cache, options) {
             Ok(result) => {
                 if queries.len() > 1 && format == OutputFormat::Table {
                     writeln!(out, "> {q}")?;
@@ -76,7 +70,7 @@ pub fn run(kb: &Path, args: QueryArgs) -> anyhow::Result<()> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {e}");
+                eprintln!("error: {}", super::error_chain(&e));
             }
         }
     }

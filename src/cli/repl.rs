@@ -1,14 +1,13 @@
 //! `lore repl` (and bare `lore`): an interactive query prompt.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use lore::index::Indexes;
-use lore::query::schema::{Kind, EDGE_FIELDS, KEYWORDS, RELATIONS};
-use lore::query::{QueryError, QueryResult};
-use lore::store::Store;
+use lore::kb::Kb;
+use lore::query::schema::{edge_field_names, Kind, KEYWORDS, RELATIONS};
+use lore::query::{Cache, QueryError, Rows, RunOptions};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -90,18 +89,18 @@ impl Validator for LoreHelper {
 impl Helper for LoreHelper {}
 
 /// Words for completion: the language's, then paths and symbol names from the file.
-fn vocabulary(store: &Store) -> anyhow::Result<Vec<String>> {
+fn vocabulary(kb: &Kb) -> anyhow::Result<Vec<String>> {
     let mut words: Vec<String> = Vec::new();
     for k in Kind::ALL {
         words.push(k.words().0.into());
         words.push(k.words().1.into());
-        words.extend(k.fields().iter().map(|f| f.to_string()));
+        words.extend(k.field_names().iter().map(|f| f.to_string()));
     }
     words.extend(RELATIONS.iter().map(|r| r.name.to_string()));
     words.extend(KEYWORDS.iter().map(|k| k.to_string()));
-    words.extend(EDGE_FIELDS.iter().map(|k| k.to_string()));
+    words.extend(edge_field_names().iter().map(|k| k.to_string()));
     words.extend([".help", ".schema", ".format", ".timer", ".quit"].map(String::from));
-    let read = store.read()?;
+    let read = kb.read()?;
     for (_, path) in read.all_files()? {
         if let Some(name) = path.rsplit('/').next() {
             if let Some((stem, _)) = name.rsplit_once('.') {
@@ -122,11 +121,15 @@ fn vocabulary(store: &Store) -> anyhow::Result<Vec<String>> {
 fn schema_text() -> String {
     let mut out = String::from("kinds and fields:\n");
     for k in Kind::ALL {
-        out.push_str(&format!("  {:<10} {}\n", k.name(), k.fields().join(", ")));
+        out.push_str(&format!(
+            "  {:<10} {}\n",
+            k.name(),
+            k.field_names().join(", ")
+        ));
     }
     out.push_str(&format!(
         "  after a relation, the link: {}\n",
-        EDGE_FIELDS.join(", ")
+        edge_field_names().join(", ")
     ));
     out.push_str("relations:\n");
     for r in RELATIONS {
@@ -148,10 +151,10 @@ fn history_path() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".lore_history")))
 }
 
-pub fn run(kb: &Path) -> anyhow::Result<()> {
-    let store = Arc::new(Store::open(kb)?);
+pub fn run(kb: Kb) -> anyhow::Result<()> {
+    let kb = Arc::new(kb);
     let helper = LoreHelper {
-        words: vocabulary(&store)?,
+        words: vocabulary(&kb)?,
     };
     let mut editor: Editor<LoreHelper, DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(helper));
@@ -166,15 +169,12 @@ pub fn run(kb: &Path) -> anyhow::Result<()> {
         let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
     }
     let cache = Arc::new(std::sync::Mutex::new(lore::query::Cache::default()));
-    // Opened by the first query that searches, then kept for the session.
-    let indexes: Arc<std::sync::OnceLock<Result<Indexes, String>>> =
-        Arc::new(std::sync::OnceLock::new());
     let mut format = OutputFormat::Table;
     let mut timer = false;
     println!(
         "lore {} on {} (.help for help)",
         env!("CARGO_PKG_VERSION"),
-        kb.display()
+        kb.path().display()
     );
     loop {
         let line = match editor.readline("lore> ") {
@@ -207,53 +207,29 @@ pub fn run(kb: &Path) -> anyhow::Result<()> {
             continue;
         }
         cancel.store(false, Ordering::SeqCst);
-        let (tx, rx) = mpsc::channel::<Result<QueryResult, QueryError>>();
-        let worker_store = store.clone();
+        let (tx, rx) = mpsc::channel::<Result<Rows, QueryError>>();
+        let worker_kb = kb.clone();
         let worker_cache = cache.clone();
-        let worker_indexes = indexes.clone();
         let query = text.clone();
+        // The query runs on its own thread, so Ctrl-C can leave it behind.
         std::thread::spawn(move || {
-            let searches = lore::query::parser::parse(&query).is_ok_and(|q| q.needs_indexes());
-            let opened = if searches {
-                match worker_indexes
-                    .get_or_init(|| Indexes::open(&worker_store).map_err(|e| e.to_string()))
-                {
-                    Ok(i) => Some(i),
-                    Err(e) => {
-                        let _ = tx.send(Err(QueryError::whole(&query, e.clone())));
-                        return;
-                    }
-                }
-            } else {
-                None
-            };
-            let result = match worker_store.read() {
-                Ok(read) => match worker_cache.lock() {
-                    Ok(mut cache) => lore::query::run_cached(&read, opened, &query, &mut cache),
-                    // A cancelled query that panicked left the cache poisoned: start afresh.
-                    Err(_) => lore::query::run_cached(
-                        &read,
-                        opened,
-                        &query,
-                        &mut lore::query::Cache::default(),
-                    ),
-                },
-                Err(e) => Err(QueryError::store(e)),
+            let options = RunOptions::default();
+            let result = match worker_cache.lock() {
+                Ok(mut cache) => worker_kb.query_with(&query, &mut cache, options),
+                // A query that panicked left the cache poisoned: start afresh.
+                Err(_) => worker_kb.query_with(&query, &mut Cache::default(), options),
             };
             let _ = tx.send(result);
         });
         let result = loop {
             match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(r) => break Some(r),
+                Ok(r) => break Some(r.map_err(|e: QueryError| super::error_chain(&e))),
                 Err(mpsc::RecvTimeoutError::Timeout) if cancel.load(Ordering::SeqCst) => {
                     break None
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Some(Err(QueryError::whole(
-                        &text,
-                        "the query stopped unexpectedly".into(),
-                    )))
+                    break Some(Err("the query stopped unexpectedly".to_string()))
                 }
             }
         };

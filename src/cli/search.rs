@@ -1,63 +1,19 @@
-//! `lore index`, `lore embed`, `lore search`, `lore duplicates`, `lore locate` and
-//! `lore eval locate`: the commands of the index stage.
+//! `lore index`, `lore embed`, `lore duplicates`, `lore locate` and `lore eval locate`: the
+//! commands of the index stage.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use lore::index::duplicates::{self, DuplicateOptions};
 use lore::index::embed::{BertEmbedder, CooccurrenceEmbedder, Device, Embedder, EmbedderSpec};
 use lore::index::eval::{eval_locate, EvalOptions};
-use lore::index::locate::{issue_text, Locator, Ranker};
-use lore::index::{train_builtin, IndexReport, Indexes};
-use lore::ingest::Progress;
-use lore::store::Store;
+use lore::index::locate::Ranker;
+use lore::index::{train_builtin, IndexReport};
+use lore::kb::{Kb, LocateOptions};
+use lore::progress::Progress;
 
 use super::progress::Bar;
-
-/// Adapts the index stage's `(phase, done, total)` reports to a progress bar.
-pub struct IndexProgress<'a> {
-    bar: &'a Bar,
-    state: Mutex<(String, u64)>,
-}
-
-impl<'a> IndexProgress<'a> {
-    pub fn new(bar: &'a Bar) -> IndexProgress<'a> {
-        IndexProgress {
-            bar,
-            state: Mutex::new((String::new(), 0)),
-        }
-    }
-
-    pub fn report(&self, phase: &str, done: u64, total: u64) {
-        let mut state = self.state.lock().expect("progress lock");
-        if state.0 != phase {
-            self.bar.phase(phase, Some(total));
-            *state = (phase.to_string(), 0);
-        }
-        if done > state.1 {
-            self.bar.advance(done - state.1);
-            state.1 = done;
-        }
-        if done >= total {
-            self.bar.done();
-            state.0.clear();
-        }
-    }
-}
-
-/// Bring the indexes of `store` up to date, with progress, and say what changed.
-pub fn update_indexes(store: &Store, bar: &Bar, quiet: bool) -> anyhow::Result<IndexReport> {
-    let indexes = Indexes::open(store)?;
-    let progress = IndexProgress::new(bar);
-    let report = indexes.update(store, &|p, d, t| progress.report(p, d, t))?;
-    bar.done();
-    if !quiet {
-        print_index_report(&report);
-    }
-    Ok(report)
-}
 
 pub fn print_index_report(report: &IndexReport) {
     let t = &report.text;
@@ -90,12 +46,14 @@ pub struct IndexArgs {
     json: bool,
 }
 
-pub fn run_index(kb: &Path, quiet: bool, args: IndexArgs) -> anyhow::Result<()> {
-    let store = Store::open(kb)?;
+pub fn run_index(kb: &Kb, quiet: bool, args: IndexArgs) -> anyhow::Result<()> {
     let bar = Bar::new(quiet || args.json);
-    let report = update_indexes(&store, &bar, quiet || args.json)?;
+    let report = kb.update_indexes(&bar)?;
+    bar.done();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !quiet {
+        print_index_report(&report);
     }
     Ok(())
 }
@@ -125,13 +83,11 @@ fn parse_device(s: &str) -> anyhow::Result<Device> {
     }
 }
 
-pub fn run_embed(kb: &Path, quiet: bool, args: EmbedArgs) -> anyhow::Result<()> {
-    let store = Store::open(kb)?;
+pub fn run_embed(kb_path: &Path, quiet: bool, args: EmbedArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
-    let indexes = Indexes::open_on(&store, device)?;
+    let kb = Kb::open(kb_path)?.with_device(device);
+    let indexes = kb.indexes()?;
     let bar = Bar::new(quiet || args.json);
-    let progress = IndexProgress::new(&bar);
-    let report_progress = |p: &str, d, t| progress.report(p, d, t);
     let (embedder, spec): (Box<dyn Embedder>, EmbedderSpec) = match (&args.model, args.retrain) {
         (Some(dir), _) => {
             let dir = dir
@@ -144,7 +100,7 @@ pub fn run_embed(kb: &Path, quiet: bool, args: EmbedArgs) -> anyhow::Result<()> 
             (Box::new(e), spec)
         }
         (None, true) => {
-            let e: CooccurrenceEmbedder = train_builtin(&store, &report_progress)?;
+            let e: CooccurrenceEmbedder = train_builtin(kb.store(), &bar)?;
             let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
             (Box::new(e), spec)
         }
@@ -155,7 +111,7 @@ pub fn run_embed(kb: &Path, quiet: bool, args: EmbedArgs) -> anyhow::Result<()> 
     let started = std::time::Instant::now();
     let report = indexes
         .vectors
-        .update(&store, embedder.as_ref(), &spec, &report_progress)?;
+        .update(kb.store(), embedder.as_ref(), &spec, &bar)?;
     bar.done();
     let secs = started.elapsed().as_secs_f64();
     if args.json {
@@ -190,41 +146,29 @@ pub struct LocateArgs {
     json: bool,
 }
 
-pub fn run_locate(kb: &Path, args: LocateArgs) -> anyhow::Result<()> {
+pub fn run_locate(kb: &Kb, args: LocateArgs) -> anyhow::Result<()> {
     let ranker = Ranker::parse(&args.ranker)
         .ok_or_else(|| anyhow!("unknown ranker `{}` (bm25, vector or hybrid)", args.ranker))?;
-    let store = Store::open(kb)?;
-    let indexes = Indexes::open(&store)?;
-    let read = store.read()?;
-    let id = read
-        .issue_by_number(args.issue)?
-        .ok_or_else(|| anyhow!("there is no issue #{} in {}", args.issue, kb.display()))?;
-    let issue = read.issue(id)?;
-    if issue.stub {
-        bail!(
-            "#{} was referenced but never imported, so lore has no text for it",
-            args.issue
-        );
-    }
-    let before = match (args.now, issue.created_at) {
-        (false, Some(t)) => t,
-        _ => i64::MAX,
+    let options = LocateOptions {
+        ranker,
+        limit: args.limit,
+        now: args.now,
     };
-    let locator = Locator::new(&read, &indexes)?;
-    let found = locator.locate(&issue_text(&issue), before, Some(id), ranker, args.limit)?;
+    let location = kb.locate(args.issue, &options)?;
+    let found = location.files;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(());
     }
     println!(
         "#{} {}\nfiles ranked by {} using what existed {}:",
-        issue.number,
-        issue.title,
+        location.number,
+        location.title,
         ranker.name(),
-        if before == i64::MAX {
-            "now".to_string()
+        if location.as_of.is_none() {
+            "now"
         } else {
-            "when it was opened".to_string()
+            "when it was opened"
         }
     );
     if found.is_empty() {
@@ -267,25 +211,22 @@ pub struct EvalLocateArgs {
     json: bool,
 }
 
-pub fn run_eval(kb: &Path, quiet: bool, what: EvalWhat) -> anyhow::Result<()> {
+pub fn run_eval(kb: &Kb, quiet: bool, what: EvalWhat) -> anyhow::Result<()> {
     let EvalWhat::Locate(args) = what;
     let since = match &args.since {
         Some(d) => Some(
-            lore::query::exec::parse_date(d)
+            lore::query::dates::parse_date(d)
                 .ok_or_else(|| anyhow!("--since `{d}` is not a date (YYYY-MM-DD)"))?,
         ),
         None => None,
     };
-    let store = Store::open(kb)?;
-    let indexes = Indexes::open(&store)?;
-    let read = store.read()?;
+    let read = kb.read()?;
     let bar = Bar::new(quiet || args.json);
-    let progress = IndexProgress::new(&bar);
     let opts = EvalOptions {
         since,
         max_issues: args.max_issues,
     };
-    let report = eval_locate(&read, &indexes, &opts, &|p, d, t| progress.report(p, d, t))?;
+    let report = eval_locate(&read, kb.indexes()?, &opts, &bar)?;
     bar.done();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -344,9 +285,8 @@ pub struct DuplicatesArgs {
     json: bool,
 }
 
-pub fn run_duplicates(kb: &Path, quiet: bool, args: DuplicatesArgs) -> anyhow::Result<()> {
-    let store = Store::open(kb)?;
-    let indexes = Indexes::open(&store)?;
+pub fn run_duplicates(kb: &Kb, quiet: bool, args: DuplicatesArgs) -> anyhow::Result<()> {
+    let indexes = kb.indexes()?;
     if !args.accept.is_empty() {
         let mut pairs = Vec::new();
         for a in &args.accept {
@@ -361,7 +301,7 @@ pub fn run_duplicates(kb: &Path, quiet: bool, args: DuplicatesArgs) -> anyhow::R
             })?);
         }
         for (n, m) in pairs {
-            let c = duplicates::accept(&store, &indexes, n, m)?;
+            let c = duplicates::accept(kb.store(), indexes, n, m)?;
             if !quiet {
                 println!(
                     "#{} duplicate_of #{} (similarity {:.3}) recorded",
@@ -371,17 +311,15 @@ pub fn run_duplicates(kb: &Path, quiet: bool, args: DuplicatesArgs) -> anyhow::R
         }
         return Ok(());
     }
-    let read = store.read()?;
+    let read = kb.read()?;
     let bar = Bar::new(quiet || args.json);
-    let progress = IndexProgress::new(&bar);
     let opts = DuplicateOptions {
         min_similarity: args.min_similarity,
         open_only: args.open,
         of: args.of,
         ..DuplicateOptions::default()
     };
-    let mut found =
-        duplicates::propose(&read, &indexes, &opts, &|p, d, t| progress.report(p, d, t))?;
+    let mut found = duplicates::propose(&read, indexes, &opts, &bar)?;
     bar.done();
     found.truncate(args.limit);
     if args.json {

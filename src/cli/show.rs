@@ -1,11 +1,10 @@
 //! `lore show …`
 
-use std::path::Path;
-
 use anyhow::bail;
 use clap::Subcommand;
+use lore::kb::Kb;
 use lore::store::records::{EdgeDetail, TouchStats};
-use lore::store::{hex, Rel, Store};
+use lore::store::{hex, Rel};
 use serde_json::json;
 
 use super::render;
@@ -50,7 +49,7 @@ pub enum ShowWhat {
     },
 }
 
-pub fn run(kb: &Path, what: ShowWhat) -> anyhow::Result<()> {
+pub fn run(kb: &Kb, what: ShowWhat) -> anyhow::Result<()> {
     match what {
         ShowWhat::Commit { sha, json } => commit(kb, &sha, json),
         ShowWhat::File { path, json } => super::show_code::file(kb, &path, json),
@@ -59,15 +58,14 @@ pub fn run(kb: &Path, what: ShowWhat) -> anyhow::Result<()> {
     }
 }
 
-fn commit(kb: &Path, prefix: &str, json_out: bool) -> anyhow::Result<()> {
+fn commit(kb: &Kb, prefix: &str, json_out: bool) -> anyhow::Result<()> {
     if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!("`{prefix}` is not a commit sha prefix (need at least 4 hex digits)");
     }
-    let store = Store::open(kb)?;
-    let read = store.read()?;
+    let read = kb.read()?;
     let ids = read.commits_by_hex_prefix(prefix, 10)?;
     let id = match ids.as_slice() {
-        [] => bail!("no commit {prefix} in {}", kb.display()),
+        [] => bail!("no commit {prefix} in {}", kb.path().display()),
         [one] => *one,
         many => {
             let shas: Vec<String> = many

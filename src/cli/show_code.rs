@@ -1,19 +1,17 @@
 //! `lore show file` and `lore show symbol`.
 
-use std::path::Path;
-
 use anyhow::bail;
+use lore::kb::Kb;
 use lore::store::records::{BlobStatus, EdgeDetail};
-use lore::store::{hex, Rel, Store};
+use lore::store::{hex, Rel};
 use serde_json::json;
 
 use super::render;
 
-pub fn file(kb: &Path, path: &str, json_out: bool) -> anyhow::Result<()> {
-    let store = Store::open(kb)?;
-    let read = store.read()?;
+pub fn file(kb: &Kb, path: &str, json_out: bool) -> anyhow::Result<()> {
+    let read = kb.read()?;
     let Some(file) = read.file_by_path(path)? else {
-        bail!("no file {path} in {}", kb.display())
+        bail!("no file {path} in {}", kb.path().display())
     };
     let Some(blob) = read.head_blob(file)? else {
         bail!("{path} is not a parsed source file at HEAD (deleted, not code, or ingested with --no-code)")
@@ -84,12 +82,11 @@ pub fn file(kb: &Path, path: &str, json_out: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn symbol(kb: &Path, name: &str, json_out: bool) -> anyhow::Result<()> {
-    let store = Store::open(kb)?;
-    let read = store.read()?;
+pub fn symbol(kb: &Kb, name: &str, json_out: bool) -> anyhow::Result<()> {
+    let read = kb.read()?;
     let found = read.symbols_named(name)?;
     if found.is_empty() {
-        bail!("no symbol named {name} in {}", kb.display());
+        bail!("no symbol named {name} in {}", kb.path().display());
     }
     // A symbol that lives on in a renamed file is shown once, under its newest file.
     let mut covered = std::collections::HashSet::new();

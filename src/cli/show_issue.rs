@@ -1,10 +1,9 @@
 //! `lore show issue N`
 
-use std::path::Path;
-
 use anyhow::bail;
-use lore::store::records::{EdgeDetail, EdgeMeta};
-use lore::store::{hex, NodeId, NodeKind, ReadTx, Rel, Store};
+use lore::kb::Kb;
+use lore::store::records::{EdgeDetail, EdgeMeta, IssueRecord};
+use lore::store::{hex, NodeId, NodeKind, ReadTx, Rel};
 use serde_json::json;
 
 use super::render;
@@ -51,18 +50,30 @@ fn how(meta: &EdgeMeta) -> String {
     out
 }
 
-pub fn issue(kb: &Path, number: &str, json_out: bool) -> anyhow::Result<()> {
+/// (direction, relation, other node, meta) of each link of an issue.
+type Link = (&'static str, Rel, NodeId, EdgeMeta);
+/// (fix commit, commit it blamed, meta) of each SZZ result.
+type Blamed = (NodeId, NodeId, EdgeMeta);
+
+pub fn issue(kb: &Kb, number: &str, json_out: bool) -> anyhow::Result<()> {
     let Ok(n) = number.trim_start_matches('#').parse::<u64>() else {
         bail!("`{number}` is not an issue number (expected e.g. 7 or #7)");
     };
-    let store = Store::open(kb)?;
-    let read = store.read()?;
+    let read = kb.read()?;
     let Some(id) = read.issue_by_number(n)? else {
-        bail!("no issue or pull request #{n} in {}", kb.display());
+        bail!("no issue or pull request #{n} in {}", kb.path().display());
     };
     let issue = read.issue(id)?;
-    // (direction label, relation, other node, meta)
-    let mut links: Vec<(&str, Rel, NodeId, EdgeMeta)> = Vec::new();
+    let (links, introduced) = links_of(&read, id)?;
+    if json_out {
+        return print_json(&read, &issue, &links, &introduced);
+    }
+    print_header(&issue);
+    print_links(&read, &links, &introduced)
+}
+
+fn links_of(read: &ReadTx, id: NodeId) -> anyhow::Result<(Vec<Link>, Vec<Blamed>)> {
+    let mut links: Vec<Link> = Vec::new();
     for rel in [
         Rel::FixedBy,
         Rel::References,
@@ -88,52 +99,61 @@ pub fn issue(kb: &Path, number: &str, json_out: bool) -> anyhow::Result<()> {
             }
         }
     }
-    let label = |dir: &str, rel: Rel| -> &'static str {
-        match (dir, rel) {
-            ("out", Rel::FixedBy) => "fixed by",
-            ("in", Rel::FixedBy) => "fixes",
-            ("out", Rel::References) => "references",
-            ("in", Rel::References) => "referenced by",
-            ("out", Rel::DuplicateOf) => "duplicate of",
-            ("in", Rel::DuplicateOf) => "duplicated by",
-            ("out", Rel::Mentions) => "mentions",
-            ("out", Rel::MergedAs) => "merged as",
-            _ => "linked",
-        }
-    };
+    Ok((links, introduced))
+}
 
-    if json_out {
-        let mut out_links = Vec::new();
-        for (dir, rel, other, meta) in &links {
-            out_links.push(json!({
-                "relation": label(dir, *rel), "target": describe(&read, *other)?,
-                "provenance": meta.provenance.name(), "confidence": meta.confidence,
-                "evidence": meta.evidence,
-            }));
-        }
-        let mut szz = Vec::new();
-        for (fix, bug, meta) in &introduced {
-            szz.push(json!({
-                "fix": describe(&read, *fix)?, "introduced_by": describe(&read, *bug)?,
-                "confidence": meta.confidence, "evidence": meta.evidence,
-            }));
-        }
-        let value = json!({
-            "number": issue.number, "pull_request": issue.is_pr, "stub": issue.stub,
-            "title": issue.title, "state": issue.state.name(), "state_reason": issue.state_reason,
-            "author": issue.author, "labels": issue.labels, "created_at": issue.created_at,
-            "updated_at": issue.updated_at, "closed_at": issue.closed_at, "merged_at": issue.merged_at,
-            "url": issue.url, "key": issue.key, "source": issue.source, "body": issue.body,
-            "comments": issue.comments.len(),
-            "state_history": issue.state_history.iter().map(|e| json!({"event": e.event, "at": e.at, "actor": e.actor})).collect::<Vec<_>>(),
-            "error_types": issue.facets.error_types, "models": issue.facets.models,
-            "environment": issue.facets.environment.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "links": out_links, "introduced_by": szz,
-        });
-        println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(());
+fn label(dir: &str, rel: Rel) -> &'static str {
+    match (dir, rel) {
+        ("out", Rel::FixedBy) => "fixed by",
+        ("in", Rel::FixedBy) => "fixes",
+        ("out", Rel::References) => "references",
+        ("in", Rel::References) => "referenced by",
+        ("out", Rel::DuplicateOf) => "duplicate of",
+        ("in", Rel::DuplicateOf) => "duplicated by",
+        ("out", Rel::Mentions) => "mentions",
+        ("out", Rel::MergedAs) => "merged as",
+        _ => "linked",
     }
+}
 
+fn print_json(
+    read: &ReadTx,
+    issue: &IssueRecord,
+    links: &[Link],
+    introduced: &[Blamed],
+) -> anyhow::Result<()> {
+    let mut out_links = Vec::new();
+    for (dir, rel, other, meta) in links {
+        out_links.push(json!({
+            "relation": label(dir, *rel), "target": describe(read, *other)?,
+            "provenance": meta.provenance.name(), "confidence": meta.confidence,
+            "evidence": meta.evidence,
+        }));
+    }
+    let mut szz = Vec::new();
+    for (fix, bug, meta) in introduced {
+        szz.push(json!({
+            "fix": describe(read, *fix)?, "introduced_by": describe(read, *bug)?,
+            "confidence": meta.confidence, "evidence": meta.evidence,
+        }));
+    }
+    let value = json!({
+        "number": issue.number, "pull_request": issue.is_pr, "stub": issue.stub,
+        "title": issue.title, "state": issue.state.name(), "state_reason": issue.state_reason,
+        "author": issue.author, "labels": issue.labels, "created_at": issue.created_at,
+        "updated_at": issue.updated_at, "closed_at": issue.closed_at, "merged_at": issue.merged_at,
+        "url": issue.url, "key": issue.key, "source": issue.source, "body": issue.body,
+        "comments": issue.comments.len(),
+        "state_history": issue.state_history.iter().map(|e| json!({"event": e.event, "at": e.at, "actor": e.actor})).collect::<Vec<_>>(),
+        "error_types": issue.facets.error_types, "models": issue.facets.models,
+        "environment": issue.facets.environment.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "links": out_links, "introduced_by": szz,
+    });
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+fn print_header(issue: &IssueRecord) {
     let kind = if issue.is_pr { "pull request" } else { "issue" };
     if issue.stub {
         println!("#{} ({kind} referenced but not imported)", issue.number);
@@ -191,27 +211,30 @@ pub fn issue(kb: &Path, number: &str, json_out: bool) -> anyhow::Result<()> {
     if !issue.stub {
         println!("comments: {}", issue.comments.len());
     }
+}
+
+fn print_links(read: &ReadTx, links: &[Link], introduced: &[Blamed]) -> anyhow::Result<()> {
     let mut last = "";
-    for (dir, rel, other, meta) in &links {
+    for (dir, rel, other, meta) in links {
         let l = label(dir, *rel);
         if l != last {
             println!("\n{l}:");
             last = l;
         }
-        println!("  {}  [{}]", describe(&read, *other)?, how(meta));
+        println!("  {}  [{}]", describe(read, *other)?, how(meta));
         if let Some(ev) = &meta.evidence {
             println!("      \"{ev}\"");
         }
     }
     if !introduced.is_empty() {
         println!("\nintroduced by (SZZ):");
-        for (fix, bug, meta) in &introduced {
+        for (fix, bug, meta) in introduced {
             let short = |id: NodeId| -> anyhow::Result<String> {
                 Ok(hex(&read.commit(id)?.sha)[..10].to_string())
             };
             println!(
                 "  {}  [{}; blamed from fix {}]",
-                describe(&read, *bug)?,
+                describe(read, *bug)?,
                 how(meta),
                 short(*fix)?
             );

@@ -1,19 +1,15 @@
 //! `lore stats`
 
-use std::path::Path;
-
-use lore::index::Indexes;
-use lore::store::Store;
+use lore::kb::Kb;
 use serde_json::json;
 
-pub fn run(kb: &Path, json_out: bool) -> anyhow::Result<()> {
-    let store = Store::open(kb)?;
-    let stats = store.read()?.stats()?;
-    let index = Indexes::open(&store)?.stats()?;
-    let size = std::fs::metadata(kb)?.len();
+pub fn run(kb: &Kb, json_out: bool) -> anyhow::Result<()> {
+    let stats = kb.read()?.stats()?;
+    let index = kb.indexes()?.stats()?;
+    let size = std::fs::metadata(kb.path())?.len();
     if json_out {
         let value = json!({
-            "file": kb,
+            "file": kb.path(),
             "file_size": size,
             "schema_version": stats.schema_version,
             "nodes": stats.nodes,
@@ -27,7 +23,7 @@ pub fn run(kb: &Path, json_out: bool) -> anyhow::Result<()> {
     }
     println!(
         "{} ({}, schema v{})",
-        kb.display(),
+        kb.path().display(),
         super::render::bytes(size),
         stats.schema_version
     );

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use lore::query::QueryResult;
+use lore::query::Rows;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -65,7 +65,7 @@ fn cut(s: &str, width: usize) -> String {
 
 pub fn write(
     out: &mut impl Write,
-    result: &QueryResult,
+    result: &Rows,
     format: OutputFormat,
     max_width: usize,
 ) -> std::io::Result<()> {

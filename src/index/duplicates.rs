@@ -1,6 +1,7 @@
 //! Likely duplicate issues: an issue's nearest earlier issues by vector, fused with a BM25 search
 //! of its text. Accepted pairs become `duplicate_of` links with provenance `similarity`.
 
+use crate::progress::Progress;
 use std::collections::HashSet;
 
 use serde::Serialize;
@@ -123,7 +124,7 @@ pub fn propose(
     read: &ReadTx,
     indexes: &Indexes,
     opts: &DuplicateOptions,
-    progress: &dyn Fn(&str, u64, u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<DuplicateCandidate>, IndexError> {
     let issues: Vec<_> = match opts.of {
         Some(n) => {
@@ -141,11 +142,9 @@ pub fn propose(
     };
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let total = issues.len() as u64;
-    for (i, (id, _)) in issues.iter().enumerate() {
-        if i % 64 == 0 {
-            progress("comparing issues", i as u64, total);
-        }
+    progress.phase("comparing issues", Some(issues.len() as u64));
+    for (id, _) in &issues {
+        progress.advance(1);
         let linked: HashSet<NodeId> = read
             .targets_of(*id, Rel::DuplicateOf)?
             .into_iter()
@@ -167,7 +166,7 @@ pub fn propose(
             }
         }
     }
-    progress("comparing issues", total, total);
+    progress.done();
     out.sort_by(|a, b| {
         b.similarity
             .total_cmp(&a.similarity)

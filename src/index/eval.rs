@@ -5,6 +5,7 @@
 //! then are the answer. Each ranker gets top-1 and top-5 accuracy and the mean reciprocal rank of
 //! the first right file.
 
+use crate::progress::Progress;
 use std::collections::HashSet;
 
 use serde::Serialize;
@@ -70,7 +71,7 @@ pub fn eval_locate(
     read: &ReadTx,
     indexes: &Indexes,
     opts: &EvalOptions,
-    progress: &dyn Fn(&str, u64, u64),
+    progress: &dyn Progress,
 ) -> Result<EvalReport, IndexError> {
     let locator = Locator::new(read, indexes)?;
     let mut report = EvalReport::default();
@@ -109,9 +110,9 @@ pub fn eval_locate(
     let mut rr = vec![0f64; rankers.len()];
     let mut signal_names: Vec<&'static str> = Vec::new();
     let mut signal_hits: Vec<[f64; 3]> = Vec::new();
-    let total = chosen.len() as u64;
-    for (i, (created, id, issue, fixes)) in chosen.into_iter().enumerate() {
-        progress("replaying issues", i as u64, total);
+    progress.phase("replaying issues", Some(chosen.len() as u64));
+    for (created, id, issue, fixes) in chosen {
+        progress.advance(1);
         let alive: HashSet<NodeId> = locator
             .timeline()
             .files_at(created)
@@ -170,7 +171,7 @@ pub fn eval_locate(
             first_hit,
         });
     }
-    progress("replaying issues", total, total);
+    progress.done();
     let n = report.scored.max(1) as f64;
     report.scores = rankers
         .iter()

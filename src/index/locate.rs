@@ -21,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -28,7 +29,7 @@ use super::embed::cosine;
 use super::rank::reciprocal_rank_fusion;
 use super::text::{analyzer, TextFilter};
 use super::{IndexError, Indexes};
-use crate::ingest::links::mentions::{CodeIndex, Mention};
+use crate::code::{CodeIndex, Mention};
 use crate::store::records::{ChangeKind, EdgeDetail, IssueRecord, Provenance};
 use crate::store::{NodeId, NodeKind, ReadTx, Rel};
 
@@ -180,6 +181,18 @@ struct FileDoc {
     /// The texts vectors are made of: the path, then each symbol (name, signature, doc).
     parts: Vec<String>,
     symbols: Vec<(String, String)>,
+}
+
+/// A file as it stood at some time: id, path and blob sha.
+type TimedFile = (NodeId, String, Option<Vec<u8>>);
+
+/// The files as they stood at a time, with their documents.
+#[derive(Clone, Copy)]
+struct CodeAt<'a> {
+    files: &'a [TimedFile],
+    docs: &'a [(NodeId, Rc<FileDoc>)],
+    alive: &'a HashSet<NodeId>,
+    before: i64,
 }
 
 /// A ranked file with what pointed at it.
@@ -346,8 +359,30 @@ impl<'a> Locator<'a> {
             docs.push((*file, self.file_doc(path, sha.as_deref())?));
         }
         let mut signals = Signals::default();
+        self.mention_signals(text, &files, &docs, &alive, &mut signals)?;
+        signals.file_bm25 = file_bm25(text, &docs);
+        signals.history_bm25 = self.history_by_text(text, before, exclude, &alive)?;
+        if self.use_vectors {
+            let code = CodeAt {
+                files: &files,
+                docs: &docs,
+                alive: &alive,
+                before,
+            };
+            self.vector_signals(text, &code, exclude, &mut signals)?;
+        }
+        Ok(signals)
+    }
 
-        // Mentions against the code as it was.
+    /// Files and symbols the text mentions, against the code as it was.
+    fn mention_signals(
+        &self,
+        text: &str,
+        files: &[TimedFile],
+        docs: &[(NodeId, Rc<FileDoc>)],
+        alive: &HashSet<NodeId>,
+        signals: &mut Signals,
+    ) -> Result<(), IndexError> {
         let listed: Vec<(NodeId, String)> = files.iter().map(|(f, p, _)| (*f, p.clone())).collect();
         let blobs: Vec<(NodeId, NodeId)> = docs
             .iter()
@@ -385,33 +420,17 @@ impl<'a> Locator<'a> {
             }
         }
 
-        // BM25 over the files at that time.
-        let mut query_terms = analyze(text);
-        query_terms.sort();
-        query_terms.dedup();
-        let n = docs.len().max(1) as f32;
-        let avg_len = docs.iter().map(|(_, d)| d.len as f32).sum::<f32>() / n;
-        let mut scores: Vec<(NodeId, f32)> = docs.iter().map(|(f, _)| (*f, 0.0)).collect();
-        for term in &query_terms {
-            let df = docs
-                .iter()
-                .filter(|(_, d)| d.terms.contains_key(term))
-                .count() as f32;
-            if df == 0.0 {
-                continue;
-            }
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for (i, (_, d)) in docs.iter().enumerate() {
-                if let Some(&tf) = d.terms.get(term) {
-                    let tf = tf as f32;
-                    let norm = K1 * (1.0 - B + B * d.len as f32 / avg_len.max(1.0));
-                    scores[i].1 += idf * tf * (K1 + 1.0) / (tf + norm);
-                }
-            }
-        }
-        signals.file_bm25 = ranked(scores);
+        Ok(())
+    }
 
-        // History through full text.
+    /// Files touched by the fixes of earlier issues and by earlier commits whose text matches.
+    fn history_by_text(
+        &self,
+        text: &str,
+        before: i64,
+        exclude: Option<NodeId>,
+        alive: &HashSet<NodeId>,
+    ) -> Result<Vec<NodeId>, IndexError> {
         let filter = |kind| TextFilter {
             kinds: vec![kind],
             before: Some(before),
@@ -430,68 +449,81 @@ impl<'a> Locator<'a> {
             .into_iter()
             .map(|h| h.node)
             .collect();
-        signals.history_bm25 = self.history(&past_issues, &past_commits, before, &alive)?;
+        self.history(&past_issues, &past_commits, before, alive)
+    }
 
-        if self.use_vectors {
-            let query = self.indexes.embed_text(text)?;
-            // Files by the best match among their path and symbols at that time (an average
-            // over a whole file would make every large file look alike).
-            let embedder = self.indexes.embedder()?;
-            for ((_, path, sha), (_, doc)) in files.iter().zip(&docs) {
-                let key = doc_key(path, sha.as_deref());
-                if self.vectors.borrow().contains_key(&key) {
-                    continue;
-                }
-                let mut vs = Vec::with_capacity(doc.parts.len());
-                for chunk in doc.parts.chunks(embedder.batch_size().max(1)) {
-                    let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                    vs.extend(embedder.embed(&texts)?);
-                }
-                self.vectors.borrow_mut().insert(key, vs);
+    /// Files by the best vector match among their path and symbols at that time, and files
+    /// touched by the fixes of similar earlier issues and by similar earlier commits.
+    fn vector_signals(
+        &self,
+        text: &str,
+        code: &CodeAt<'_>,
+        exclude: Option<NodeId>,
+        signals: &mut Signals,
+    ) -> Result<(), IndexError> {
+        let CodeAt {
+            files,
+            docs,
+            alive,
+            before,
+        } = *code;
+        let query = self.indexes.embed_text(text)?;
+        // Files by the best match among their path and symbols at that time (an average
+        // over a whole file would make every large file look alike).
+        let embedder = self.indexes.embedder()?;
+        for ((_, path, sha), (_, doc)) in files.iter().zip(docs) {
+            let key = doc_key(path, sha.as_deref());
+            if self.vectors.borrow().contains_key(&key) {
+                continue;
             }
-            let cache = self.vectors.borrow();
-            let scores: Vec<(NodeId, f32)> = files
-                .iter()
-                .map(|(f, path, sha)| {
-                    let best = cache
-                        .get(&doc_key(path, sha.as_deref()))
-                        .into_iter()
-                        .flatten()
-                        .map(|v| cosine(&query, v))
-                        .fold(0.0f32, f32::max);
-                    (*f, best)
-                })
-                .collect();
-            signals.file_vector = ranked(scores);
-            drop(cache);
-
-            // History through vectors.
-            let mut issue_ok = |n: NodeId| {
-                Some(n) != exclude
-                    && self
-                        .read
-                        .issue(n)
-                        .ok()
-                        .and_then(|i| i.created_at)
-                        .is_some_and(|t| t < before)
-            };
-            let near_issues: Vec<NodeId> = self
-                .indexes
-                .nearest(NodeKind::Issue, &query, HISTORY_HITS, &mut issue_ok)?
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
-            let mut commit_ok =
-                |n: NodeId| self.timeline.commit_time(n).is_some_and(|t| t < before);
-            let near_commits: Vec<NodeId> = self
-                .indexes
-                .nearest(NodeKind::Commit, &query, HISTORY_HITS, &mut commit_ok)?
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
-            signals.history_vector = self.history(&near_issues, &near_commits, before, &alive)?;
+            let mut vs = Vec::with_capacity(doc.parts.len());
+            for chunk in doc.parts.chunks(embedder.batch_size().max(1)) {
+                let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                vs.extend(embedder.embed(&texts)?);
+            }
+            self.vectors.borrow_mut().insert(key, vs);
         }
-        Ok(signals)
+        let cache = self.vectors.borrow();
+        let scores: Vec<(NodeId, f32)> = files
+            .iter()
+            .map(|(f, path, sha)| {
+                let best = cache
+                    .get(&doc_key(path, sha.as_deref()))
+                    .into_iter()
+                    .flatten()
+                    .map(|v| cosine(&query, v))
+                    .fold(0.0f32, f32::max);
+                (*f, best)
+            })
+            .collect();
+        signals.file_vector = ranked(scores);
+        drop(cache);
+
+        // History through vectors.
+        let mut issue_ok = |n: NodeId| {
+            Some(n) != exclude
+                && self
+                    .read
+                    .issue(n)
+                    .ok()
+                    .and_then(|i| i.created_at)
+                    .is_some_and(|t| t < before)
+        };
+        let near_issues: Vec<NodeId> = self
+            .indexes
+            .nearest(NodeKind::Issue, &query, HISTORY_HITS, &mut issue_ok)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut commit_ok = |n: NodeId| self.timeline.commit_time(n).is_some_and(|t| t < before);
+        let near_commits: Vec<NodeId> = self
+            .indexes
+            .nearest(NodeKind::Commit, &query, HISTORY_HITS, &mut commit_ok)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        signals.history_vector = self.history(&near_issues, &near_commits, before, alive)?;
+        Ok(())
     }
 
     /// Files touched by the fixes (landed before `before`) of `issues` and by `commits`,
@@ -608,6 +640,34 @@ fn push_unique(v: &mut Vec<NodeId>, n: NodeId) {
     if !v.contains(&n) {
         v.push(n);
     }
+}
+
+/// Files ranked by BM25 of `text` over their words at that time.
+fn file_bm25(text: &str, docs: &[(NodeId, Rc<FileDoc>)]) -> Vec<NodeId> {
+    let mut query_terms = analyze(text);
+    query_terms.sort();
+    query_terms.dedup();
+    let n = docs.len().max(1) as f32;
+    let avg_len = docs.iter().map(|(_, d)| d.len as f32).sum::<f32>() / n;
+    let mut scores: Vec<(NodeId, f32)> = docs.iter().map(|(f, _)| (*f, 0.0)).collect();
+    for term in &query_terms {
+        let df = docs
+            .iter()
+            .filter(|(_, d)| d.terms.contains_key(term))
+            .count() as f32;
+        if df == 0.0 {
+            continue;
+        }
+        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        for (i, (_, d)) in docs.iter().enumerate() {
+            if let Some(&tf) = d.terms.get(term) {
+                let tf = tf as f32;
+                let norm = K1 * (1.0 - B + B * d.len as f32 / avg_len.max(1.0));
+                scores[i].1 += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+    }
+    ranked(scores)
 }
 
 /// Nodes with a positive score, best first (ties by id, for stable output).

@@ -21,6 +21,7 @@ pub mod text;
 pub mod vectors;
 pub mod words;
 
+use crate::progress::Progress;
 use std::sync::{Arc, OnceLock};
 
 use crate::store::{NodeId, NodeKind, Store, StoreError};
@@ -29,6 +30,9 @@ use text::{TextFilter, TextHit, TextIndex, TextUpdate};
 use vectors::{VectorIndex, VectorUpdate};
 
 /// Errors of the index stage.
+/// Any error a library lore calls can return, kept as the source of an [`IndexError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {
@@ -36,8 +40,34 @@ pub enum IndexError {
     Store(#[from] StoreError),
     #[error("full-text index: {0}")]
     Text(#[from] tantivy::TantivyError),
+    /// Embedding cannot go on (too little text to learn from, no record of the model, a
+    /// vector of the wrong size).
     #[error("embedding: {0}")]
     Embed(String),
+    /// A model failed to load or run; `what` says which and doing what.
+    #[error("embedding: {what}")]
+    Model {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A record the index stage wrote cannot be read back.
+    #[error("{what} is corrupt")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The vector graph could not be written or loaded through its temporary files.
+    #[error("{what}")]
+    Graph {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// The active embedder could not be loaded (kept for the session, so it is shared).
+    #[error("the active embedder cannot be loaded")]
+    EmbedderUnavailable(#[source] Arc<IndexError>),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -102,7 +132,7 @@ pub struct Indexes {
     pub vectors: VectorIndex,
     device: Device,
     /// The active embedder, loaded on first use (queries that embed text).
-    embedder: OnceLock<Result<Arc<dyn Embedder>, String>>,
+    embedder: OnceLock<Result<Arc<dyn Embedder>, Arc<IndexError>>>,
 }
 
 impl Indexes {
@@ -125,7 +155,7 @@ impl Indexes {
     pub fn update(
         &self,
         store: &Store,
-        progress: &dyn Fn(&str, u64, u64),
+        progress: &dyn Progress,
     ) -> Result<IndexReport, IndexError> {
         let text = self.text.update(store, progress)?;
         let docs_now = text.added + text.changed + text.unchanged;
@@ -221,9 +251,9 @@ impl Indexes {
                     .ok_or_else(|| IndexError::Embed(format!("no record of embedder {model}")))?;
                 Ok(Arc::from(spec.load(self.device)?))
             };
-            load().map_err(|e| e.to_string())
+            load().map_err(Arc::new)
         });
-        got.clone().map_err(IndexError::Embed)
+        got.clone().map_err(IndexError::EmbedderUnavailable)
     }
 
     /// Full-text search.
@@ -286,9 +316,9 @@ impl Indexes {
 /// Train the built-in embedder on every document of the file.
 pub fn train_builtin(
     store: &Store,
-    progress: &dyn Fn(&str, u64, u64),
+    progress: &dyn Progress,
 ) -> Result<CooccurrenceEmbedder, IndexError> {
-    progress("learning word vectors", 0, 1);
+    progress.phase("learning word vectors", None);
     let docs = {
         let read = store.read()?;
         documents::collect(&read, &text::TEXT_KINDS)?
@@ -296,7 +326,7 @@ pub fn train_builtin(
     let texts: Vec<String> = docs.iter().map(Document::full_text).collect();
     let e =
         CooccurrenceEmbedder::train(texts.iter().map(String::as_str), embed::cooccur_options())?;
-    progress("learning word vectors", 1, 1);
+    progress.done();
     Ok(e)
 }
 

@@ -14,6 +14,7 @@
 //! filter and widen the search until enough pass; when the graph cannot give enough, an exact
 //! scan finishes the job. So a filter never makes a search return fewer results than exist.
 
+use crate::progress::Progress;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -137,7 +138,10 @@ impl VectorIndex {
         let t = txn.open_table(EMBEDDERS)?;
         match t.get(model)? {
             Some(v) => Ok(Some(postcard::from_bytes(v.value()).map_err(|e| {
-                IndexError::Embed(format!("stored embedder {model} is corrupt: {e}"))
+                IndexError::Corrupt {
+                    what: format!("stored embedder {model}"),
+                    source: e.into(),
+                }
             })?)),
             None => Ok(None),
         }
@@ -162,7 +166,7 @@ impl VectorIndex {
         store: &Store,
         embedder: &dyn Embedder,
         spec: &EmbedderSpec,
-        progress: &dyn Fn(&str, u64, u64),
+        progress: &dyn Progress,
     ) -> Result<VectorUpdate, IndexError> {
         let model = embedder.model_id().to_string();
         let docs: Vec<Document> = {
@@ -202,9 +206,7 @@ impl VectorIndex {
 
         let spec_bytes = postcard::to_allocvec(spec).expect("in-memory encoding cannot fail");
         let started = std::time::Instant::now();
-        let total = todo.len() as u64;
-        let mut done = 0u64;
-        progress("embedding", 0, total);
+        progress.phase("embedding", Some(todo.len() as u64));
         for batch in todo.chunks(embedder.batch_size().max(1) * 8) {
             let texts: Vec<String> = batch.iter().map(|d| d.full_text()).collect();
             let mut vectors = Vec::with_capacity(texts.len());
@@ -214,7 +216,7 @@ impl VectorIndex {
             }
             let mut txn = self.db.begin_write()?;
             txn.set_durability(redb::Durability::None)
-                .map_err(|e| IndexError::Embed(e.to_string()))?;
+                .map_err(|e| IndexError::Db(e.into()))?;
             {
                 let mut t = txn.open_table(VECTORS)?;
                 for (d, v) in batch.iter().zip(&vectors) {
@@ -225,10 +227,10 @@ impl VectorIndex {
                 }
             }
             txn.commit()?;
-            done += batch.len() as u64;
             report.embedded += batch.len() as u64;
-            progress("embedding", done, total);
+            progress.advance(batch.len() as u64);
         }
+        progress.done();
 
         report.embed_ms = started.elapsed().as_millis() as u64;
         let started = std::time::Instant::now();
@@ -306,8 +308,11 @@ impl VectorIndex {
         let gt = txn.open_table(VECTOR_GRAPHS)?;
         let graph = match gt.get((model, kind as u8))? {
             Some(v) if vectors.len() >= EXACT_BELOW => {
-                let record: GraphRecord = postcard::from_bytes(v.value())
-                    .map_err(|e| IndexError::Embed(format!("stored graph is corrupt: {e}")))?;
+                let record: GraphRecord =
+                    postcard::from_bytes(v.value()).map_err(|e| IndexError::Corrupt {
+                        what: "stored graph".into(),
+                        source: e.into(),
+                    })?;
                 load_graph(&record)?
             }
             _ => None,
@@ -482,7 +487,10 @@ fn dump_graph(graph: &Graph) -> Result<(Vec<u8>, Vec<u8>), IndexError> {
     let dir = tempfile::tempdir().map_err(IndexError::io("creating a scratch directory"))?;
     let name = graph
         .file_dump(dir.path(), BASENAME)
-        .map_err(|e| IndexError::Embed(format!("writing the vector graph: {e}")))?;
+        .map_err(|e| IndexError::Graph {
+            what: "writing the vector graph",
+            source: e.into(),
+        })?;
     let read = |ext: &str| {
         std::fs::read(dir.path().join(format!("{name}.hnsw.{ext}")))
             .map_err(IndexError::io("reading the vector graph dump"))
@@ -507,7 +515,10 @@ fn load_graph(record: &GraphRecord) -> Result<Option<Graph>, IndexError> {
     let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir.path(), BASENAME)));
     let graph: Graph = io
         .load_hnsw::<f32, DistCosine>()
-        .map_err(|e| IndexError::Embed(format!("loading the vector graph: {e}")))?;
+        .map_err(|e| IndexError::Graph {
+            what: "loading the vector graph",
+            source: e.into(),
+        })?;
     Ok(Some(graph))
 }
 

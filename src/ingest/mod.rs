@@ -5,7 +5,7 @@
 //! * [`issues`] — issues and pull requests from GitHub, `gh`, Jira and JSONL dumps.
 //! * [`links`] — the edges between them: fixes, references, mentions, SZZ.
 //!
-//! Ingest reports progress through the [`Progress`] trait so that the library stays free of
+//! Ingest reports progress through the [`crate::progress::Progress`] trait so that the library stays free of
 //! terminal concerns; the CLI renders it as a progress bar.
 
 pub mod code;
@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use crate::store::StoreError;
 
 /// Errors of the ingest layer.
+/// Any error a library lore calls can return, kept as the source of an [`IngestError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
@@ -26,28 +29,22 @@ pub enum IngestError {
         path: PathBuf,
         detail: Option<String>,
     },
-    #[error("cannot read {path}: {detail}")]
-    Unreadable { path: PathBuf, detail: String },
+    #[error("cannot read {path}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("ref `{spec}` not found in {path}")]
     RefNotFound { path: PathBuf, spec: String },
-    #[error("git error in {path}: {detail}")]
-    Git { path: PathBuf, detail: String },
+    /// git could not give what lore asked for; `what` says what it was.
+    #[error("git error in {path}: {what}")]
+    Git {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-/// Receives progress of long-running work. All methods default to doing nothing.
-pub trait Progress: Sync {
-    /// A new phase starts; `total` is the number of steps when known.
-    fn phase(&self, _name: &str, _total: Option<u64>) {}
-    /// `n` more steps of the current phase are done.
-    fn advance(&self, _n: u64) {}
-    /// Something the user should know (a skip, a rewritten ref).
-    fn warn(&self, _message: &str) {}
-    /// The current phase is over.
-    fn done(&self) {}
-}
-
-/// A [`Progress`] that ignores everything.
-pub struct Silent;
-impl Progress for Silent {}

@@ -59,8 +59,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     Where(Expr),
-    Since(String),
-    Until(String),
+    Since(DateLit),
+    Until(DateLit),
     /// `matching "text" [using bm25|vector|hybrid]`: full-text (and/or vector) search.
     Matching {
         text: String,
@@ -146,15 +146,45 @@ pub enum Value {
     Number(f64),
 }
 
+/// A date as written, and its unix seconds (parsed once, by the parser).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateLit {
+    pub text: String,
+    pub at: i64,
+}
+
+/// A word of a clause (a field or set name) and where it is, for errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub text: String,
+    pub span: (usize, usize),
+}
+
+/// One item of `return`: a set (`commit`), or a field of one (`commit.sha`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReturnItem {
+    pub set: Word,
+    pub field: Option<Word>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tail {
     /// `order by FIELD [asc|desc]`: field and descending.
-    pub order: Option<(String, bool)>,
+    pub order: Option<(Word, bool)>,
     pub limit: Option<usize>,
     /// `count` (None) or `count by FIELD`.
-    pub count: Option<Option<String>>,
-    /// `return a, b`: binding names (kind words as written, or `#index`).
-    pub returns: Vec<String>,
+    pub count: Option<Option<Word>>,
+    /// `return a, b.field`: sets by kind word, or fields of them.
+    pub returns: Vec<ReturnItem>,
+}
+
+impl fmt::Display for ReturnItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}.{}", self.set.text, field.text),
+            None => write!(f, "{}", self.set.text),
+        }
+    }
 }
 
 fn quote(text: &str) -> String {
@@ -236,8 +266,8 @@ impl fmt::Display for Binding {
         for filter in &self.filters {
             parts.push(match filter {
                 Filter::Where(e) => format!("where {e}"),
-                Filter::Since(d) => format!("since {d}"),
-                Filter::Until(d) => format!("until {d}"),
+                Filter::Since(d) => format!("since {}", d.text),
+                Filter::Until(d) => format!("until {}", d.text),
                 Filter::Matching { text, ranker } => match ranker {
                     SearchRanker::Bm25 => format!("matching {}", quote(text)),
                     r => format!("matching {} using {}", quote(text), r.name()),
@@ -265,16 +295,22 @@ impl fmt::Display for Query {
         }
         let t = &self.tail;
         if let Some((field, desc)) = &t.order {
-            write!(f, " order by {field}{}", if *desc { " desc" } else { "" })?;
+            write!(
+                f,
+                " order by {}{}",
+                field.text,
+                if *desc { " desc" } else { "" }
+            )?;
         }
         if let Some(count) = &t.count {
             match count {
                 None => write!(f, " count")?,
-                Some(field) => write!(f, " count by {field}")?,
+                Some(field) => write!(f, " count by {}", field.text)?,
             }
         }
         if !t.returns.is_empty() {
-            write!(f, " return {}", t.returns.join(", "))?;
+            let items: Vec<String> = t.returns.iter().map(ReturnItem::to_string).collect();
+            write!(f, " return {}", items.join(", "))?;
         }
         if let Some(n) = t.limit {
             write!(f, " limit {n}")?;

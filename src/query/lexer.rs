@@ -151,7 +151,7 @@ mod tests {
         assert_eq!((toks[4].start, toks[4].end), (21, 35));
         assert!(lex("issues -- a comment\n limit 3").unwrap().len() == 3);
         let err = lex("issues where x = \"open").unwrap_err();
-        assert_eq!(err.start, 17);
+        assert_eq!(err.diagnostic().unwrap().start, 17);
         assert!(lex("issues ; limit").is_err());
     }
 }

@@ -1,125 +1,125 @@
-//! The query language: text → tokens (nom, with spans) → [`ast::Query`] (printable back to
-//! text) → a plan anchored at the most selective set → rows. The grammar is
-//! `grammar/lore.ebnf`; `docs/query-language.md` has an example for every construct.
+//! The query language, one phase per module:
+//!
+//! ```text
+//! text ─lexer→ tokens ─parser→ ast::Query ─bind→ LogicalQuery ─plan→ PhysicalPlan
+//!      ─exec→ matches (members and links per set) ─project→ Rows
+//! ```
+//!
+//! * [`lexer`] and [`parser`] (nom, with spans) give an [`ast::Query`] that prints back to text.
+//! * [`bind`] checks it against the [`schema`] and the typed [`fields`], and reports every user
+//!   mistake with its span before anything is read.
+//! * [`plan`] pushes dates down to the set they filter, estimates each set and picks the anchor.
+//! * [`exec`] lists the anchor and walks stored edges outwards; searches come from a
+//!   [`SearchProvider`] (the indexes).
+//! * [`project`] orders, counts, projects columns and applies `limit`.
+//!
+//! The grammar is `grammar/lore.ebnf`; `docs/query-language.md` has an example for every
+//! construct.
 //!
 //! ```text
 //! issues fixed_by commit touching memory_utils
 //! commits touching "minillm/worker/memory_utils.py" since 2024-01-10 order by date desc limit 5
 //! issues where label = bug and error ~ "CUDA" count by state
+//! issues fixed_by commit return issue.number, commit.sha
 //! ```
 
 pub mod ast;
+pub mod bind;
+pub mod dates;
+mod error;
 pub mod exec;
+pub mod fields;
 pub mod lexer;
+mod names;
 pub mod parser;
+pub mod plan;
+mod project;
 pub mod schema;
 mod search;
+mod values;
 
-use std::fmt;
+use std::time::Instant;
 
-use crate::index::Indexes;
-use crate::store::{ReadTx, StoreError};
+pub use error::{Diagnostic, QueryError};
+pub use search::SearchProvider;
+pub use values::Cache;
 
-pub use exec::{Cache, PlanInfo};
+use crate::store::ReadTx;
 
-/// A query error: a message and the byte span of the query text it is about.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueryError {
-    pub message: String,
-    pub start: usize,
-    pub end: usize,
-    /// The query text, to draw the caret.
-    pub text: String,
-}
+/// The most result rows a query may give before ordering, unless the caller raises it.
+pub const DEFAULT_MAX_ROWS: usize = 1_000_000;
 
-impl QueryError {
-    pub fn at(text: &str, start: usize, end: usize, message: String) -> QueryError {
-        QueryError {
-            message,
-            start,
-            end: end.max(start + 1),
-            text: text.to_string(),
-        }
-    }
-
-    /// An error about the query as a whole.
-    pub fn whole(text: &str, message: String) -> QueryError {
-        QueryError::at(text, 0, text.len(), message)
-    }
-
-    pub fn store(e: StoreError) -> QueryError {
-        QueryError {
-            message: format!("reading the lore file: {e}"),
-            start: 0,
-            end: 0,
-            text: String::new(),
-        }
-    }
-}
-
-impl fmt::Display for QueryError {
-    /// The message, then the query line with a caret under the span.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.message)?;
-        if self.text.is_empty() {
-            return Ok(());
-        }
-        // The line holding the span.
-        let line_start = self.text[..self.start.min(self.text.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let line_end = self.text[line_start..]
-            .find('\n')
-            .map_or(self.text.len(), |i| line_start + i);
-        let line = &self.text[line_start..line_end];
-        let col = self.text[line_start..self.start.min(self.text.len())]
-            .chars()
-            .count();
-        let width = self.text[self.start.min(self.text.len())
-            ..self.end.min(line_end).max(self.start.min(self.text.len()))]
-            .chars()
-            .count()
-            .max(1);
-        write!(f, "\n  {line}\n  {}{}", " ".repeat(col), "^".repeat(width))
-    }
-}
-
-impl std::error::Error for QueryError {}
-
-/// Rows of a query: column names and JSON cells.
+/// The rows of a query: column names and JSON cells.
 #[derive(Debug, Clone)]
-pub struct QueryResult {
+pub struct Rows {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
     pub elapsed_ms: f64,
-    pub plan: Option<PlanInfo>,
+    /// The set the plan anchored at.
+    pub anchor: usize,
 }
 
-/// Parse and run `text` on `read` (without the search indexes: `matching` and `similar to`
-/// fail; see [`run_with`]).
-pub fn run(read: &ReadTx, text: &str) -> Result<QueryResult, QueryError> {
-    run_cached(read, None, text, &mut Cache::default())
+/// How to run a query.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Anchor at the source whatever the estimates say (for comparisons).
+    pub naive: bool,
+    /// The most rows before ordering; more is an error that says how to raise it.
+    pub max_rows: usize,
 }
 
-/// Parse and run `text` with the file's search indexes.
-pub fn run_with(read: &ReadTx, indexes: &Indexes, text: &str) -> Result<QueryResult, QueryError> {
-    run_cached(read, Some(indexes), text, &mut Cache::default())
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            naive: false,
+            max_rows: DEFAULT_MAX_ROWS,
+        }
+    }
 }
 
-/// Parse and run `text`, keeping what later queries on the same file can reuse in `cache`
-/// (the REPL keeps one per session).
-pub fn run_cached(
+/// Bind, plan and run the parsed query `q` (of `text`) on `read`. `search` answers
+/// `matching`, `similar to` and `concerning`; without it they fail with
+/// [`QueryError::NoIndexes`].
+pub fn run_parsed(
     read: &ReadTx,
-    indexes: Option<&Indexes>,
+    search: Option<&dyn SearchProvider>,
     text: &str,
+    q: &ast::Query,
     cache: &mut Cache,
-) -> Result<QueryResult, QueryError> {
-    let q = parser::parse(text)?;
-    exec::execute(text, &q, read, indexes, false, cache)
+    options: RunOptions,
+) -> Result<Rows, QueryError> {
+    let logical = bind::bind(text, q)?;
+    run_bound(read, search, text, logical, cache, options)
 }
 
-/// Run `text` with the naive plan (a scan from the first set), for comparisons.
-pub fn run_naive(read: &ReadTx, text: &str, cache: &mut Cache) -> Result<QueryResult, QueryError> {
+/// Plan and run a query already bound (so its mistakes are already reported).
+pub fn run_bound(
+    read: &ReadTx,
+    search: Option<&dyn SearchProvider>,
+    text: &str,
+    logical: bind::LogicalQuery,
+    cache: &mut Cache,
+    options: RunOptions,
+) -> Result<Rows, QueryError> {
+    let started = Instant::now();
+    let plan = plan::plan(logical, read, options.naive)?;
+    let ctx = values::Ctx::new(read, cache);
+    let mut run = exec::Run::start(&plan, ctx, search, text)?;
+    let mut rows = project::rows(&plan, &mut run, options.max_rows)?;
+    rows.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(rows)
+}
+
+/// Parse and run `text` on `read` without search indexes (tests and tools that have a
+/// snapshot; [`crate::kb::Kb::query`] is the usual entry point).
+pub fn run(read: &ReadTx, text: &str) -> Result<Rows, QueryError> {
     let q = parser::parse(text)?;
-    exec::execute(text, &q, read, None, true, cache)
+    run_parsed(
+        read,
+        None,
+        text,
+        &q,
+        &mut Cache::default(),
+        RunOptions::default(),
+    )
 }

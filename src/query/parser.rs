@@ -2,9 +2,28 @@
 //! expected, with "did you mean" for near misses.
 
 use super::ast::*;
+use super::dates::parse_date;
 use super::lexer::{lex, Tok, Token};
 use super::schema::{self, Kind, KEYWORDS, RELATIONS};
 use super::QueryError;
+
+/// `commit` or `commit.sha` (a set, or a field of it), with spans.
+fn return_item(word: &str, start: usize) -> ReturnItem {
+    let (set, field) = match word.split_once('.') {
+        Some((set, field)) => (set, Some(field)),
+        None => (word, None),
+    };
+    ReturnItem {
+        set: Word {
+            text: set.to_string(),
+            span: (start, start + set.len()),
+        },
+        field: field.map(|f| Word {
+            text: f.to_string(),
+            span: (start + set.len() + 1, start + word.len()),
+        }),
+    }
+}
 
 pub fn parse(text: &str) -> Result<Query, QueryError> {
     let toks = lex(text)?;
@@ -188,14 +207,16 @@ impl Parser<'_> {
             "return" => {
                 self.pos += 1;
                 loop {
-                    let name = match self.peek() {
+                    let (name, start) = match self.peek() {
                         Some(Token {
-                            tok: Tok::Word(w), ..
-                        }) => w.to_ascii_lowercase(),
-                        _ => return Err(self.err_here("a set to return (a kind named in the query, e.g. `commit`)")),
+                            tok: Tok::Word(w),
+                            start,
+                            ..
+                        }) => (w.to_ascii_lowercase(), *start),
+                        _ => return Err(self.err_here("a set to return (a kind named in the query, e.g. `commit`), or a field of one (`commit.sha`)")),
                     };
                     self.pos += 1;
-                    tail.returns.push(name);
+                    tail.returns.push(return_item(&name, start));
                     if !matches!(self.peek(), Some(Token { tok: Tok::Comma, .. })) {
                         break;
                     }
@@ -215,14 +236,19 @@ impl Parser<'_> {
         Ok(true)
     }
 
-    fn field(&mut self) -> Result<String, QueryError> {
+    fn field(&mut self) -> Result<Word, QueryError> {
         match self.peek() {
             Some(Token {
-                tok: Tok::Word(w), ..
+                tok: Tok::Word(w),
+                start,
+                end,
             }) => {
-                let w = w.to_ascii_lowercase();
+                let word = Word {
+                    text: w.to_ascii_lowercase(),
+                    span: (*start, *end),
+                };
                 self.pos += 1;
-                Ok(w)
+                Ok(word)
             }
             _ => Err(self.err_here("a field name")),
         }
@@ -291,107 +317,8 @@ impl Parser<'_> {
         // A step may have neither kind nor item: `issues fixed_by` is every issue fixed by
         // anything.
         let mut filters = Vec::new();
-        loop {
-            match self.peek_word().as_deref() {
-                Some("where") => {
-                    self.pos += 1;
-                    filters.push(Filter::Where(self.expr()?));
-                }
-                Some(w @ ("since" | "until")) => {
-                    let since = w == "since";
-                    self.pos += 1;
-                    let date = match self.peek() {
-                        Some(Token {
-                            tok: Tok::Word(d) | Tok::Str(d),
-                            ..
-                        }) => d.clone(),
-                        _ => return Err(self.err_here("a date (YYYY-MM-DD)")),
-                    };
-                    let t = self.toks[self.pos].clone();
-                    if super::exec::parse_date(&date).is_none() {
-                        return Err(QueryError::at(
-                            self.text,
-                            t.start,
-                            t.end,
-                            format!(
-                                "`{date}` is not a date (expected YYYY-MM-DD or an RFC 3339 time)"
-                            ),
-                        ));
-                    }
-                    self.pos += 1;
-                    filters.push(if since {
-                        Filter::Since(date)
-                    } else {
-                        Filter::Until(date)
-                    });
-                }
-                Some("matching") => {
-                    self.pos += 1;
-                    let text = match self.peek() {
-                        Some(Token {
-                            tok: Tok::Str(s), ..
-                        }) => s.clone(),
-                        _ => return Err(self.err_here("the text to search for, in quotes")),
-                    };
-                    self.pos += 1;
-                    let mut ranker = SearchRanker::Bm25;
-                    if self.eat_word("using") {
-                        let t = self.peek().cloned();
-                        let word = self.peek_word();
-                        ranker = match word
-                            .as_deref()
-                            .and_then(|w| SearchRanker::ALL.into_iter().find(|r| r.name() == w))
-                        {
-                            Some(r) => r,
-                            None => match t {
-                                Some(t) => {
-                                    return Err(QueryError::at(
-                                        self.text,
-                                        t.start,
-                                        t.end,
-                                        "expected bm25, vector or hybrid after `using`".into(),
-                                    ))
-                                }
-                                None => return Err(self.err_here("bm25, vector or hybrid")),
-                            },
-                        };
-                        self.pos += 1;
-                    }
-                    filters.push(Filter::Matching { text, ranker });
-                }
-                Some("concerning") => {
-                    self.pos += 1;
-                    let n = match self.peek() {
-                        Some(Token {
-                            tok: Tok::Hash(n), ..
-                        }) => *n,
-                        _ => return Err(self.err_here("an issue number (#N)")),
-                    };
-                    self.pos += 1;
-                    filters.push(Filter::Concerning(n));
-                }
-                Some("similar") => {
-                    self.pos += 1;
-                    if !self.eat_word("to") {
-                        return Err(self.err_here("`to` (similar to #N, similar to \"text\")"));
-                    }
-                    let target = match self.peek() {
-                        Some(Token {
-                            tok: Tok::Hash(n), ..
-                        }) => Pattern::Number(*n),
-                        Some(Token {
-                            tok: Tok::Str(s), ..
-                        }) => Pattern::Text {
-                            text: s.clone(),
-                            quoted: true,
-                        },
-                        _ => return Err(self.err_here("an issue (#N) or a text in quotes")),
-                    };
-                    self.pos += 1;
-                    filters.push(Filter::Similar(target));
-                }
-                _ => break,
-            }
+        while let Some(filter) = self.filter()? {
+            filters.push(filter);
         }
         Ok(Binding {
             kind,
@@ -400,6 +327,123 @@ impl Parser<'_> {
             filters,
             span: (start, end.max(start)),
         })
+    }
+
+    /// The next filter of a set, if the next word starts one.
+    fn filter(&mut self) -> Result<Option<Filter>, QueryError> {
+        let Some(word) = self.peek_word() else {
+            return Ok(None);
+        };
+        let filter = match word.as_str() {
+            "where" => {
+                self.pos += 1;
+                Filter::Where(self.expr()?)
+            }
+            "since" => Filter::Since(self.date_after_keyword()?),
+            "until" => Filter::Until(self.date_after_keyword()?),
+            "matching" => self.matching()?,
+            "concerning" => {
+                self.pos += 1;
+                Filter::Concerning(self.issue_number("an issue number (#N)")?)
+            }
+            "similar" => self.similar()?,
+            _ => return Ok(None),
+        };
+        Ok(Some(filter))
+    }
+
+    /// `since DATE` / `until DATE`, the keyword not yet taken.
+    fn date_after_keyword(&mut self) -> Result<DateLit, QueryError> {
+        self.pos += 1;
+        let date = match self.peek() {
+            Some(Token {
+                tok: Tok::Word(d) | Tok::Str(d),
+                ..
+            }) => d.clone(),
+            _ => return Err(self.err_here("a date (YYYY-MM-DD)")),
+        };
+        let t = self.toks[self.pos].clone();
+        let Some(at) = parse_date(&date) else {
+            return Err(QueryError::at(
+                self.text,
+                t.start,
+                t.end,
+                format!("`{date}` is not a date (expected YYYY-MM-DD or an RFC 3339 time)"),
+            ));
+        };
+        self.pos += 1;
+        Ok(DateLit { text: date, at })
+    }
+
+    /// `matching "text" [using bm25|vector|hybrid]`, the keyword not yet taken.
+    fn matching(&mut self) -> Result<Filter, QueryError> {
+        self.pos += 1;
+        let text = match self.peek() {
+            Some(Token {
+                tok: Tok::Str(s), ..
+            }) => s.clone(),
+            _ => return Err(self.err_here("the text to search for, in quotes")),
+        };
+        self.pos += 1;
+        let mut ranker = SearchRanker::Bm25;
+        if self.eat_word("using") {
+            let word = self.peek_word();
+            ranker = match word
+                .as_deref()
+                .and_then(|w| SearchRanker::ALL.into_iter().find(|r| r.name() == w))
+            {
+                Some(r) => r,
+                None => match self.peek() {
+                    Some(t) => {
+                        return Err(QueryError::at(
+                            self.text,
+                            t.start,
+                            t.end,
+                            "expected bm25, vector or hybrid after `using`".into(),
+                        ))
+                    }
+                    None => return Err(self.err_here("bm25, vector or hybrid")),
+                },
+            };
+            self.pos += 1;
+        }
+        Ok(Filter::Matching { text, ranker })
+    }
+
+    /// `#N`, or an error saying `expected`.
+    fn issue_number(&mut self, expected: &str) -> Result<u64, QueryError> {
+        match self.peek() {
+            Some(Token {
+                tok: Tok::Hash(n), ..
+            }) => {
+                let n = *n;
+                self.pos += 1;
+                Ok(n)
+            }
+            _ => Err(self.err_here(expected)),
+        }
+    }
+
+    /// `similar to #N` / `similar to "text"`, the keyword not yet taken.
+    fn similar(&mut self) -> Result<Filter, QueryError> {
+        self.pos += 1;
+        if !self.eat_word("to") {
+            return Err(self.err_here("`to` (similar to #N, similar to \"text\")"));
+        }
+        let target = match self.peek() {
+            Some(Token {
+                tok: Tok::Hash(n), ..
+            }) => Pattern::Number(*n),
+            Some(Token {
+                tok: Tok::Str(s), ..
+            }) => Pattern::Text {
+                text: s.clone(),
+                quoted: true,
+            },
+            _ => return Err(self.err_here("an issue (#N) or a text in quotes")),
+        };
+        self.pos += 1;
+        Ok(Filter::Similar(target))
     }
 
     fn expr(&mut self) -> Result<Expr, QueryError> {
@@ -539,34 +583,62 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_token() {
-        let err = parse("issues fixd_by commit").unwrap_err();
+        let err = parse("issues fixd_by commit")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert_eq!((err.start, err.end), (7, 14));
         assert!(
             err.message.contains("did you mean `fixed_by`?"),
             "{}",
             err.message
         );
-        let err = parse("isues").unwrap_err();
+        let err = parse("isues").unwrap_err().diagnostic().unwrap().clone();
         assert!(
             err.message.contains("did you mean `issues`?"),
             "{}",
             err.message
         );
-        let err = parse("issues where state = ").unwrap_err();
+        let err = parse("issues where state = ")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(err.message.contains("ends here"), "{}", err.message);
-        let err = parse("issues limit x").unwrap_err();
+        let err = parse("issues limit x")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(err.message.contains("a number after `limit`"));
-        let err = parse("issues matching oom").unwrap_err();
+        let err = parse("issues matching oom")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(err.message.contains("in quotes"), "{}", err.message);
-        let err = parse("issues matching \"oom\" using magic").unwrap_err();
+        let err = parse("issues matching \"oom\" using magic")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(
             err.message.contains("bm25, vector or hybrid"),
             "{}",
             err.message
         );
-        let err = parse("files concerning 7").unwrap_err();
+        let err = parse("files concerning 7")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(err.message.contains("an issue number"), "{}", err.message);
-        let err = parse("issues similar #3").unwrap_err();
+        let err = parse("issues similar #3")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(err.message.contains("`to`"), "{}", err.message);
         for q in [
             "issues matching \"CUDA out of memory\" order by score desc",
@@ -578,7 +650,11 @@ mod tests {
             let parsed = parse(q).unwrap();
             assert_eq!(parsed.to_string(), q);
         }
-        let err = parse("commits since yesterday").unwrap_err();
+        let err = parse("commits since yesterday")
+            .unwrap_err()
+            .diagnostic()
+            .unwrap()
+            .clone();
         assert!(err.message.contains("not a date"));
     }
 }

@@ -80,24 +80,12 @@ impl Kind {
         }
     }
 
-    /// The fields `where`, `order by`, `count by` and `return` can use.
-    pub fn fields(self) -> &'static [&'static str] {
-        match self {
-            Kind::Issues | Kind::Prs => &[
-                "number", "title", "body", "state", "reason", "author", "label", "created",
-                "updated", "closed", "merged", "comments", "error", "model", "gpu", "cuda",
-                "driver", "python", "torch", "stub", "pr", "score",
-            ],
-            Kind::Commits => &[
-                "sha", "subject", "message", "author", "email", "date", "class", "bot", "merge",
-                "size", "added", "removed", "files", "error", "score",
-            ],
-            Kind::Files => &["path", "name", "ext", "score"],
-            Kind::Symbols | Kind::Functions | Kind::Classes | Kind::Methods => {
-                &["name", "qname", "module", "kind", "path", "line", "score"]
-            }
-            Kind::Authors => &["name", "email", "bot"],
-        }
+    /// The names of the fields `where`, `order by`, `count by` and `return` can use.
+    pub fn field_names(self) -> Vec<&'static str> {
+        super::fields::Field::of_kind(self)
+            .into_iter()
+            .map(|f| f.name())
+            .collect()
     }
 
     /// The field `since` and `until` compare.
@@ -114,8 +102,10 @@ impl Kind {
     }
 }
 
-/// Fields of the edge a step followed, usable in the `where` after the step.
-pub const EDGE_FIELDS: [&str; 3] = ["provenance", "confidence", "evidence"];
+/// Names of the fields of the edge a step followed, usable in the `where` after the step.
+pub fn edge_field_names() -> Vec<&'static str> {
+    super::fields::Field::edges().map(|f| f.name()).collect()
+}
 
 /// A relation as written: a stored relation and the direction it is walked in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

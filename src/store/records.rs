@@ -539,3 +539,12 @@ pub struct SzzBlame {
     /// Lines whose blame fell on an ignored revision and was carried to its parent.
     pub ignored_revs: u32,
 }
+
+/// A line as evidence: trimmed, at most 200 characters.
+pub fn evidence(line: &str) -> String {
+    let line = line.trim();
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
+    }
+}

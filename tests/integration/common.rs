@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use lore::ingest::git::{self, GitIngestOptions, GitIngestReport};
-use lore::ingest::Silent;
+use lore::kb::{IngestOptions, IngestReport, Kb};
+use lore::progress::Silent;
 use lore::store::Store;
 use tempfile::TempDir;
 
@@ -107,11 +108,21 @@ pub fn content_counts(stats: &serde_json::Value) -> serde_json::Value {
     })
 }
 
-/// Ingest history and then code, as `lore ingest` does.
+/// Ingest through [`Kb`] with the stages after history turned on or off.
+pub fn ingest_stages(kb: &Path, repo: &Path, links: bool, index: bool) -> IngestReport {
+    let (kb, _) = Kb::open_or_create(kb).expect("open kb");
+    let options = IngestOptions {
+        links,
+        index,
+        ..IngestOptions::default()
+    };
+    kb.ingest(repo, &options, &Silent).expect("ingest")
+}
+
+/// Ingest history and then code (no links, no indexes).
 pub fn ingest_with_code(kb: &Path, repo: &Path) -> lore::ingest::code::CodeIngestReport {
-    ingest(kb, repo);
-    let store = Store::open(kb).expect("open kb");
-    lore::ingest::code::ingest(&store, repo, &Default::default(), &Silent).expect("code ingest")
+    let report = ingest_stages(kb, repo, false, false);
+    report.code.expect("the code stage ran")
 }
 
 /// Raw object id bytes from 40 hex digits.
@@ -126,9 +137,7 @@ pub fn sha_bytes(hex: &str) -> Vec<u8> {
 /// The fixture repository ingested with history, code and commit links, in a fresh file.
 pub fn fixture_with_links(fixture: &Fixture) -> PathBuf {
     let kb = fixture.kb();
-    ingest_with_code(&kb, &fixture.repo());
-    let store = Store::open(&kb).expect("open kb");
-    lore::ingest::links::after_ingest(&store, &fixture.repo(), true, &Silent).expect("links");
+    ingest_stages(&kb, &fixture.repo(), true, false);
     kb
 }
 

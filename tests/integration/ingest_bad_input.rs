@@ -3,7 +3,7 @@
 use std::fs;
 
 use lore::ingest::git::{self, GitIngestOptions};
-use lore::ingest::Silent;
+use lore::progress::Silent;
 use lore::store::Store;
 
 use crate::common::*;

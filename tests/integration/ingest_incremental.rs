@@ -4,7 +4,7 @@
 use std::fs;
 
 use lore::ingest::git::{self, GitIngestOptions, RefUpdate};
-use lore::ingest::Silent;
+use lore::progress::Silent;
 use lore::store::Store;
 
 use crate::common::*;

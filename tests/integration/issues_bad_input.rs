@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use lore::ingest::issues::{self, Format, ImportOptions, ImportReport, IssueError};
-use lore::ingest::Silent;
+use lore::progress::Silent;
 use lore::store::Store;
 
 use crate::common::{content_counts, fixture_with_links, stats_json, Fixture};

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use lore::ingest::issues::{self, Format, ImportOptions, ImportReport};
-use lore::ingest::Silent;
+use lore::progress::Silent;
 use lore::store::records::{CommitClass, IssueRecord, IssueState};
 use lore::store::{Rel, Store};
 
@@ -385,10 +385,7 @@ fn szz_looks_through_ignored_revisions() {
     git(&["commit", "-q", "-am", "Fix off-by-one in total\n\nFixes #1"]);
 
     let kb = dir.path().join("t.lore");
-    crate::common::ingest_with_code(&kb, &repo);
-    let store = Store::open(&kb).unwrap();
-    lore::ingest::links::after_ingest(&store, &repo, true, &Silent).unwrap();
-    drop(store);
+    crate::common::ingest_stages(&kb, &repo, true, false);
     let lines = link_lines(&kb);
     let blamed: Vec<&String> = lines
         .iter()

@@ -11,6 +11,7 @@ mod ingest_kill;
 mod issues_bad_input;
 mod issues_fixture;
 mod queries;
+mod query_schema;
 mod repl;
 mod search;
 mod store_file;

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use lore::ingest::issues::{self, Format, ImportOptions};
-use lore::ingest::Silent;
-use lore::store::Store;
+use lore::ingest::issues::{Format, ImportOptions};
+use lore::kb::{IngestOptions, Kb};
+use lore::progress::Silent;
 
-use crate::common::{fixture_with_links, fixtures_dir, lore, Fixture};
+use crate::common::{fixtures_dir, lore, Fixture};
 
 /// One block of a `.lq` file.
 struct Case {
@@ -36,11 +36,14 @@ fn parse_lq(text: &str) -> (String, Vec<Case>) {
     (header, cases)
 }
 
-/// The fixture with history, code, links and the GitHub issue dump.
+/// The fixture with history, code, links, the GitHub issue dump and the indexes, built through
+/// [`Kb`] as `lore ingest` and `lore import issues` do.
 pub fn fixture_kb() -> (Fixture, PathBuf) {
     let fixture = Fixture::build();
-    let kb = fixture_with_links(&fixture);
-    let store = Store::open(&kb).unwrap();
+    let path = fixture.kb();
+    let (kb, _) = Kb::open_or_create(&path).unwrap();
+    kb.ingest(&fixture.repo(), &IngestOptions::default(), &Silent)
+        .expect("ingest");
     let dump = fixtures_dir().join("issues");
     let options = ImportOptions {
         format: Format::Github,
@@ -49,10 +52,9 @@ pub fn fixture_kb() -> (Fixture, PathBuf) {
         git: None,
         szz: true,
     };
-    issues::import(&store, &dump.join("github.json"), &options, &Silent).expect("import");
-    let indexes = lore::index::Indexes::open(&store).expect("open indexes");
-    indexes.update(&store, &|_, _, _| {}).expect("index");
-    (fixture, kb)
+    kb.import_issues(&dump.join("github.json"), &options, true, &Silent)
+        .expect("import");
+    (fixture, path)
 }
 
 fn answer(kb: &Path, query: &str) -> Vec<String> {
@@ -128,6 +130,21 @@ fn fixture_queries_give_their_expected_answers() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Every query of the `.lq` files in `dir`.
+pub fn lq_queries(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lq"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| parse_lq(&std::fs::read_to_string(f).unwrap()).1)
+        .map(|case| case.query)
+        .collect()
 }
 
 #[test]

@@ -38,8 +38,11 @@ pub struct BertEmbedder {
     model_id: String,
 }
 
-fn embed_err(dir: &Path, what: &str, e: impl std::fmt::Display) -> IndexError {
-    IndexError::Embed(format!("{}: {what}: {e}", dir.display()))
+fn embed_err(dir: &Path, what: &str, e: impl Into<crate::index::BoxError>) -> IndexError {
+    IndexError::Model {
+        what: format!("{}: {what}", dir.display()),
+        source: e.into(),
+    }
 }
 
 impl BertEmbedder {
@@ -153,8 +156,10 @@ impl Embedder for BertEmbedder {
             return Ok(Vec::new());
         }
         // An empty text would give a sequence of only special tokens; keep it but mark it.
-        self.embed_batch(texts)
-            .map_err(|e| IndexError::Embed(format!("running {}: {e}", self.model_id)))
+        self.embed_batch(texts).map_err(|e| IndexError::Model {
+            what: format!("running {}", self.model_id),
+            source: e.into(),
+        })
     }
 
     fn batch_size(&self) -> usize {

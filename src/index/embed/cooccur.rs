@@ -229,8 +229,10 @@ impl CooccurrenceEmbedder {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<CooccurrenceEmbedder, IndexError> {
-        let params: Params = postcard::from_bytes(bytes)
-            .map_err(|e| IndexError::Embed(format!("stored built-in embedder is corrupt: {e}")))?;
+        let params: Params = postcard::from_bytes(bytes).map_err(|e| IndexError::Corrupt {
+            what: "stored built-in embedder".into(),
+            source: e.into(),
+        })?;
         if params.vectors.len() != params.vocab.len() * params.dim {
             return Err(IndexError::Embed(
                 "stored built-in embedder is corrupt: matrix size does not match".into(),

@@ -10,6 +10,7 @@
 pub mod directory;
 mod tokenizer;
 
+use crate::progress::Progress;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -160,11 +161,7 @@ impl TextIndex {
     }
 
     /// Bring the index up to date with the store.
-    pub fn update(
-        &self,
-        store: &Store,
-        progress: &dyn Fn(&str, u64, u64),
-    ) -> Result<TextUpdate, IndexError> {
+    pub fn update(&self, store: &Store, progress: &dyn Progress) -> Result<TextUpdate, IndexError> {
         let started = std::time::Instant::now();
         let docs = {
             let read = store.read()?;
@@ -175,8 +172,9 @@ impl TextIndex {
         let mut new_prints: Vec<(u64, u64)> = Vec::new();
         let mut present = std::collections::HashSet::with_capacity(docs.len());
         let mut writer: Option<IndexWriter<TantivyDocument>> = None;
-        let total = docs.len() as u64;
-        for (i, doc) in docs.iter().enumerate() {
+        progress.phase("text index", Some(docs.len() as u64));
+        for doc in &docs {
+            progress.advance(1);
             present.insert(doc.node.0);
             let print = doc.fingerprint();
             match known.get(&doc.node.0) {
@@ -194,9 +192,6 @@ impl TextIndex {
             w.delete_term(Term::from_field_u64(self.fields.node, doc.node.0));
             w.add_document(self.tantivy_doc(doc))?;
             new_prints.push((doc.node.0, print));
-            if i % 4096 == 0 {
-                progress("text index", i as u64, total);
-            }
         }
         let gone: Vec<u64> = known
             .keys()
@@ -211,7 +206,7 @@ impl TextIndex {
             w.delete_term(Term::from_field_u64(self.fields.node, node));
         }
         report.removed = gone.len() as u64;
-        progress("text index", total, total);
+        progress.done();
         if let Some(mut w) = writer {
             w.commit()?;
             w.wait_merging_threads()?;

@@ -6,9 +6,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use streaming_iterator::StreamingIterator;
-use tree_sitter::{InputEdit, Node, Parser, Point, Query, QueryCursor, Tree};
+use tree_sitter::{Node, Parser, Query, QueryCursor, Tree};
 
-use super::lang::{blank_cuda, Lang};
+use super::edits::{changes, input_edits, Change};
+use super::symbol_text::{doc, end_line, go_receiver, is_constant_name, signature, symbol_name};
+use crate::code::lang::{blank_cuda, Lang};
 use crate::store::records::{SymbolKind, SymbolRecord};
 
 /// What a parse found.
@@ -236,139 +238,6 @@ impl ParseBase {
     }
 }
 
-/// A changed byte range: `old` in the old text became `new` in the new text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Change {
-    old: std::ops::Range<usize>,
-    new: std::ops::Range<usize>,
-}
-
-/// The changed ranges between `old` and `new`, in order. Differences are found line by line
-/// between the common prefix and suffix; runs of changed lines become one change each.
-fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
-    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let max_suffix = old.len().min(new.len()) - prefix;
-    let suffix = old
-        .iter()
-        .rev()
-        .zip(new.iter().rev())
-        .take(max_suffix)
-        .take_while(|(a, b)| a == b)
-        .count();
-    if prefix == old.len() && prefix == new.len() {
-        return Vec::new();
-    }
-    // Split the differing middle into changed line runs by matching lines exactly, a cheap
-    // approximation of a diff that is always correct: any split yields valid changes.
-    let start = old[..prefix]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let old_mid = &old[start..old.len() - suffix];
-    let new_mid = &new[start..new.len() - suffix];
-    changed_runs(old_mid, new_mid)
-        .into_iter()
-        .map(|(o, n)| Change {
-            old: start + o.start..start + o.end,
-            new: start + n.start..start + n.end,
-        })
-        .collect()
-}
-
-/// Tree edits for `changes`, last first, so each edit's offsets stay valid for the tree as the
-/// edits before it left it.
-fn input_edits(changes: &[Change], old: &[u8], new: &[u8]) -> Vec<InputEdit> {
-    changes
-        .iter()
-        .rev()
-        .map(|c| {
-            let start = point(old, c.old.start);
-            InputEdit {
-                start_byte: c.old.start,
-                old_end_byte: c.old.end,
-                new_end_byte: c.old.start + c.new.len(),
-                start_position: start,
-                old_end_position: point(old, c.old.end),
-                new_end_position: point_after(start, &new[c.new.clone()]),
-            }
-        })
-        .collect()
-}
-
-/// Byte ranges of changed line runs between `old` and `new`: lines present in both at the same
-/// relative position after resynchronising on the next identical line are unchanged.
-fn changed_runs(old: &[u8], new: &[u8]) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
-    let lines = |s: &[u8]| -> Vec<std::ops::Range<usize>> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < s.len() {
-            let end = s[at..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(s.len(), |i| at + i + 1);
-            out.push(at..end);
-            at = end;
-        }
-        out
-    };
-    let (a, b) = (lines(old), lines(new));
-    let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
-    for (j, r) in b.iter().enumerate() {
-        index.entry(&new[r.clone()]).or_default().push(j);
-    }
-    let mut runs = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    let byte_a = |i: usize| a.get(i).map_or(old.len(), |r| r.start);
-    let byte_b = |j: usize| b.get(j).map_or(new.len(), |r| r.start);
-    while i < a.len() && j < b.len() {
-        if old[a[i].clone()] == new[b[j].clone()] {
-            i += 1;
-            j += 1;
-            continue;
-        }
-        // Find the nearest resynchronisation: an old line at or after i equal to a new line at
-        // or after j, preferring the smallest total skip, looking a bounded distance ahead.
-        let mut best: Option<(usize, usize)> = None;
-        for di in 0..64.min(a.len() - i) {
-            if let Some(js) = index.get(&old[a[i + di].clone()]) {
-                if let Some(&nj) = js.get(js.partition_point(|&nj| nj < j)) {
-                    if best.is_none_or(|(bi, bj)| di + (nj - j) < (bi - i) + (bj - j)) {
-                        best = Some((i + di, nj));
-                    }
-                }
-            }
-        }
-        let (ni, nj) = best.unwrap_or((a.len(), b.len()));
-        runs.push((byte_a(i)..byte_a(ni), byte_b(j)..byte_b(nj)));
-        i = ni;
-        j = nj;
-    }
-    if i < a.len() || j < b.len() {
-        runs.push((byte_a(i)..old.len(), byte_b(j)..new.len()));
-    }
-    runs
-}
-
-fn point(text: &[u8], byte: usize) -> Point {
-    let before = &text[..byte];
-    let row = memchr::memchr_iter(b'\n', before).count();
-    let column = before.iter().rev().take_while(|&&b| b != b'\n').count();
-    Point { row, column }
-}
-
-fn point_after(start: Point, inserted: &[u8]) -> Point {
-    match inserted.iter().rposition(|&b| b == b'\n') {
-        None => Point {
-            row: start.row,
-            column: start.column + inserted.len(),
-        },
-        Some(last) => Point {
-            row: start.row + memchr::memchr_iter(b'\n', inserted).count(),
-            column: inserted.len() - last - 1,
-        },
-    }
-}
-
 /// Bytes under ERROR nodes (not counting nested ones twice) and missing nodes.
 fn error_bytes(root: Node<'_>) -> u32 {
     if !root.has_error() {
@@ -396,7 +265,7 @@ struct Def<'t> {
     name: String,
 }
 
-fn text<'s>(node: Node<'_>, source: &'s [u8]) -> std::borrow::Cow<'s, str> {
+pub(super) fn text<'s>(node: Node<'_>, source: &'s [u8]) -> std::borrow::Cow<'s, str> {
     String::from_utf8_lossy(&source[node.start_byte()..node.end_byte()])
 }
 
@@ -413,114 +282,15 @@ fn extract(
 ) -> (Vec<SymbolRecord>, Vec<String>, Units, usize) {
     let mut walker = root.walk();
     let children: Vec<Node<'_>> = root.children(&mut walker).collect();
-    // For each top-level node, the earlier version's unit with the same text, if any.
-    let earlier: Vec<Option<&Unit>> = match previous {
-        None => vec![None; children.len()],
-        Some((units, changes)) => children
-            .iter()
-            .enumerate()
-            .map(|(i, child)| {
-                let gap = if i == 0 {
-                    0
-                } else {
-                    children[i - 1].end_byte()
-                };
-                let (a, b) = (child.start_byte(), child.end_byte());
-                if changes.iter().any(|c| c.new.start <= b && c.new.end >= gap) {
-                    return None;
-                }
-                let shift: isize = changes
-                    .iter()
-                    .take_while(|c| c.new.end < gap)
-                    .map(|c| c.new.len() as isize - c.old.len() as isize)
-                    .sum();
-                let old_start = (a as isize - shift) as u32;
-                units.get(&old_start).filter(|u| {
-                    u.end_byte as isize == b as isize - shift && u.kind == child.kind_id()
-                })
-            })
-            .collect(),
-    };
-    let reused: Vec<bool> = match previous {
-        None => vec![false; children.len()],
-        Some(_) => {
-            let same: Vec<bool> = earlier.iter().map(Option::is_some).collect();
-            (0..children.len())
-                .map(|i| {
-                    if !same[i] {
-                        return false;
-                    }
-                    // The comment and attribute siblings a doc comment is read from.
-                    children[..i]
-                        .iter()
-                        .zip(&same)
-                        .rev()
-                        .take_while(|(c, _)| {
-                            c.kind().contains("comment") || c.kind() == "attribute_item"
-                        })
-                        .all(|(_, same)| *same)
-                })
-                .collect()
-        }
-    };
-
+    let earlier = earlier_units(&children, previous);
+    let reused = reused_units(&children, &earlier, previous.is_some());
     // Query the whole tree, or only the top-level nodes that were not reused.
-    let names = query.capture_names();
-    let mut found: Vec<(Def<'_>, usize)> = Vec::new();
-    let mut imports: Vec<(usize, String)> = Vec::new();
-    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-    if previous.is_none() {
-        ranges.push(0..usize::MAX);
+    let ranges = if previous.is_none() {
+        vec![0..usize::MAX]
     } else {
-        for (child, reused) in children.iter().zip(&reused) {
-            if *reused {
-                continue;
-            }
-            match ranges.last_mut() {
-                Some(last) if last.end == child.start_byte() => last.end = child.end_byte(),
-                _ => ranges.push(child.start_byte()..child.end_byte()),
-            }
-        }
-    }
-    let mut cursor = QueryCursor::new();
-    for range in &ranges {
-        cursor.set_byte_range(range.clone());
-        let mut matches = cursor.matches(query, root, source);
-        while let Some(m) = matches.next() {
-            let mut def: Option<(SymbolKind, Node<'_>)> = None;
-            let mut name: Option<Node<'_>> = None;
-            for capture in m.captures() {
-                let capture_name = names[capture.index as usize];
-                if let Some(kind) = capture_name.strip_prefix("def.") {
-                    def = SymbolKind::from_capture(kind).map(|k| (k, capture.node));
-                } else if capture_name == "name" {
-                    name = Some(capture.node);
-                } else if capture_name == "import" && range.contains(&capture.node.start_byte()) {
-                    imports.push((
-                        capture.node.start_byte(),
-                        text(capture.node, source).trim().to_string(),
-                    ));
-                }
-            }
-            if let (Some((kind, node)), Some(name)) = (def, name) {
-                if !range.contains(&node.start_byte()) {
-                    continue;
-                }
-                let name = symbol_name(lang, kind, name, node, source);
-                if name.is_empty()
-                    || (kind == SymbolKind::Constant
-                        && lang == Lang::Python
-                        && !is_constant_name(&name))
-                {
-                    continue;
-                }
-                let unit = children
-                    .partition_point(|c| c.start_byte() <= node.start_byte())
-                    .saturating_sub(1);
-                found.push((Def { kind, node, name }, unit));
-            }
-        }
-    }
+        query_ranges(&children, &reused)
+    };
+    let (mut found, mut imports) = run_query(lang, query, root, source, &children, &ranges);
 
     // Outer definitions first, so a parent always comes before its children.
     found.sort_by_key(|(d, _)| (d.node.start_byte(), std::cmp::Reverse(d.node.end_byte())));
@@ -565,6 +335,134 @@ fn extract(
     all_imports.dedup();
     let reused_units = reused.iter().filter(|r| **r).count();
     (symbols, all_imports, units, reused_units)
+}
+
+/// For each top-level node, the earlier version's unit with the same text (and the same
+/// whitespace before it), if any.
+fn earlier_units<'u>(
+    children: &[Node<'_>],
+    previous: Option<(&'u Units, &[Change])>,
+) -> Vec<Option<&'u Unit>> {
+    match previous {
+        None => vec![None; children.len()],
+        Some((units, changes)) => children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| {
+                let gap = if i == 0 {
+                    0
+                } else {
+                    children[i - 1].end_byte()
+                };
+                let (a, b) = (child.start_byte(), child.end_byte());
+                if changes.iter().any(|c| c.new.start <= b && c.new.end >= gap) {
+                    return None;
+                }
+                let shift: isize = changes
+                    .iter()
+                    .take_while(|c| c.new.end < gap)
+                    .map(|c| c.new.len() as isize - c.old.len() as isize)
+                    .sum();
+                let old_start = (a as isize - shift) as u32;
+                units.get(&old_start).filter(|u| {
+                    u.end_byte as isize == b as isize - shift && u.kind == child.kind_id()
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Which top-level nodes keep their earlier unit: the same text, and the comment and attribute
+/// siblings a doc comment is read from unchanged too.
+fn reused_units(children: &[Node<'_>], earlier: &[Option<&Unit>], incremental: bool) -> Vec<bool> {
+    if !incremental {
+        return vec![false; children.len()];
+    }
+    let same: Vec<bool> = earlier.iter().map(Option::is_some).collect();
+    (0..children.len())
+        .map(|i| {
+            if !same[i] {
+                return false;
+            }
+            // The comment and attribute siblings a doc comment is read from.
+            children[..i]
+                .iter()
+                .zip(&same)
+                .rev()
+                .take_while(|(c, _)| c.kind().contains("comment") || c.kind() == "attribute_item")
+                .all(|(_, same)| *same)
+        })
+        .collect()
+}
+
+/// The byte ranges of the top-level nodes that were not reused, adjacent ones merged.
+fn query_ranges(children: &[Node<'_>], reused: &[bool]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    for (child, reused) in children.iter().zip(reused) {
+        if *reused {
+            continue;
+        }
+        match ranges.last_mut() {
+            Some(last) if last.end == child.start_byte() => last.end = child.end_byte(),
+            _ => ranges.push(child.start_byte()..child.end_byte()),
+        }
+    }
+    ranges
+}
+
+/// The definitions (with the top-level node each is under) and imports (with their start
+/// byte) the language's query finds in `ranges`.
+fn run_query<'t>(
+    lang: Lang,
+    query: &Query,
+    root: Node<'t>,
+    source: &[u8],
+    children: &[Node<'t>],
+    ranges: &[std::ops::Range<usize>],
+) -> (Vec<(Def<'t>, usize)>, Vec<(usize, String)>) {
+    let names = query.capture_names();
+    let mut found: Vec<(Def<'t>, usize)> = Vec::new();
+    let mut imports: Vec<(usize, String)> = Vec::new();
+    let mut cursor = QueryCursor::new();
+    for range in ranges {
+        cursor.set_byte_range(range.clone());
+        let mut matches = cursor.matches(query, root, source);
+        while let Some(m) = matches.next() {
+            let mut def: Option<(SymbolKind, Node<'_>)> = None;
+            let mut name: Option<Node<'_>> = None;
+            for capture in m.captures() {
+                let capture_name = names[capture.index as usize];
+                if let Some(kind) = capture_name.strip_prefix("def.") {
+                    def = SymbolKind::from_capture(kind).map(|k| (k, capture.node));
+                } else if capture_name == "name" {
+                    name = Some(capture.node);
+                } else if capture_name == "import" && range.contains(&capture.node.start_byte()) {
+                    imports.push((
+                        capture.node.start_byte(),
+                        text(capture.node, source).trim().to_string(),
+                    ));
+                }
+            }
+            if let (Some((kind, node)), Some(name)) = (def, name) {
+                if !range.contains(&node.start_byte()) {
+                    continue;
+                }
+                let name = symbol_name(lang, kind, name, node, source);
+                if name.is_empty()
+                    || (kind == SymbolKind::Constant
+                        && lang == Lang::Python
+                        && !is_constant_name(&name))
+                {
+                    continue;
+                }
+                let unit = children
+                    .partition_point(|c| c.start_byte() <= node.start_byte())
+                    .saturating_sub(1);
+                found.push((Def { kind, node, name }, unit));
+            }
+        }
+    }
+    (found, imports)
 }
 
 /// A reused unit moved to where `child` now starts.
@@ -663,185 +561,11 @@ fn unit_symbols(lang: Lang, defs: Vec<Def<'_>>, source: &[u8]) -> Vec<SymbolReco
     symbols
 }
 
-fn end_line(node: Node<'_>) -> u32 {
-    let (start, end) = (node.start_position(), node.end_position());
-    if end.column == 0 && end.row > start.row {
-        end.row as u32
-    } else {
-        end.row as u32 + 1
-    }
-}
-
-/// The node comments attach to: the definition, or the declaration/export wrapping it.
-fn doc_anchor(def: Node<'_>) -> Node<'_> {
-    let mut anchor = def;
-    while let Some(parent) = anchor.parent() {
-        let wraps = matches!(
-            parent.kind(),
-            "export_statement"
-                | "template_declaration"
-                | "lexical_declaration"
-                | "variable_declaration"
-                | "type_declaration"
-                | "const_declaration"
-        );
-        if wraps && parent.named_child_count() <= 2 {
-            anchor = parent;
-        } else {
-            break;
-        }
-    }
-    anchor
-}
-
-fn is_constant_name(name: &str) -> bool {
-    name.chars().any(|c| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-}
-
-fn symbol_name(
-    lang: Lang,
-    kind: SymbolKind,
-    name: Node<'_>,
-    _def: Node<'_>,
-    source: &[u8],
-) -> String {
-    let raw = text(name, source);
-    let raw = raw.trim();
-    if lang == Lang::Rust && kind == SymbolKind::Impl {
-        // `Scheduler<T>` -> `Scheduler`, `crate::x::Y` -> `Y`
-        let base = raw.split('<').next().unwrap_or(raw).trim();
-        return base.rsplit("::").next().unwrap_or(base).to_string();
-    }
-    raw.to_string()
-}
-
-fn go_receiver(def: Node<'_>, source: &[u8]) -> Option<String> {
-    let receiver = def.child_by_field_name("receiver")?;
-    let raw = text(receiver, source);
-    let inner = raw.trim().trim_start_matches('(').trim_end_matches(')');
-    let ty = inner.split_whitespace().last()?;
-    let ty = ty.trim_start_matches('*');
-    Some(ty.split('[').next().unwrap_or(ty).to_string())
-}
-
-fn signature(lang: Lang, def: Node<'_>, source: &[u8]) -> String {
-    let end = def
-        .child_by_field_name("body")
-        .map(|b| b.start_byte())
-        .unwrap_or_else(|| {
-            let start = def.start_byte();
-            source[start..def.end_byte()]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(def.end_byte(), |i| start + i)
-        });
-    let start = match (lang, def.parent()) {
-        (Lang::Go, Some(p))
-            if matches!(p.kind(), "type_declaration" | "const_declaration")
-                && p.named_child_count() == 1 =>
-        {
-            p.start_byte()
-        }
-        _ => def.start_byte(),
-    };
-    let head = String::from_utf8_lossy(&source[start..end.max(start)]);
-    let mut sig = head.split_whitespace().collect::<Vec<_>>().join(" ");
-    sig = sig.trim_end_matches('{').trim_end().to_string();
-    if lang == Lang::Python {
-        sig = sig.trim_end_matches(':').to_string();
-    }
-    if sig.len() > 300 {
-        let cut = (0..=300)
-            .rev()
-            .find(|&i| sig.is_char_boundary(i))
-            .unwrap_or(0);
-        sig.truncate(cut);
-        sig.push('…');
-    }
-    sig
-}
-
-/// The doc text and the 0-based row where the leading comments start.
-fn doc(lang: Lang, def: Node<'_>, source: &[u8]) -> Option<(String, usize)> {
-    if lang == Lang::Python {
-        return python_docstring(def, source).map(|d| (d, def.start_position().row));
-    }
-    // Comments directly above the definition (or above its export/template wrapper),
-    // skipping attributes such as `#[derive(...)]`.
-    let anchor = doc_anchor(def);
-    let mut lines: Vec<String> = Vec::new();
-    let mut next_row = anchor.start_position().row;
-    let mut sibling = anchor.prev_sibling();
-    while let Some(node) = sibling {
-        let kind = node.kind();
-        if kind == "attribute_item" {
-            next_row = node.start_position().row;
-            sibling = node.prev_sibling();
-            continue;
-        }
-        if !kind.contains("comment") || node.end_position().row + 1 < next_row {
-            break;
-        }
-        let raw = text(node, source);
-        if lang == Lang::Rust && !(raw.starts_with("///") || raw.starts_with("/**")) {
-            break;
-        }
-        lines.push(raw.into_owned());
-        next_row = node.start_position().row;
-        sibling = node.prev_sibling();
-    }
-    if lines.is_empty() {
-        return None;
-    }
-    lines.reverse();
-    let cleaned: Vec<String> = lines
-        .iter()
-        .flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>())
-        .map(|l| {
-            let l = l.trim();
-            let l = l
-                .trim_start_matches("/**")
-                .trim_start_matches("///")
-                .trim_start_matches("//!")
-                .trim_start_matches("//")
-                .trim_start_matches("/*")
-                .trim_end_matches("*/");
-            let l = l.trim_start();
-            l.strip_prefix("* ")
-                .or_else(|| l.strip_prefix('*'))
-                .unwrap_or(l)
-                .trim_end()
-                .to_string()
-        })
-        .collect();
-    let joined = cleaned.join("\n").trim().to_string();
-    (!joined.is_empty()).then_some((joined, next_row))
-}
-
-fn python_docstring(def: Node<'_>, source: &[u8]) -> Option<String> {
-    let body = def.child_by_field_name("body")?;
-    let first = body.named_child(0)?;
-    if first.kind() != "expression_statement" {
-        return None;
-    }
-    let string = first.named_child(0).filter(|n| n.kind() == "string")?;
-    let raw = text(string, source);
-    let raw = raw.trim_start_matches(|c: char| "rRbBuUfF".contains(c));
-    let inner = ["\"\"\"", "'''", "\"", "'"]
-        .iter()
-        .find_map(|q| raw.strip_prefix(q).and_then(|r| r.strip_suffix(q)))?;
-    let lines: Vec<&str> = inner.lines().map(str::trim).collect();
-    let doc = lines.join("\n").trim().to_string();
-    (!doc.is_empty()).then_some(doc)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+    use tree_sitter::Point;
 
     fn fixture(rel: &str) -> Vec<u8> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::extract::{CodeParser, ParseBase, ParseLimits};
 use super::symbols_diff::{changed_symbols, non_blank_lines};
 use crate::ingest::git::linediff::LineCounter;
-use crate::ingest::{IngestError, Progress};
+use crate::ingest::IngestError;
+use crate::progress::Progress;
 use crate::store::records::{
     BlobRecord, BlobStatus, ChangeKind, EdgeDetail, EdgeMeta, Provenance, SymbolRecord, TouchStats,
 };

@@ -5,12 +5,13 @@
 //! signatures and doc comments. Partial trees still give the symbols outside their errors;
 //! files over the limits are skipped and counted ([`Skip`]).
 
+mod edits;
 pub mod extract;
 pub mod imports;
 mod ingest;
-pub mod lang;
+mod symbol_text;
 mod symbols_diff;
 
+pub use crate::code::lang::{self, Lang};
 pub use extract::{CodeParser, ParseLimits, ParsedFile, Skip};
 pub use ingest::{ingest, is_vendored, CodeIngestOptions, CodeIngestReport};
-pub use lang::Lang;

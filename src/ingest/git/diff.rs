@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
-use super::{git_error, linediff, renames};
+use super::{git_error, git_error_in, linediff, renames};
 use crate::ingest::IngestError;
 use crate::store::records::ChangeKind;
 
@@ -192,16 +192,16 @@ impl<'p> Worker<'p> {
         let commit = self.repo.find_commit(id).map_err(|e| git_error(path, e))?;
         let decoded = commit
             .decode()
-            .map_err(|e| git_error(path, format!("commit {id}: {e}")))?;
+            .map_err(|e| git_error_in(path, format!("reading commit {id}"), e))?;
         let author = signature(
             decoded
                 .author()
-                .map_err(|e| git_error(path, format!("commit {id}: {e}")))?,
+                .map_err(|e| git_error_in(path, format!("reading commit {id}"), e))?,
         );
         let committer = signature(
             decoded
                 .committer()
-                .map_err(|e| git_error(path, format!("commit {id}: {e}")))?,
+                .map_err(|e| git_error_in(path, format!("reading commit {id}"), e))?,
         );
         let author_ref = decoded.author().map_err(|e| git_error(path, e))?;
         let resolved = self.pool.mailmap.resolve(author_ref);
@@ -258,81 +258,8 @@ impl<'p> Worker<'p> {
             .iter()
             .map(|c| (load(&self.repo, c.old), load(&self.repo, c.new)))
             .collect();
-
-        let candidate = |i: usize, old_side: bool| {
-            let (side, id) = if old_side {
-                (&sides[i].0, raw[i].old)
-            } else {
-                (&sides[i].1, raw[i].new)
-            };
-            // Submodules take part in exact renames only: their "content" is a commit id.
-            id.map(|(id, submodule)| {
-                (
-                    i,
-                    renames::Candidate {
-                        path: raw[i].path.as_str(),
-                        id,
-                        data: if submodule { None } else { side.data() },
-                    },
-                )
-            })
-        };
-        let (deleted_idx, deleted): (Vec<usize>, Vec<_>) = raw
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.change == ChangeKind::Deleted)
-            .filter_map(|(i, _)| candidate(i, true))
-            .unzip();
-        let (added_idx, added): (Vec<usize>, Vec<_>) = raw
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.change == ChangeKind::Added)
-            .filter_map(|(i, _)| candidate(i, false))
-            .unzip();
-        let mut renamed_from: Vec<Option<usize>> = vec![None; raw.len()];
-        let mut consumed = vec![false; raw.len()];
-        for (d, a) in renames::pair(&deleted, &added) {
-            renamed_from[added_idx[a]] = Some(deleted_idx[d]);
-            consumed[deleted_idx[d]] = true;
-        }
-
-        for (i, change) in raw.iter().enumerate() {
-            if consumed[i] {
-                continue;
-            }
-            let (kind, old_path, old_side, old_id) = match renamed_from[i] {
-                Some(src) => (
-                    ChangeKind::Renamed,
-                    Some(raw[src].path.clone()),
-                    &sides[src].0,
-                    raw[src].old,
-                ),
-                None => (change.change, None, &sides[i].0, change.old),
-            };
-            let same_blob = matches!((old_id, change.new), (Some((a, _)), Some((b, _))) if a == b);
-            let (added, removed, binary) = match linediff::stats(
-                &mut self.lines,
-                old_side.data(),
-                sides[i].1.data(),
-                same_blob,
-            ) {
-                Some(s) => s,
-                None => {
-                    diffed.stats_unknown += 1;
-                    (None, None, false)
-                }
-            };
-            diffed.files.push(FileChange {
-                path: change.path.clone(),
-                old_path,
-                change: kind,
-                added,
-                removed,
-                binary,
-                old_blob: old_id.map(|(id, _)| id),
-                new_blob: change.new.map(|(id, _)| id),
-            });
-        }
+        let renamed_from = pair_renames(&raw, &sides);
+        file_changes(&raw, &sides, &renamed_from, &mut self.lines, &mut diffed);
         Ok(diffed)
     }
 
@@ -368,6 +295,94 @@ impl<'p> Worker<'p> {
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+}
+
+/// For each change, the deleted file it was renamed from (exact or similar content), when it
+/// is an addition that pairs with a deletion.
+fn pair_renames(raw: &[RawChange], sides: &[(Loaded<'_>, Loaded<'_>)]) -> Vec<Option<usize>> {
+    let candidate = |i: usize, old_side: bool| {
+        let (side, id) = if old_side {
+            (&sides[i].0, raw[i].old)
+        } else {
+            (&sides[i].1, raw[i].new)
+        };
+        // Submodules take part in exact renames only: their "content" is a commit id.
+        id.map(|(id, submodule)| {
+            (
+                i,
+                renames::Candidate {
+                    path: raw[i].path.as_str(),
+                    id,
+                    data: if submodule { None } else { side.data() },
+                },
+            )
+        })
+    };
+    let (deleted_idx, deleted): (Vec<usize>, Vec<_>) = raw
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.change == ChangeKind::Deleted)
+        .filter_map(|(i, _)| candidate(i, true))
+        .unzip();
+    let (added_idx, added): (Vec<usize>, Vec<_>) = raw
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.change == ChangeKind::Added)
+        .filter_map(|(i, _)| candidate(i, false))
+        .unzip();
+    let mut renamed_from: Vec<Option<usize>> = vec![None; raw.len()];
+    for (d, a) in renames::pair(&deleted, &added) {
+        renamed_from[added_idx[a]] = Some(deleted_idx[d]);
+    }
+    renamed_from
+}
+
+/// One [`FileChange`] per change with its line stats; deletions consumed by a rename are
+/// left out (the rename carries them).
+fn file_changes(
+    raw: &[RawChange],
+    sides: &[(Loaded<'_>, Loaded<'_>)],
+    renamed_from: &[Option<usize>],
+    lines: &mut linediff::LineCounter,
+    diffed: &mut DiffedCommit,
+) {
+    let mut consumed = vec![false; raw.len()];
+    for &src in renamed_from.iter().flatten() {
+        consumed[src] = true;
+    }
+    for (i, change) in raw.iter().enumerate() {
+        if consumed[i] {
+            continue;
+        }
+        let (kind, old_path, old_side, old_id) = match renamed_from[i] {
+            Some(src) => (
+                ChangeKind::Renamed,
+                Some(raw[src].path.clone()),
+                &sides[src].0,
+                raw[src].old,
+            ),
+            None => (change.change, None, &sides[i].0, change.old),
+        };
+        let same_blob = matches!((old_id, change.new), (Some((a, _)), Some((b, _))) if a == b);
+        let (added, removed, binary) =
+            match linediff::stats(lines, old_side.data(), sides[i].1.data(), same_blob) {
+                Some(s) => s,
+                None => {
+                    diffed.stats_unknown += 1;
+                    (None, None, false)
+                }
+            };
+        diffed.files.push(FileChange {
+            path: change.path.clone(),
+            old_path,
+            change: kind,
+            added,
+            removed,
+            binary,
+            old_blob: old_id.map(|(id, _)| id),
+            new_blob: change.new.map(|(id, _)| id),
+        });
     }
 }
 

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{IngestError, Progress};
+use super::IngestError;
+use crate::progress::Progress;
 use crate::store::Store;
 
 pub use refs::RefTip;
@@ -189,7 +190,7 @@ fn open_repository(path: &Path) -> Result<gix::Repository, IngestError> {
     if let Err(e) = std::fs::metadata(path) {
         return Err(IngestError::Unreadable {
             path: path.into(),
-            detail: e.to_string(),
+            source: e,
         });
     }
     // A delta-base cache as large as git's default (96 MiB): history walks hit the same delta
@@ -207,9 +208,20 @@ fn open_repository(path: &Path) -> Result<gix::Repository, IngestError> {
     Ok(repo)
 }
 
-pub fn git_error(path: &Path, e: impl std::fmt::Display) -> IngestError {
+/// A gix error while reading the repository at `path`.
+pub fn git_error(path: &Path, e: impl Into<super::BoxError>) -> IngestError {
+    git_error_in(path, "reading the repository", e)
+}
+
+/// A gix error while doing `what` in the repository at `path`.
+pub fn git_error_in(
+    path: &Path,
+    what: impl Into<String>,
+    e: impl Into<super::BoxError>,
+) -> IngestError {
     IngestError::Git {
         path: path.into(),
-        detail: e.to_string(),
+        what: what.into(),
+        source: e.into(),
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use gix::ObjectId;
 
 use super::{git_error, RefReport, RefTip, RefUpdate};
-use crate::ingest::{IngestError, Progress};
+use crate::ingest::IngestError;
+use crate::progress::Progress;
 use crate::store::Store;
 
 /// Watermarks of git refs are stored under this prefix.

@@ -3,7 +3,8 @@
 use super::diff::{DiffPool, DiffedCommit, RawSignature};
 use super::walk::{Plan, WATERMARK_PREFIX};
 use super::GitIngestReport;
-use crate::ingest::{IngestError, Progress};
+use crate::ingest::IngestError;
+use crate::progress::Progress;
 use crate::store::records::{
     CommitRecord, EdgeDetail, EdgeMeta, Provenance, Signature, TouchStats, Watermark,
 };

@@ -14,8 +14,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::ingest::links::{self, mentions::CodeIndex, refs::RefParser, LinkReport};
-use crate::ingest::{IngestError, Progress};
+use crate::code::CodeIndex;
+use crate::ingest::links::{self, refs::RefParser, LinkReport};
+use crate::ingest::IngestError;
+use crate::progress::Progress;
 use crate::store::records::{IssueRecord, TextFacets};
 use crate::store::{Store, StoreError};
 

@@ -14,7 +14,6 @@
 //! A number referenced but never imported becomes a stub issue so the link is kept.
 
 pub mod facets;
-pub mod mentions;
 pub mod refs;
 pub mod szz;
 
@@ -25,12 +24,13 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::ingest::{IngestError, Progress};
+use crate::code::CodeIndex;
+use crate::ingest::IngestError;
+use crate::progress::Progress;
 use crate::store::records::{
     CommitFacets, EdgeDetail, EdgeMeta, IssueRecord, Provenance, SzzBlame,
 };
 use crate::store::{NodeId, NodeKind, ReadTx, Rel, Store, StoreError, WriteTx};
-use mentions::CodeIndex;
 use refs::{RefKind, RefParser, RefSkips};
 
 const COMMITS_DONE: &str = "links.commits_done";

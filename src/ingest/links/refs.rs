@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::store::records::evidence;
+
 /// What a reference means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RefKind {
@@ -188,15 +190,6 @@ impl RefParser {
                 }
             }
         }
-    }
-}
-
-/// A line as evidence: trimmed, at most 200 characters.
-pub fn evidence(line: &str) -> String {
-    let line = line.trim();
-    match line.char_indices().nth(200) {
-        Some((at, _)) => format!("{}…", &line[..at]),
-        None => line.to_string(),
     }
 }
 

@@ -314,9 +314,12 @@ pub fn blame_fix(
         let mut carried = 0;
         blamer
             .blame(path, parent, lines, 0, &mut found, &mut carried)
-            .map_err(|detail| IngestError::Git {
-                path: repo.path().to_path_buf(),
-                detail: format!("blame of {path} at {parent}: {detail}"),
+            .map_err(|e| {
+                crate::ingest::git::git_error_in(
+                    repo.path(),
+                    format!("blame of {path} at {parent}"),
+                    e,
+                )
             })?;
         blame.ignored_revs += carried;
     }

@@ -1,5 +1,6 @@
-//! Languages lore parses: detection by extension and shebang, and each language's grammar and
-//! query file (`queries/<language>.scm`, the one place its extraction rules live).
+//! Languages lore knows: detection by extension and shebang, each language's grammar and
+//! query file (`queries/<language>.scm`, the one place its extraction rules live), and how its
+//! module paths are written.
 
 /// A language lore extracts symbols from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

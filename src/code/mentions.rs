@@ -6,8 +6,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::refs::evidence;
-use crate::store::records::{Provenance, SymbolKind};
+use crate::store::records::{evidence, Provenance, SymbolKind};
 use crate::store::{NodeId, ReadTx, StoreError};
 
 /// A file or symbol an issue mentions, with the strongest rule that found it.

@@ -1,0 +1,142 @@
+//! From one version of a file's bytes to the next: the changed byte ranges, as the edits
+//! tree-sitter needs to parse the new version from the old tree.
+
+use std::collections::HashMap;
+
+use tree_sitter::{InputEdit, Point};
+
+/// A changed byte range: `old` in the old text became `new` in the new text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Change {
+    pub(super) old: std::ops::Range<usize>,
+    pub(super) new: std::ops::Range<usize>,
+}
+
+/// The changed ranges between `old` and `new`, in order. Differences are found line by line
+/// between the common prefix and suffix; runs of changed lines become one change each.
+pub(super) fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let max_suffix = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if prefix == old.len() && prefix == new.len() {
+        return Vec::new();
+    }
+    // Split the differing middle into changed line runs by matching lines exactly, a cheap
+    // approximation of a diff that is always correct: any split yields valid changes.
+    let start = old[..prefix]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let old_mid = &old[start..old.len() - suffix];
+    let new_mid = &new[start..new.len() - suffix];
+    changed_runs(old_mid, new_mid)
+        .into_iter()
+        .map(|(o, n)| Change {
+            old: start + o.start..start + o.end,
+            new: start + n.start..start + n.end,
+        })
+        .collect()
+}
+
+/// Tree edits for `changes`, last first, so each edit's offsets stay valid for the tree as the
+/// edits before it left it.
+pub(super) fn input_edits(changes: &[Change], old: &[u8], new: &[u8]) -> Vec<InputEdit> {
+    changes
+        .iter()
+        .rev()
+        .map(|c| {
+            let start = point(old, c.old.start);
+            InputEdit {
+                start_byte: c.old.start,
+                old_end_byte: c.old.end,
+                new_end_byte: c.old.start + c.new.len(),
+                start_position: start,
+                old_end_position: point(old, c.old.end),
+                new_end_position: point_after(start, &new[c.new.clone()]),
+            }
+        })
+        .collect()
+}
+
+/// Byte ranges of changed line runs between `old` and `new`: lines present in both at the same
+/// relative position after resynchronising on the next identical line are unchanged.
+pub(super) fn changed_runs(
+    old: &[u8],
+    new: &[u8],
+) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let lines = |s: &[u8]| -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < s.len() {
+            let end = s[at..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(s.len(), |i| at + i + 1);
+            out.push(at..end);
+            at = end;
+        }
+        out
+    };
+    let (a, b) = (lines(old), lines(new));
+    let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (j, r) in b.iter().enumerate() {
+        index.entry(&new[r.clone()]).or_default().push(j);
+    }
+    let mut runs = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let byte_a = |i: usize| a.get(i).map_or(old.len(), |r| r.start);
+    let byte_b = |j: usize| b.get(j).map_or(new.len(), |r| r.start);
+    while i < a.len() && j < b.len() {
+        if old[a[i].clone()] == new[b[j].clone()] {
+            i += 1;
+            j += 1;
+            continue;
+        }
+        // Find the nearest resynchronisation: an old line at or after i equal to a new line at
+        // or after j, preferring the smallest total skip, looking a bounded distance ahead.
+        let mut best: Option<(usize, usize)> = None;
+        for di in 0..64.min(a.len() - i) {
+            if let Some(js) = index.get(&old[a[i + di].clone()]) {
+                if let Some(&nj) = js.get(js.partition_point(|&nj| nj < j)) {
+                    if best.is_none_or(|(bi, bj)| di + (nj - j) < (bi - i) + (bj - j)) {
+                        best = Some((i + di, nj));
+                    }
+                }
+            }
+        }
+        let (ni, nj) = best.unwrap_or((a.len(), b.len()));
+        runs.push((byte_a(i)..byte_a(ni), byte_b(j)..byte_b(nj)));
+        i = ni;
+        j = nj;
+    }
+    if i < a.len() || j < b.len() {
+        runs.push((byte_a(i)..old.len(), byte_b(j)..new.len()));
+    }
+    runs
+}
+
+pub(super) fn point(text: &[u8], byte: usize) -> Point {
+    let before = &text[..byte];
+    let row = memchr::memchr_iter(b'\n', before).count();
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count();
+    Point { row, column }
+}
+
+pub(super) fn point_after(start: Point, inserted: &[u8]) -> Point {
+    match inserted.iter().rposition(|&b| b == b'\n') {
+        None => Point {
+            row: start.row,
+            column: start.column + inserted.len(),
+        },
+        Some(last) => Point {
+            row: start.row + memchr::memchr_iter(b'\n', inserted).count(),
+            column: inserted.len() - last - 1,
+        },
+    }
+}

@@ -1,0 +1,317 @@
+//! [`Kb`]: one lore file and everything lore does with it. The CLI, the tests, the benchmarks
+//! and the later stages (export, adapt, sync) go through this type rather than calling the
+//! stages in sequence themselves.
+//!
+//! ```no_run
+//! use lore::kb::{IngestOptions, Kb};
+//! use lore::progress::Silent;
+//!
+//! let (kb, _created) = Kb::open_or_create("project.lore".as_ref())?;
+//! kb.ingest("path/to/repo".as_ref(), &IngestOptions::default(), &Silent)?;
+//! let rows = kb.query("issues fixed_by commit touching memory_utils")?;
+//! println!("{} rows", rows.rows.len());
+//! # Ok::<(), lore::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use crate::index::embed::Device;
+use crate::index::locate::{issue_text, Located, Locator, Ranker};
+use crate::index::{IndexError, IndexReport, Indexes};
+use crate::ingest::code::{self, CodeIngestOptions, CodeIngestReport};
+use crate::ingest::git::{self, GitIngestOptions, GitIngestReport};
+use crate::ingest::issues::{self, ImportOptions, ImportReport};
+use crate::ingest::links::{self, LinkReport};
+use crate::progress::Progress;
+use crate::query::{self, QueryError, Rows, RunOptions};
+use crate::store::{ReadTx, Store, StoreError};
+use crate::{Error, Result};
+
+/// One open lore file: the store, and its search indexes opened on first use.
+pub struct Kb {
+    store: Store,
+    device: Device,
+    indexes: OnceLock<Indexes>,
+}
+
+/// What `lore ingest` runs: the git history, then each later stage unless it is turned off.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub git: GitIngestOptions,
+    /// The code stage (tree-sitter symbols); `None` skips it.
+    pub code: Option<CodeIngestOptions>,
+    /// Derive links from commit messages (`fixed_by`, `references`, pull-request merges).
+    pub links: bool,
+    /// Blame what each fix commit changed (SZZ), with `links`; a later run with it blames what
+    /// is missing.
+    pub szz: bool,
+    /// Bring the full-text and vector indexes up to date.
+    pub index: bool,
+    /// The project's GitHub repository (`owner/name`), recorded before the links are derived.
+    pub github_repo: Option<String>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            git: GitIngestOptions::default(),
+            code: Some(CodeIngestOptions::default()),
+            links: true,
+            szz: true,
+            index: true,
+            github_repo: None,
+        }
+    }
+}
+
+/// What one ingest did, stage by stage (`None`: the stage was skipped).
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub git: GitIngestReport,
+    pub code: Option<CodeIngestReport>,
+    pub links: Option<LinkReport>,
+    pub index: Option<IndexReport>,
+}
+
+/// What one issue import did, and the index update after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssueImportReport {
+    #[serde(flatten)]
+    pub import: ImportReport,
+    pub index: Option<IndexReport>,
+}
+
+/// How `locate` ranks.
+#[derive(Debug, Clone, Copy)]
+pub struct LocateOptions {
+    pub ranker: Ranker,
+    pub limit: usize,
+    /// Use everything the file knows now, not only what existed when the issue was opened.
+    pub now: bool,
+}
+
+/// The files and symbols an issue concerns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Location {
+    pub number: u64,
+    pub title: String,
+    /// What the ranking could see: unix seconds, or `None` for everything the file knows.
+    pub as_of: Option<i64>,
+    pub ranker: Ranker,
+    pub files: Vec<Located>,
+}
+
+/// Errors about what the caller asked for (an issue that is not in the file, say).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KbError {
+    #[error("there is no issue #{number} in {}", path.display())]
+    NoSuchIssue { number: u64, path: PathBuf },
+    #[error("#{number} was referenced but never imported, so lore has no text for it")]
+    StubIssue { number: u64 },
+    #[error("--repo `{repo}` is not of the form owner/name")]
+    BadRepoName { repo: String },
+}
+
+impl Kb {
+    /// Open an existing lore file.
+    pub fn open(path: &Path) -> Result<Kb> {
+        Ok(Kb::from_store(Store::open(path)?))
+    }
+
+    /// Create a new, empty lore file (an error if one exists).
+    pub fn create(path: &Path) -> Result<Kb> {
+        Ok(Kb::from_store(Store::create(path)?))
+    }
+
+    /// Open the file, creating it when it does not exist; says whether it was created.
+    pub fn open_or_create(path: &Path) -> Result<(Kb, bool)> {
+        let (store, created) = Store::open_or_create(path)?;
+        Ok((Kb::from_store(store), created))
+    }
+
+    fn from_store(store: Store) -> Kb {
+        Kb {
+            store,
+            device: Device::Cpu,
+            indexes: OnceLock::new(),
+        }
+    }
+
+    /// Run candle embedders on `device` (before the indexes are first used).
+    pub fn with_device(mut self, device: Device) -> Kb {
+        self.device = device;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// The store underneath, for readers that need records directly (`show`, `stats`).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A read transaction: a consistent snapshot of the file.
+    pub fn read(&self) -> Result<ReadTx, StoreError> {
+        self.store.read()
+    }
+
+    /// The full-text and vector indexes, opened on first use.
+    pub fn indexes(&self) -> Result<&Indexes, IndexError> {
+        if let Some(i) = self.indexes.get() {
+            return Ok(i);
+        }
+        let opened = Indexes::open_on(&self.store, self.device)?;
+        Ok(self.indexes.get_or_init(|| opened))
+    }
+
+    /// Ingest a git repository: history, then code, links (with SZZ) and indexes, each unless
+    /// `options` turns it off. Incremental: only what is new is read.
+    pub fn ingest(
+        &self,
+        repo: &Path,
+        options: &IngestOptions,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
+        if let Some(name) = &options.github_repo {
+            check_repo_name(name)?;
+            self.store
+                .write(|tx| tx.set_meta(links::REPO_KEY, name.as_bytes()))?;
+        }
+        let git = git::ingest(&self.store, repo, &options.git, progress)?;
+        let code = match &options.code {
+            Some(o) => Some(code::ingest(&self.store, repo, o, progress)?),
+            None => None,
+        };
+        let links = if options.links {
+            Some(links::after_ingest(
+                &self.store,
+                repo,
+                options.szz,
+                progress,
+            )?)
+        } else {
+            None
+        };
+        let index = if options.index {
+            Some(self.update_indexes(progress)?)
+        } else {
+            None
+        };
+        Ok(IngestReport {
+            git,
+            code,
+            links,
+            index,
+        })
+    }
+
+    /// Import an issue dump and link it; then update the indexes when `index` is set.
+    pub fn import_issues(
+        &self,
+        dump: &Path,
+        options: &ImportOptions,
+        index: bool,
+        progress: &dyn Progress,
+    ) -> Result<IssueImportReport> {
+        if let Some(name) = &options.repo {
+            check_repo_name(name)?;
+        }
+        let import = issues::import(&self.store, dump, options, progress)?;
+        let index = if index {
+            Some(self.update_indexes(progress)?)
+        } else {
+            None
+        };
+        Ok(IssueImportReport { import, index })
+    }
+
+    /// Bring the full-text and vector indexes up to date with the store.
+    pub fn update_indexes(&self, progress: &dyn Progress) -> Result<IndexReport> {
+        let indexes = self.indexes()?;
+        Ok(indexes.update(&self.store, progress)?)
+    }
+
+    /// Run one query on a fresh snapshot.
+    pub fn query(&self, text: &str) -> Result<Rows, QueryError> {
+        self.query_with(text, &mut query::Cache::default(), RunOptions::default())
+    }
+
+    /// Run one query on a fresh snapshot, reusing what earlier queries of a session left in
+    /// `cache` (the REPL and scripts of queries keep one), with `options` (the naive plan for
+    /// comparisons, another row cap). The search indexes are opened for the first query that
+    /// needs them.
+    pub fn query_with(
+        &self,
+        text: &str,
+        cache: &mut query::Cache,
+        options: RunOptions,
+    ) -> Result<Rows, QueryError> {
+        // Mistakes in the query are reported before the file or the indexes are touched.
+        let parsed = query::parser::parse(text)?;
+        let logical = query::bind::bind(text, &parsed)?;
+        let search = if parsed.needs_indexes() {
+            let indexes = self.indexes().map_err(|source| QueryError::Search {
+                at: query::Diagnostic::new(text, (0, text.len()), source.to_string()),
+                source,
+            })?;
+            Some(indexes as &dyn query::SearchProvider)
+        } else {
+            None
+        };
+        let read = self.store.read()?;
+        query::run_bound(&read, search, text, logical, cache, options)
+    }
+
+    /// The files and symbols issue `number` concerns, ranked from what existed when it was
+    /// opened (or from everything, with `options.now`).
+    pub fn locate(&self, number: u64, options: &LocateOptions) -> Result<Location> {
+        let read = self.store.read()?;
+        let id = read
+            .issue_by_number(number)?
+            .ok_or_else(|| KbError::NoSuchIssue {
+                number,
+                path: self.path().to_path_buf(),
+            })?;
+        let issue = read.issue(id)?;
+        if issue.stub {
+            return Err(KbError::StubIssue { number }.into());
+        }
+        let as_of = if options.now { None } else { issue.created_at };
+        let locator = Locator::new(&read, self.indexes()?)?;
+        let files = locator.locate(
+            &issue_text(&issue),
+            as_of.unwrap_or(i64::MAX),
+            Some(id),
+            options.ranker,
+            options.limit,
+        )?;
+        Ok(Location {
+            number,
+            title: issue.title,
+            as_of,
+            ranker: options.ranker,
+            files,
+        })
+    }
+}
+
+fn check_repo_name(repo: &str) -> Result<(), KbError> {
+    if repo.split('/').count() != 2 || repo.starts_with('/') || repo.ends_with('/') {
+        return Err(KbError::BadRepoName {
+            repo: repo.to_string(),
+        });
+    }
+    Ok(())
+}
+
+impl From<KbError> for Error {
+    fn from(e: KbError) -> Error {
+        Error::Kb(e)
+    }
+}

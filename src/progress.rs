@@ -1,0 +1,19 @@
+//! How long-running library work reports what it is doing. Every stage (ingest, index, and the
+//! stages after them) reports through this one trait; the library never draws, the CLI renders
+//! it with progress bars.
+
+/// Receives progress of long-running work. All methods default to doing nothing.
+pub trait Progress: Sync {
+    /// A new phase starts; `total` is the number of steps when known.
+    fn phase(&self, _name: &str, _total: Option<u64>) {}
+    /// `n` more steps of the current phase are done.
+    fn advance(&self, _n: u64) {}
+    /// Something the user should know (a skip, a rewritten ref).
+    fn warn(&self, _message: &str) {}
+    /// The current phase is over.
+    fn done(&self) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct Silent;
+impl Progress for Silent {}
