@@ -256,10 +256,9 @@ impl Kb {
         let parsed = query::parser::parse(text)?;
         let logical = query::bind::bind(text, &parsed)?;
         let search = if parsed.needs_indexes() {
-            let indexes = self.indexes().map_err(|source| QueryError::Search {
-                at: query::Diagnostic::new(text, (0, text.len()), source.to_string()),
-                source,
-            })?;
+            let indexes = self
+                .indexes()
+                .map_err(|source| QueryError::search(text, source))?;
             Some(indexes as &dyn query::SearchProvider)
         } else {
             None

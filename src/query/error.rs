@@ -58,10 +58,10 @@ impl fmt::Display for Diagnostic {
 pub enum QueryError {
     /// The text is not a query: the lexer or the parser stopped at a token.
     #[error("{0}")]
-    Syntax(Diagnostic),
+    Syntax(Box<Diagnostic>),
     /// The query does not fit the schema (a field, relation or set that does not exist there).
     #[error("{0}")]
-    Schema(Diagnostic),
+    Schema(Box<Diagnostic>),
     /// The result would pass the row cap.
     #[error(
         "the query gives more than {cap} rows; narrow it, add `count`, or raise the cap \
@@ -74,9 +74,9 @@ pub enum QueryError {
     /// The search itself failed (an issue that does not exist, an index that cannot be read).
     #[error("{at}")]
     Search {
-        at: Diagnostic,
+        at: Box<Diagnostic>,
         #[source]
-        source: IndexError,
+        source: Box<IndexError>,
     },
     #[error("reading the lore file")]
     Store(#[from] StoreError),
@@ -85,12 +85,20 @@ pub enum QueryError {
 impl QueryError {
     /// A syntax error at a span of `text`.
     pub fn at(text: &str, start: usize, end: usize, message: String) -> QueryError {
-        QueryError::Syntax(Diagnostic::new(text, (start, end), message))
+        QueryError::Syntax(Box::new(Diagnostic::new(text, (start, end), message)))
     }
 
     /// A schema error at a span of `text`.
     pub fn schema(text: &str, span: (usize, usize), message: String) -> QueryError {
-        QueryError::Schema(Diagnostic::new(text, span, message))
+        QueryError::Schema(Box::new(Diagnostic::new(text, span, message)))
+    }
+
+    /// A search that failed on `text` (drawn under the whole query).
+    pub fn search(text: &str, source: IndexError) -> QueryError {
+        QueryError::Search {
+            at: Box::new(Diagnostic::new(text, (0, text.len()), source.to_string())),
+            source: Box::new(source),
+        }
     }
 
     /// The diagnostic, for errors about the query text.

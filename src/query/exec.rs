@@ -63,10 +63,7 @@ impl<'p, 'r> Run<'p, 'r> {
                 .search(spec, &set.node_kinds, read, k, &mut |n| {
                     run.accepts(i, n, None)
                 })
-                .map_err(|source| QueryError::Search {
-                    at: super::Diagnostic::new(text, (0, text.len()), source.to_string()),
-                    source,
-                })?;
+                .map_err(|source| QueryError::search(text, source))?;
             for (n, s) in &found {
                 run.ctx.scores.insert(*n, *s);
             }

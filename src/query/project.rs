@@ -137,7 +137,7 @@ fn order(
         None => m.members[primary]
             .first()
             .and_then(|id| id.kind())
-            .map(|k| natural_order(k)),
+            .map(natural_order),
     };
     let Some((field, desc)) = sort else {
         return Ok(());

@@ -286,7 +286,7 @@ fn extract(
     let reused = reused_units(&children, &earlier, previous.is_some());
     // Query the whole tree, or only the top-level nodes that were not reused.
     let ranges = if previous.is_none() {
-        vec![0..usize::MAX]
+        std::iter::once(0..usize::MAX).collect()
     } else {
         query_ranges(&children, &reused)
     };
@@ -410,6 +410,9 @@ fn query_ranges(children: &[Node<'_>], reused: &[bool]) -> Vec<std::ops::Range<u
     ranges
 }
 
+/// A definition and the index of the top-level node it is under.
+type UnitDef<'t> = (Def<'t>, usize);
+
 /// The definitions (with the top-level node each is under) and imports (with their start
 /// byte) the language's query finds in `ranges`.
 fn run_query<'t>(
@@ -419,7 +422,7 @@ fn run_query<'t>(
     source: &[u8],
     children: &[Node<'t>],
     ranges: &[std::ops::Range<usize>],
-) -> (Vec<(Def<'t>, usize)>, Vec<(usize, String)>) {
+) -> (Vec<UnitDef<'t>>, Vec<(usize, String)>) {
     let names = query.capture_names();
     let mut found: Vec<(Def<'t>, usize)> = Vec::new();
     let mut imports: Vec<(usize, String)> = Vec::new();
