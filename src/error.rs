@@ -1,5 +1,6 @@
 //! The umbrella error: every layer's error converts into [`Error`].
 
+use crate::export::ExportError;
 use crate::index::IndexError;
 use crate::ingest::issues::IssueError;
 use crate::ingest::IngestError;
@@ -21,6 +22,8 @@ pub enum Error {
     Index(#[from] IndexError),
     #[error(transparent)]
     Query(#[from] QueryError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
     #[error(transparent)]
     Kb(KbError),
 }

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
+use crate::export::{self, ExportOptions, ExportReport, Template};
 use crate::index::embed::Device;
 use crate::index::locate::{issue_text, Located, Locator, Ranker};
 use crate::index::{IndexError, IndexReport, Indexes};
@@ -297,6 +298,77 @@ impl Kb {
             ranker: options.ranker,
             files,
         })
+    }
+}
+
+/// What the file records of the last export of a name.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExportRecord {
+    pub query: String,
+    pub template: String,
+    /// The newest input time among everything exported under this name so far.
+    pub watermark: Option<i64>,
+    pub examples: u64,
+}
+
+impl Kb {
+    fn export_key(name: &str) -> String {
+        format!("export.{name}")
+    }
+
+    /// The last export recorded under `name`.
+    pub fn last_export(&self, name: &str) -> Result<Option<ExportRecord>> {
+        let read = self.store.read()?;
+        Ok(read
+            .meta(&Kb::export_key(name))?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Export the rows of `query` as training examples through `template` (see
+    /// [`crate::export`]). With `new_since_last`, only examples newer than the last export of
+    /// the same name; a real export (not a dry run) is recorded in the file.
+    pub fn export(
+        &self,
+        query: &str,
+        template: &Template,
+        options: &ExportOptions,
+        new_since_last: bool,
+        progress: &dyn Progress,
+    ) -> Result<ExportReport> {
+        let rows = self.query(query)?;
+        let mut options = options.clone();
+        let last = self.last_export(&options.name)?;
+        if new_since_last {
+            options.newer_than = last.as_ref().and_then(|r| r.watermark);
+        }
+        let indexes = match options.context {
+            export::Context::Locate { .. } => Some(self.indexes()?),
+            _ => None,
+        };
+        let read = self.store.read()?;
+        let report = export::export(
+            &read,
+            indexes,
+            query,
+            &rows.nodes,
+            template,
+            &options,
+            progress,
+        )?;
+        drop(read);
+        if !options.dry_run {
+            let m = &report.manifest;
+            let record = ExportRecord {
+                query: query.to_string(),
+                template: template.name.clone(),
+                watermark: m.watermark.max(last.and_then(|r| r.watermark)),
+                examples: m.counts.train + m.counts.val,
+            };
+            let bytes = serde_json::to_vec(&record).expect("an export record serializes");
+            self.store
+                .write(|tx| tx.set_meta(&Kb::export_key(&options.name), &bytes))?;
+        }
+        Ok(report)
     }
 }
 

@@ -15,7 +15,9 @@
 //! * [`index`] keeps a full-text index (tantivy) and vectors (HNSW graphs) inside the same file,
 //!   updated incrementally, and ranks files for an issue (`locate`).
 //! * [`query`] parses, binds, plans and runs the query language.
-//! * export and adapt are the stages still to come.
+//! * [`export`] turns the rows of a query into training examples: JSONL, and packed token
+//!   shards for a trainer.
+//! * adapt is the stage still to come.
 //!
 //! [`kb::Kb`] is the entry point that runs the stages: the command line, the tests and the
 //! benchmarks use it. [`progress::Progress`] is how every stage reports long work, and
@@ -26,6 +28,7 @@
 
 pub mod code;
 pub mod error;
+pub mod export;
 pub mod index;
 pub mod ingest;
 pub mod kb;

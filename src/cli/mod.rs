@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions, dispatch, and error reporting.
 
+mod export;
 mod import;
 mod ingest;
 mod progress;
@@ -126,6 +127,17 @@ the time; files touched by fixes of similar earlier issues and by similar earlie
         #[command(subcommand)]
         what: search::EvalWhat,
     },
+    /// Turn the rows of a query into training examples (JSONL, and packed token shards).
+    #[command(after_help = "Examples:
+  lore export --query 'issues fixed_by commit' -t issue_fix -o data/
+  lore export --query 'issues where label = bug' -t issue_fix -o data/ --tokenizer ~/models/qwen --seq-len 4096
+  lore export --query 'commits where merge = false' -t commit_message -o msgs/ --split-date 2024-06-01
+  lore export --query 'issues fixed_by commit' -o data/ --new-since-last --force
+  lore export --query 'functions' -t code_qa -o qa/ --dry-run
+
+Templates take issues (issue_fix, issue_answer, classify_issue), commits (commit_message) or
+symbols (code_qa); --template-file uses your own. docs/export.md has the file format.")]
+    Export(export::ExportArgs),
     /// Propose likely duplicate issues; accept them as `duplicate_of` links.
     #[command(after_help = "Examples:
   lore duplicates
@@ -195,6 +207,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Embed(args)) => search::run_embed(&path, quiet, args),
         Some(Command::Locate(args)) => search::run_locate(&open()?, args),
         Some(Command::Eval { what }) => search::run_eval(&open()?, quiet, what),
+        Some(Command::Export(args)) => export::run(&open()?, quiet, args),
         Some(Command::Duplicates(args)) => search::run_duplicates(&open()?, quiet, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -57,6 +57,9 @@ pub struct Rows {
     pub elapsed_ms: f64,
     /// The set the plan anchored at.
     pub anchor: usize,
+    /// The node of the first returned set behind each row (empty for `count` and `explain`),
+    /// for stages that read more of each result than its columns (export).
+    pub nodes: Vec<crate::store::NodeId>,
 }
 
 /// How to run a query.

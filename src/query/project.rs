@@ -22,6 +22,10 @@ pub fn rows(plan: &PhysicalPlan, run: &mut Run<'_, '_>, cap: usize) -> Result<Ro
     let q = &plan.query;
     let mut tuples = tuples(&q.returned, &matches, cap)?;
     order(plan, &mut run.ctx, &matches, &mut tuples)?;
+    let mut nodes: Vec<NodeId> = match &q.output {
+        Output::Rows(_) => tuples.iter().map(|t| t[0]).collect(),
+        Output::Count | Output::CountBy(_) => Vec::new(),
+    };
     let (columns, mut rows) = match &q.output {
         Output::Count => (
             vec!["count".to_string()],
@@ -32,12 +36,14 @@ pub fn rows(plan: &PhysicalPlan, run: &mut Run<'_, '_>, cap: usize) -> Result<Ro
     };
     if let Some(limit) = q.limit {
         rows.truncate(limit);
+        nodes.truncate(limit);
     }
     Ok(Rows {
         columns,
         rows,
         elapsed_ms: 0.0,
         anchor: plan.anchor,
+        nodes,
     })
 }
 
@@ -70,6 +76,7 @@ fn explain(plan: &PhysicalPlan, matches: &Matches) -> Rows {
         rows,
         elapsed_ms: 0.0,
         anchor: plan.anchor,
+        nodes: Vec::new(),
     }
 }
 

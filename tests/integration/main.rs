@@ -4,6 +4,7 @@ mod bert;
 mod code_fixture;
 mod code_symbols;
 mod common;
+mod export;
 mod ingest_bad_input;
 mod ingest_fixture;
 mod ingest_incremental;
