@@ -71,9 +71,9 @@ pub struct ExportArgs {
     /// Seed of the training order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Also write swebench.jsonl (SWE-bench's field names; issue_fix only).
-    #[arg(long)]
-    swebench: bool,
+    /// jsonl, or swebench: also write swebench.jsonl with SWE-bench's field names (issue_fix).
+    #[arg(long, default_value = "jsonl")]
+    format: String,
     /// Print the manifest as JSON.
     #[arg(long)]
     json: bool,
@@ -104,9 +104,14 @@ pub fn run(kb: &Kb, quiet: bool, args: ExportArgs) -> anyhow::Result<()> {
             args.seq_len
         );
     }
-    if args.swebench && template.name != "issue_fix" {
-        bail!("--swebench needs the issue_fix template");
-    }
+    let swebench = match args.format.as_str() {
+        "jsonl" => false,
+        "swebench" if template.builder == lore::export::templates::Builder::IssueFix => true,
+        "swebench" => {
+            bail!("--format swebench needs a template over issues with fixes (issue_fix)")
+        }
+        other => bail!("--format `{other}`: expected jsonl or swebench"),
+    };
     let options = ExportOptions {
         name: args.name.clone().unwrap_or_else(|| template.name.clone()),
         out: args.out.clone(),
@@ -119,7 +124,7 @@ pub fn run(kb: &Kb, quiet: bool, args: ExportArgs) -> anyhow::Result<()> {
         newer_than: None,
         dry_run: args.dry_run,
         seed: args.seed,
-        swebench: args.swebench,
+        swebench,
     };
     let bar = Bar::new(quiet || args.json);
     let report = kb.export(&args.query, &template, &options, args.new_since_last, &bar)?;

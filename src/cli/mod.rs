@@ -132,7 +132,7 @@ the time; files touched by fixes of similar earlier issues and by similar earlie
   lore export --query 'issues fixed_by commit' -t issue_fix -o data/
   lore export --query 'issues where label = bug' -t issue_fix -o data/ --tokenizer ~/models/qwen --seq-len 4096
   lore export --query 'commits where merge = false' -t commit_message -o msgs/ --split-date 2024-06-01
-  lore export --query 'issues fixed_by commit' -o data/ --new-since-last --force
+  lore export --query 'issues fixed_by commit' -o data/ --new-since-last --force --format swebench
   lore export --query 'functions' -t code_qa -o qa/ --dry-run
 
 Templates take issues (issue_fix, issue_answer, classify_issue), commits (commit_message) or

@@ -586,3 +586,59 @@ fn bad_input_is_refused_and_writes_nothing() {
     assert_eq!(t.truncated + t.dropped, 6, "{t:?}");
     assert!(t.dropped >= 1, "{t:?}");
 }
+
+#[test]
+fn locate_context_and_swebench_records() {
+    let (_fixture, path) = fixture_kb();
+    let kb = Kb::open(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&dir.path().join("out"));
+    opts.context = Context::parse("locate", 1536).unwrap();
+    opts.swebench = true;
+    let template = Template::built_in("issue_fix").unwrap();
+    kb.export("issues", &template, &opts, false, &Silent)
+        .unwrap();
+    let all = examples(&dir.path().join("out"));
+    assert_eq!(all.len(), 6);
+    // The ranking found code for the issues, shown as it stood at the fix's parent.
+    let with_code = all
+        .iter()
+        .filter(|e| e["prompt"].as_str().unwrap().contains("\nCode:\n"))
+        .count();
+    assert!(with_code >= 4, "{with_code} of 6 prompts show located code");
+    let records = read_jsonl(&dir.path().join("out/swebench.jsonl"));
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        for key in [
+            "instance_id",
+            "repo",
+            "base_commit",
+            "problem_statement",
+            "hints_text",
+            "created_at",
+            "patch",
+            "test_patch",
+        ] {
+            assert!(r.get(key).is_some(), "{key} missing: {r}");
+        }
+        assert!(r["instance_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("minillm__minillm-"));
+        assert_eq!(r["base_commit"].as_str().unwrap().len(), 40);
+        assert!(r["patch"].as_str().unwrap().starts_with("diff --git a/"));
+    }
+    // The double-free fix came with a test: it is the test patch, not the patch.
+    let seven = records
+        .iter()
+        .find(|r| r["instance_id"] == "minillm__minillm-7")
+        .unwrap();
+    assert!(
+        seven["test_patch"].as_str().unwrap().contains("test_"),
+        "{seven}"
+    );
+    assert!(
+        !seven["patch"].as_str().unwrap().contains("tests/"),
+        "{seven}"
+    );
+}
