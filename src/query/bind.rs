@@ -257,9 +257,21 @@ fn bind_set(
             }
             Filter::Since(d) => set.dates.push(DateBound::Since(d.at)),
             Filter::Until(d) => set.dates.push(DateBound::Until(d.at)),
-            Filter::Matching { .. } | Filter::Similar(_) | Filter::Concerning(_) => {
-                let search = bind_search(text, f, &set)?;
-                set.search = Some(search);
+            Filter::Matching {
+                text: words,
+                ranker,
+            } => {
+                let search = Search::Matching {
+                    text: words.clone(),
+                    ranker: *ranker,
+                };
+                set.search = Some(bind_search(text, search, &set)?);
+            }
+            Filter::Similar(p) => {
+                set.search = Some(bind_search(text, Search::Similar(p.clone()), &set)?)
+            }
+            Filter::Concerning(n) => {
+                set.search = Some(bind_search(text, Search::Concerning(*n), &set)?)
             }
         }
     }
@@ -267,13 +279,10 @@ fn bind_set(
     Ok(set)
 }
 
-fn bind_search(text: &str, f: &Filter, set: &SetSpec) -> Result<Search, QueryError> {
-    let (search, searchable, word): (Search, &[NodeKind], &str) = match f {
-        Filter::Matching { text, ranker } => (
-            Search::Matching {
-                text: text.clone(),
-                ranker: *ranker,
-            },
+/// `search` if the set can be searched that way and has no other search.
+fn bind_search(text: &str, search: Search, set: &SetSpec) -> Result<Search, QueryError> {
+    let (searchable, word): (&[NodeKind], &str) = match &search {
+        Search::Matching { .. } => (
             &[
                 NodeKind::Issue,
                 NodeKind::Commit,
@@ -282,19 +291,14 @@ fn bind_search(text: &str, f: &Filter, set: &SetSpec) -> Result<Search, QueryErr
             ],
             "`matching` applies to issues, prs, commits, symbols and files",
         ),
-        Filter::Similar(p) => (
-            Search::Similar(p.clone()),
+        Search::Similar(_) => (
             &[NodeKind::Issue, NodeKind::Commit, NodeKind::Symbol],
             "`similar to` applies to issues, prs, commits and symbols",
         ),
-        Filter::Concerning(n) => (
-            Search::Concerning(*n),
+        Search::Concerning(_) => (
             &[NodeKind::File, NodeKind::Symbol],
             "`concerning #N` applies to files and symbols",
         ),
-        Filter::Where(_) | Filter::Since(_) | Filter::Until(_) => {
-            unreachable!("only searches are bound here")
-        }
     };
     if !set.node_kinds.iter().any(|k| searchable.contains(k)) {
         return Err(QueryError::schema(text, set.span, word.to_string()));

@@ -197,6 +197,8 @@ fn issue_value(i: &IssueRecord, f: IssueField) -> Val {
         IssueField::Number => Val::Num(i.number as f64),
         IssueField::Title => Val::Text(i.title.clone()),
         IssueField::Body => Val::Text(i.body.clone()),
+        // A stub was only referenced: nobody told lore its state.
+        IssueField::State if i.stub => Val::Text("unknown".into()),
         IssueField::State => Val::Text(i.state.name().into()),
         IssueField::Reason => text(&i.state_reason),
         IssueField::Author => text(&i.author),
