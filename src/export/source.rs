@@ -12,7 +12,7 @@ use crate::store::{NodeId, ReadTx, Rel};
 
 /// An open repository to read blobs from.
 pub struct GitSource {
-    repo: gix::ThreadSafeRepository,
+    repo: gix::Repository,
     path: PathBuf,
 }
 
@@ -37,12 +37,14 @@ pub struct FileDiff {
 impl GitSource {
     /// The repository at `path`.
     pub fn open(path: &Path) -> Result<GitSource, ExportError> {
-        let repo = gix::open(path).map_err(|e| ExportError::Repository {
+        let mut repo = gix::open(path).map_err(|e| ExportError::Repository {
             path: path.to_path_buf(),
             source: Box::new(e),
         })?;
+        // The same blobs are read again and again (a file's parent and new versions).
+        repo.object_cache_size_if_unset(32 * 1024 * 1024);
         Ok(GitSource {
-            repo: repo.into_sync(),
+            repo,
             path: path.to_path_buf(),
         })
     }
@@ -62,8 +64,7 @@ impl GitSource {
     /// The text of a blob, or `None` when it is missing or binary.
     pub fn text(&self, sha: &[u8]) -> Option<String> {
         let id = ObjectId::try_from(sha).ok()?;
-        let repo = self.repo.to_thread_local();
-        let object = repo.try_find_object(id).ok()??;
+        let object = self.repo.try_find_object(id).ok()??;
         let data = &object.data;
         if data.iter().take(8000).any(|&b| b == 0) {
             return None;
@@ -75,8 +76,7 @@ impl GitSource {
     /// binary.
     pub fn file_at(&self, commit: &[u8], path: &str) -> Option<String> {
         let id = ObjectId::try_from(commit).ok()?;
-        let repo = self.repo.to_thread_local();
-        let tree = repo.find_object(id).ok()?.peel_to_tree().ok()?;
+        let tree = self.repo.find_object(id).ok()?.peel_to_tree().ok()?;
         let entry = tree.lookup_entry_by_path(path).ok()??;
         self.text(entry.object_id().as_bytes())
     }
