@@ -8,6 +8,7 @@
 //! cargo bench --bench export                                  # the fixture
 //! LORE_BENCH_KB=peft.lore cargo bench --bench export          # a real repository
 //! LORE_BENCH_QUERY='issues fixed_by commit' LORE_BENCH_TOKENIZER=dir cargo bench --bench export
+//! LORE_BENCH_KB=cargo.lore LORE_BENCH_QUERY=commits LORE_BENCH_TEMPLATE=commit_message cargo bench --bench export
 //! ```
 //!
 //! Without `LORE_BENCH_TOKENIZER` a byte-level BPE tokenizer (32,000 tokens) is trained on the
@@ -93,8 +94,9 @@ fn main() {
         None => fixture_kb(tmp.path()),
     };
     let query = std::env::var("LORE_BENCH_QUERY").unwrap_or_else(|_| "issues".into());
+    let template_name = std::env::var("LORE_BENCH_TEMPLATE").unwrap_or_else(|_| "issue_fix".into());
     let kb = Kb::open(&kb_path).unwrap();
-    let template = Template::built_in("issue_fix").unwrap();
+    let template = Template::built_in(&template_name).unwrap();
     let out = tmp.path().join("export");
     let options = ExportOptions {
         name: "bench".into(),
@@ -125,7 +127,7 @@ fn main() {
     let n = m.counts.train + m.counts.val;
     println!("lore file: {}", kb_path.display());
     println!(
-        "export `{query}` (issue_fix, oracle context): {} rows -> {n} examples in {:.3} s = {:.0} examples/s (best of 3)",
+        "export `{query}` ({template_name}, oracle context): {} rows -> {n} examples in {:.3} s = {:.0} examples/s (best of 3)",
         m.counts.rows,
         best,
         n as f64 / best
