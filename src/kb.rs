@@ -341,9 +341,12 @@ impl Kb {
         if new_since_last {
             options.newer_than = last.as_ref().and_then(|r| r.watermark);
         }
-        let indexes = match options.context {
-            export::Context::Locate { .. } => Some(self.indexes()?),
-            _ => None,
+        let needs_indexes = matches!(options.context, export::Context::Locate { .. })
+            || template.builder == export::templates::Builder::Duplicate;
+        let indexes = if needs_indexes {
+            Some(self.indexes()?)
+        } else {
+            None
         };
         let read = self.store.read()?;
         let report = export::export(

@@ -15,7 +15,8 @@ pub struct ExportArgs {
     /// The query whose rows become examples (its first set, or the set `return` names).
     #[arg(long)]
     query: String,
-    /// A built-in template: issue_fix, issue_answer, commit_message, classify_issue, code_qa.
+    /// A built-in template: issue_fix, issue_answer, commit_message, classify_issue, code_qa,
+    /// duplicate.
     #[arg(
         long,
         short,

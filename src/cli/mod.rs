@@ -135,8 +135,8 @@ the time; files touched by fixes of similar earlier issues and by similar earlie
   lore export --query 'issues fixed_by commit' -o data/ --new-since-last --force --format swebench
   lore export --query 'functions' -t code_qa -o qa/ --dry-run
 
-Templates take issues (issue_fix, issue_answer, classify_issue), commits (commit_message) or
-symbols (code_qa); --template-file uses your own. docs/export.md has the file format.")]
+Templates take issues (issue_fix, issue_answer, classify_issue, duplicate), commits
+(commit_message) or symbols (code_qa); --template-file uses your own. docs/export.md has the file format.")]
     Export(export::ExportArgs),
     /// Propose likely duplicate issues; accept them as `duplicate_of` links.
     #[command(after_help = "Examples:

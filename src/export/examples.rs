@@ -53,18 +53,106 @@ struct Fix {
 }
 
 impl Drafter<'_> {
+    /// The drafts of one node: one example, or (for `duplicate`) one per pair.
     pub fn draft(
         &self,
         builder: Builder,
         node: NodeId,
-    ) -> Result<Result<Draft, Skip>, ExportError> {
-        match builder {
-            Builder::IssueFix => self.issue_fix(node),
-            Builder::IssueAnswer => self.issue_answer(node),
-            Builder::ClassifyIssue => self.classify_issue(node),
-            Builder::CommitMessage => self.commit_message(node),
-            Builder::CodeQa => self.code_qa(node),
+    ) -> Result<Result<Vec<Draft>, Skip>, ExportError> {
+        let one = match builder {
+            Builder::IssueFix => self.issue_fix(node)?,
+            Builder::IssueAnswer => self.issue_answer(node)?,
+            Builder::ClassifyIssue => self.classify_issue(node)?,
+            Builder::CommitMessage => self.commit_message(node)?,
+            Builder::CodeQa => self.code_qa(node)?,
+            Builder::Duplicate => return self.duplicate_pairs(node),
+        };
+        Ok(one.map(|d| vec![d]))
+    }
+
+    /// An issue with each issue it duplicates ("yes"), and as many hard negatives ("no"): the
+    /// nearest issues by vector that were opened before it and are not in its duplicate group.
+    fn duplicate_pairs(&self, node: NodeId) -> Result<Result<Vec<Draft>, Skip>, ExportError> {
+        let (issue, created) = match self.open_issue(node)? {
+            Ok(v) => v,
+            Err(skip) => return Ok(Err(skip)),
+        };
+        let mut originals = Vec::new();
+        for d in self.read.targets_of(node, Rel::DuplicateOf)? {
+            let other = self.read.issue(d)?;
+            if !other.stub {
+                originals.push(other);
+            }
         }
+        if originals.is_empty() {
+            return Ok(Err("issue marked a duplicate of no imported issue"));
+        }
+        let indexes = self.indexes.ok_or(ExportError::DuplicateNeedsIndexes)?;
+        let group = self.group_members(node)?;
+        let Some(vector) = indexes.vector_of(node)? else {
+            return Ok(Err("issue without a vector (run `lore index`)"));
+        };
+        let read = self.read;
+        let mut accept = |n: NodeId| {
+            !group.contains(&n)
+                && read
+                    .issue(n)
+                    .is_ok_and(|i| !i.stub && i.created_at.is_some_and(|t| t < created))
+        };
+        let near = indexes.nearest(NodeKind::Issue, &vector, originals.len(), &mut accept)?;
+        let mut pairs: Vec<(IssueRecord, bool)> =
+            originals.into_iter().map(|o| (o, true)).collect();
+        for (n, _) in near {
+            pairs.push((self.read.issue(n)?, false));
+        }
+        let group_name = self.group_of(node, issue.number)?;
+        let quality = Quality::measure(
+            &issue.body,
+            true,
+            self.issue_author_is_bot(&issue),
+            None,
+            1.0,
+        );
+        let drafts = pairs
+            .into_iter()
+            .map(|(other, duplicate)| Draft {
+                id: format!("pair:#{}:#{}", issue.number, other.number),
+                created_at: created,
+                sources: BTreeSet::from([
+                    format!("issue#{}", issue.number),
+                    format!("issue#{}", other.number),
+                ]),
+                group: group_name.clone(),
+                context: json!({
+                    "repo": self.repo,
+                    "issue": self.issue_json(&issue),
+                    "other": self.issue_json(&other),
+                    "duplicate": duplicate,
+                }),
+                quality,
+                swebench: None,
+            })
+            .collect();
+        Ok(Ok(drafts))
+    }
+
+    /// The issue and every issue linked to it by `duplicate_of`, either way, transitively.
+    fn group_members(&self, node: NodeId) -> Result<BTreeSet<NodeId>, ExportError> {
+        let mut seen = BTreeSet::from([node]);
+        let mut todo = vec![node];
+        while let Some(n) = todo.pop() {
+            let linked = self
+                .read
+                .targets_of(n, Rel::DuplicateOf)?
+                .into_iter()
+                .chain(self.read.sources_of(n, Rel::DuplicateOf)?);
+            for m in linked {
+                if seen.insert(m) {
+                    todo.push(m);
+                }
+            }
+        }
+        Ok(seen)
     }
 
     /// The commits that fixed `issue` (directly, or as the merge of a fixing pull request),
@@ -260,20 +348,8 @@ impl Drafter<'_> {
     /// The smallest issue number among the issue and its duplicates (both directions).
     fn group_of(&self, node: NodeId, number: u64) -> Result<String, ExportError> {
         let mut least = number;
-        let mut seen = BTreeSet::from([node]);
-        let mut todo = vec![node];
-        while let Some(n) = todo.pop() {
-            let linked = self
-                .read
-                .targets_of(n, Rel::DuplicateOf)?
-                .into_iter()
-                .chain(self.read.sources_of(n, Rel::DuplicateOf)?);
-            for m in linked {
-                if seen.insert(m) {
-                    least = least.min(self.read.issue(m)?.number);
-                    todo.push(m);
-                }
-            }
+        for m in self.group_members(node)? {
+            least = least.min(self.read.issue(m)?.number);
         }
         Ok(format!("issue#{least}"))
     }

@@ -80,6 +80,8 @@ pub enum ExportError {
     },
     #[error("--context locate needs the search indexes")]
     LocateNeedsIndexes,
+    #[error("the duplicate template needs the vector index (run `lore index`)")]
+    DuplicateNeedsIndexes,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -323,24 +325,26 @@ fn draft_and_select(
     let mut rendered = Vec::new();
     for &node in nodes {
         progress.advance(1);
-        let draft = match drafter.draft(template.builder, node)? {
+        let drafts = match drafter.draft(template.builder, node)? {
             Ok(d) => d,
             Err(skip) => {
                 *counts.skipped.entry(skip.to_string()).or_default() += 1;
                 continue;
             }
         };
-        counts.drafted += 1;
-        if options.newer_than.is_some_and(|t| draft.created_at <= t) {
-            counts.not_new += 1;
-            continue;
+        for draft in drafts {
+            counts.drafted += 1;
+            if options.newer_than.is_some_and(|t| draft.created_at <= t) {
+                counts.not_new += 1;
+                continue;
+            }
+            if draft.quality.score() < options.min_quality {
+                counts.below_quality += 1;
+                continue;
+            }
+            let r = template.render(&draft.context)?;
+            rendered.push((draft, r));
         }
-        if draft.quality.score() < options.min_quality {
-            counts.below_quality += 1;
-            continue;
-        }
-        let r = template.render(&draft.context)?;
-        rendered.push((draft, r));
     }
     progress.done();
     // Oldest first, so dedupe keeps the earliest of near-identical examples.

@@ -29,7 +29,7 @@ impl Takes {
 }
 
 /// The built-in templates: name and source.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub const BUILT_IN: [(&str, &str); 6] = [
     ("issue_fix", include_str!("templates/issue_fix.j2")),
     ("issue_answer", include_str!("templates/issue_answer.j2")),
     (
@@ -41,6 +41,7 @@ pub const BUILT_IN: [(&str, &str); 5] = [
         include_str!("templates/classify_issue.j2"),
     ),
     ("code_qa", include_str!("templates/code_qa.j2")),
+    ("duplicate", include_str!("templates/duplicate.j2")),
 ];
 
 /// How examples are built for a template: the built-ins each have their own context; a user
@@ -53,6 +54,8 @@ pub enum Builder {
     CommitMessage,
     ClassifyIssue,
     CodeQa,
+    /// Pairs of issues: duplicates, and hard negatives (needs the vector index).
+    Duplicate,
 }
 
 /// A loaded template.
@@ -134,6 +137,7 @@ impl Template {
         let builder = match (name, takes) {
             ("issue_answer", Takes::Issues) => Builder::IssueAnswer,
             ("classify_issue", Takes::Issues) => Builder::ClassifyIssue,
+            ("duplicate", Takes::Issues) => Builder::Duplicate,
             (_, Takes::Issues) => Builder::IssueFix,
             (_, Takes::Commits) => Builder::CommitMessage,
             (_, Takes::Symbols) => Builder::CodeQa,
@@ -207,6 +211,7 @@ mod tests {
                 ("commit_message".into(), Takes::Commits),
                 ("classify_issue".into(), Takes::Issues),
                 ("code_qa".into(), Takes::Symbols),
+                ("duplicate".into(), Takes::Issues),
             ]
         );
     }

@@ -61,6 +61,8 @@ fn each_template_gives_its_exact_examples_and_golden_text() {
         ("classify_issue", "issues", 12, "issue#7"),
         ("commit_message", "commits", 29, ""),
         ("code_qa", "functions", 25, ""),
+        // #22 duplicates #7 ("yes"); its nearest earlier issue outside that group, "no".
+        ("duplicate", "issues", 2, "pair:#22:#7"),
     ];
     let bless = std::env::var_os("LORE_BLESS").is_some();
     let mut failures = Vec::new();
@@ -640,5 +642,41 @@ fn locate_context_and_swebench_records() {
     assert!(
         !seven["patch"].as_str().unwrap().contains("tests/"),
         "{seven}"
+    );
+}
+
+#[test]
+fn duplicate_pairs_have_an_earlier_hard_negative_outside_the_group() {
+    let (_fixture, path) = fixture_kb();
+    let kb = Kb::open(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dup");
+    let template = Template::built_in("duplicate").unwrap();
+    kb.export("issues", &template, &options(&out), false, &Silent)
+        .unwrap();
+    let read = kb.read().unwrap();
+    let created = |n: u64| {
+        let id = read.issue_by_number(n).unwrap().unwrap();
+        read.issue(id).unwrap().created_at.unwrap()
+    };
+    let mut answers: Vec<(String, String)> = examples(&out)
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["completion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(answers.len(), 2);
+    let (negative, no) = &answers[0];
+    assert_eq!(no, "no");
+    assert_eq!(answers[1], ("pair:#22:#7".to_string(), "yes".to_string()));
+    let other: u64 = negative.rsplit('#').next().unwrap().parse().unwrap();
+    assert!(other != 7 && other != 22);
+    assert!(
+        created(other) < created(22),
+        "the negative was opened before #22"
     );
 }
