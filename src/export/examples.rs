@@ -106,13 +106,7 @@ impl Drafter<'_> {
             pairs.push((self.read.issue(n)?, false));
         }
         let group_name = self.group_of(node, issue.number)?;
-        let quality = Quality::measure(
-            &issue.body,
-            true,
-            self.issue_author_is_bot(&issue),
-            None,
-            1.0,
-        );
+        let quality = self.issue_quality(&issue);
         let drafts = pairs
             .into_iter()
             .map(|(other, duplicate)| Draft {
@@ -354,6 +348,17 @@ impl Drafter<'_> {
         Ok(format!("issue#{least}"))
     }
 
+    /// The quality of an example made from an issue alone (no change, no link to doubt).
+    fn issue_quality(&self, issue: &IssueRecord) -> Quality {
+        Quality::measure(
+            &issue.body,
+            true,
+            self.issue_author_is_bot(issue),
+            None,
+            1.0,
+        )
+    }
+
     fn issue_author_is_bot(&self, issue: &IssueRecord) -> bool {
         issue
             .author
@@ -442,13 +447,7 @@ impl Drafter<'_> {
             }
         }
         let component = most_common(&dirs);
-        let quality = Quality::measure(
-            &issue.body,
-            true,
-            self.issue_author_is_bot(&issue),
-            None,
-            1.0,
-        );
+        let quality = self.issue_quality(&issue);
         Ok(Ok(Draft {
             id: format!("issue#{}", issue.number),
             created_at: created,
