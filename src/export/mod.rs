@@ -131,10 +131,34 @@ pub struct Manifest {
     /// `--new-since-last` starts after it.
     pub watermark: Option<i64>,
     pub repository: String,
+    /// What the lore file held: its commit and issue counts and each ref's ingested tip.
+    pub kb: KbState,
     pub tokenizer: Option<TokenizerInfo>,
     pub counts: Counts,
     pub tokens: Option<TokenCounts>,
     pub examples: Vec<ExampleEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KbState {
+    pub commits: u64,
+    pub issues: u64,
+    /// Ref name → the tip last ingested (hex).
+    pub refs: BTreeMap<String, String>,
+}
+
+impl KbState {
+    fn of(read: &ReadTx) -> Result<KbState, StoreError> {
+        Ok(KbState {
+            commits: read.commit_count()?,
+            issues: read.node_count(NodeKind::Issue)?,
+            refs: read
+                .watermarks()?
+                .into_iter()
+                .map(|(name, w)| (name, crate::store::hex(&w.sha)))
+                .collect(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -280,6 +304,7 @@ pub fn export(
         options: options.clone(),
         watermark: examples.iter().map(|e| e.created_at).max(),
         repository: repo,
+        kb: KbState::of(read)?,
         tokenizer: None,
         counts,
         tokens: None,
