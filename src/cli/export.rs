@@ -1,5 +1,6 @@
 //! `lore export`
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
@@ -130,9 +131,10 @@ pub fn run(kb: &Kb, quiet: bool, args: ExportArgs) -> anyhow::Result<()> {
     let bar = Bar::new(quiet || args.json);
     let report = kb.export(&args.query, &template, &options, args.new_since_last, &bar)?;
     bar.done();
+    let mut out = std::io::stdout().lock();
     let m = &report.manifest;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(m)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(m)?)?;
         return Ok(());
     }
     if quiet {
@@ -140,15 +142,17 @@ pub fn run(kb: &Kb, quiet: bool, args: ExportArgs) -> anyhow::Result<()> {
     }
     let c = &m.counts;
     let skipped: u64 = c.skipped.values().sum();
-    println!(
+    writeln!(
+        out,
         "{} rows: {} examples ({} train, {} val); removed: {} without an example, {} not new, {} below quality, {} exact and {} near duplicates",
         c.rows, c.train + c.val, c.train, c.val, skipped, c.not_new, c.below_quality, c.exact_duplicates, c.near_duplicates
-    );
+    )?;
     for (why, n) in &c.skipped {
-        println!("  {n} {why}");
+        writeln!(out, "  {n} {why}")?;
     }
     if let Some(t) = &m.tokens {
-        println!(
+        writeln!(
+            out,
             "tokens: {} train, {} val; {} truncated, {} dropped; {} rows of {}",
             t.train_tokens,
             t.val_tokens,
@@ -156,17 +160,18 @@ pub fn run(kb: &Kb, quiet: bool, args: ExportArgs) -> anyhow::Result<()> {
             t.dropped,
             t.train_rows + t.val_rows,
             args.seq_len
-        );
+        )?;
     }
     if args.dry_run {
         for e in &report.shown {
-            println!(
+            writeln!(
+                out,
                 "\n=== {} ({}, quality {:.2})\n--- prompt\n{}\n--- completion\n{}",
                 e.id, e.split, e.quality, e.prompt, e.completion
-            );
+            )?;
         }
     } else {
-        println!("wrote {}", args.out.display());
+        writeln!(out, "wrote {}", args.out.display())?;
     }
     Ok(())
 }
