@@ -680,3 +680,40 @@ fn duplicate_pairs_have_an_earlier_hard_negative_outside_the_group() {
         "the negative was opened before #22"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_lore_quietly() {
+    // `lore … | head -1`: the pipe is closed while lore still has lines to write. Here it is
+    // closed before lore writes anything, so every command meets it.
+    let (_fixture, path) = fixture_kb();
+    let out = std::env::temp_dir().join(format!("lore-pipe-{}", std::process::id()));
+    for args in [
+        vec!["show", "issue", "7"],
+        vec!["locate", "7"],
+        vec![
+            "export",
+            "--query",
+            "commits",
+            "-t",
+            "commit_message",
+            "-o",
+            out.to_str().unwrap(),
+            "--dry-run",
+        ],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+            .args(["--kb", path.to_str().unwrap()])
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(
+            done.status.success() && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
