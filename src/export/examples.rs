@@ -209,7 +209,7 @@ impl Drafter<'_> {
         };
         let fixes = self.fixes(node)?;
         let Some(first) = fixes.first() else {
-            return Ok(Err("issue without a fix commit"));
+            return Ok(Err("issue without a fix commit (other than merges)"));
         };
         let fixed_at = first.record.author.time;
         // SWE-bench's hints rule: only what was said before the fix's first commit.
