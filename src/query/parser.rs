@@ -27,7 +27,13 @@ fn return_item(word: &str, start: usize) -> ReturnItem {
 
 pub fn parse(text: &str) -> Result<Query, QueryError> {
     let toks = lex(text)?;
-    let mut p = Parser { text, toks, pos: 0 };
+    let mut p = Parser {
+        text,
+        toks,
+        pos: 0,
+        depth: 0,
+        comparisons: 0,
+    };
     let q = p.query()?;
     if let Some(t) = p.toks.get(p.pos) {
         return Err(p.unexpected(
@@ -42,7 +48,17 @@ struct Parser<'a> {
     text: &'a str,
     toks: Vec<Token>,
     pos: usize,
+    /// `not`s and parentheses open around the current token.
+    depth: usize,
+    /// Comparisons read so far.
+    comparisons: usize,
 }
+
+/// The deepest nesting of `not` and parentheses a query may have: deeper ones are refused
+/// rather than risking the stack.
+pub const MAX_DEPTH: usize = 256;
+/// The most comparisons a query may hold.
+pub const MAX_COMPARISONS: usize = 1000;
 
 fn kind_names() -> Vec<&'static str> {
     Kind::ALL
@@ -464,9 +480,28 @@ impl Parser<'_> {
         Ok(left)
     }
 
+    /// Go one level deeper into `not` or parentheses, or refuse at the token.
+    fn descend(&mut self) -> Result<(), QueryError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            let t = self.toks[self.pos.min(self.toks.len() - 1)].clone();
+            return Err(QueryError::at(
+                self.text,
+                t.start,
+                t.end,
+                format!("the query nests deeper than {MAX_DEPTH} levels of `not` and parentheses"),
+            ));
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Expr, QueryError> {
-        if self.eat_word("not") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        if self.peek_word().as_deref() == Some("not") {
+            self.descend()?;
+            self.pos += 1;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         if matches!(
             self.peek(),
@@ -475,8 +510,10 @@ impl Parser<'_> {
                 ..
             })
         ) {
+            self.descend()?;
             self.pos += 1;
             let e = self.expr()?;
+            self.depth -= 1;
             if !matches!(
                 self.peek(),
                 Some(Token {
@@ -490,6 +527,16 @@ impl Parser<'_> {
             return Ok(e);
         }
         let start = self.peek().map_or(self.text.len(), |t| t.start);
+        self.comparisons += 1;
+        if self.comparisons > MAX_COMPARISONS {
+            let end = self.peek().map_or(start + 1, |t| t.end);
+            return Err(QueryError::at(
+                self.text,
+                start,
+                end,
+                format!("the query has more than {MAX_COMPARISONS} comparisons"),
+            ));
+        }
         let field = match self.peek() {
             Some(Token {
                 tok: Tok::Word(w), ..
@@ -656,5 +703,36 @@ mod tests {
             .unwrap()
             .clone();
         assert!(err.message.contains("not a date"));
+    }
+
+    #[test]
+    fn deep_and_long_queries_are_refused_not_crashed() {
+        let nested = format!(
+            "issues where {}state = open{}",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        let err = parse(&nested).unwrap_err().diagnostic().unwrap().clone();
+        assert!(err.message.contains("deeper than 256"), "{}", err.message);
+        assert_eq!(err.start, "issues where ".len() + 256);
+        let nots = format!("issues where {}state = open", "not ".repeat(10_000));
+        let err = parse(&nots).unwrap_err().diagnostic().unwrap().clone();
+        assert!(err.message.contains("deeper than 256"), "{}", err.message);
+        let flat = format!("issues where {}", vec!["state = open"; 8_000].join(" and "));
+        let err = parse(&flat).unwrap_err().diagnostic().unwrap().clone();
+        assert!(
+            err.message.contains("more than 1000 comparisons"),
+            "{}",
+            err.message
+        );
+        // At the limits, queries parse.
+        let deepest = format!(
+            "issues where {}state = open{}",
+            "(".repeat(256),
+            ")".repeat(256)
+        );
+        assert!(parse(&deepest).is_ok());
+        let longest = format!("issues where {}", vec!["state = open"; 1000].join(" or "));
+        assert!(parse(&longest).is_ok());
     }
 }
