@@ -94,6 +94,11 @@ pub enum Provenance {
     Szz,
     /// Text and vector similarity, accepted by a user (`lore duplicates --accept`).
     Similarity,
+    /// A closing keyword with a hedge before it (`Should fix #7`, `Partly resolves #7`): the
+    /// evidence line names the hedge.
+    HedgedClosing,
+    /// A closing keyword that is denied (`Does not fix #7`): a reference, not a fix.
+    NegatedClosing,
 }
 
 impl Provenance {
@@ -119,6 +124,8 @@ impl Provenance {
             Provenance::Identifier => "identifier",
             Provenance::Szz => "szz",
             Provenance::Similarity => "similarity",
+            Provenance::HedgedClosing => "hedged-closing-keyword",
+            Provenance::NegatedClosing => "negated-closing-keyword",
         }
     }
 }

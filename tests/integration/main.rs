@@ -1,6 +1,7 @@
 //! lore's integration tests: one binary, a module per area.
 
 mod bert;
+mod closing_refs;
 mod code_fixture;
 mod code_symbols;
 mod common;

@@ -269,6 +269,8 @@ pub fn import(
     report.issues = records.iter().filter(|r| !r.is_pr).count() as u64;
     report.pull_requests = records.iter().filter(|r| r.is_pr).count() as u64;
 
+    let mut link_report = LinkReport::default();
+    links::rederive_if_rules_changed(store, progress, &mut link_report)?;
     let (index, parser, stored_repo) = {
         let read = store.read()?;
         let stored = links::repo_name(&read)?;
@@ -287,7 +289,6 @@ pub fn import(
         }
     }
     progress.phase("importing issues", Some(records.len() as u64));
-    let mut link_report = LinkReport::default();
     store.write(|tx| -> Result<(), StoreError> {
         if stored_repo.is_none() {
             if let Some(repo) = &options.repo {

@@ -34,6 +34,17 @@ use crate::store::{NodeId, NodeKind, ReadTx, Rel, Store, StoreError, WriteTx};
 use refs::{RefKind, RefParser, RefSkips};
 
 const COMMITS_DONE: &str = "links.commits_done";
+/// The version of the rules that derive links from text (`refs.rs`). Files whose links were
+/// derived by older rules have them derived again by the next ingest or import.
+pub const RULES_VERSION: u32 = 2;
+const RULES_KEY: &str = "links.rules";
+/// The confidence of a hedged closing claim (`Should fix #7`, `Partly resolves #7`).
+pub const HEDGED: f32 = 0.6;
+
+/// The evidence of a hedged claim: the hedge, then the line.
+fn hedged(r: &refs::IssueRef) -> String {
+    format!("[{}] {}", r.hedge.unwrap_or("hedged"), r.evidence)
+}
 /// `owner/name` of the project's GitHub repository, when known (from `--repo` or a dump).
 pub const REPO_KEY: &str = "issues.repo";
 
@@ -131,6 +142,18 @@ pub fn link_commits(
                             *commit,
                             meta(Provenance::ClosingKeywordCommit, 1.0, &r.evidence),
                         ),
+                        RefKind::HedgedClosing => (
+                            tx.issue_or_stub(r.number, false)?,
+                            Rel::FixedBy,
+                            *commit,
+                            meta(Provenance::HedgedClosing, HEDGED, &hedged(r)),
+                        ),
+                        RefKind::NegatedClosing => (
+                            *commit,
+                            Rel::References,
+                            tx.issue_or_stub(r.number, false)?,
+                            meta(Provenance::NegatedClosing, 0.5, &r.evidence),
+                        ),
                         RefKind::SquashTitle => (
                             tx.issue_or_stub(r.number, true)?,
                             Rel::MergedAs,
@@ -192,9 +215,12 @@ pub fn link_issue(
     }
     if issue.is_pr {
         for src in tx.sources_to(id, Rel::FixedBy)? {
-            let from_pr_text = tx
-                .edge_meta(src, Rel::FixedBy, id)?
-                .is_some_and(|m| m.provenance == Provenance::ClosingKeywordPr);
+            let from_pr_text = tx.edge_meta(src, Rel::FixedBy, id)?.is_some_and(|m| {
+                matches!(
+                    m.provenance,
+                    Provenance::ClosingKeywordPr | Provenance::HedgedClosing
+                )
+            });
             if from_pr_text && tx.remove_edge(src, Rel::FixedBy, id)? {
                 report.edges_removed += 1;
             }
@@ -231,6 +257,18 @@ pub fn link_issue(
                 Rel::FixedBy,
                 id,
                 meta(Provenance::ClosingKeywordPr, 0.9, &r.evidence),
+            ),
+            RefKind::HedgedClosing => (
+                tx.issue_or_stub(r.number, false)?,
+                Rel::FixedBy,
+                id,
+                meta(Provenance::HedgedClosing, HEDGED, &hedged(&r)),
+            ),
+            RefKind::NegatedClosing => (
+                id,
+                Rel::References,
+                tx.issue_or_stub(r.number, false)?,
+                meta(Provenance::NegatedClosing, 0.5, &r.evidence),
             ),
             RefKind::Duplicate => {
                 let confidence = if closed_as_duplicate { 1.0 } else { 0.8 };
@@ -339,6 +377,7 @@ pub fn szz(
 ) -> Result<(), IngestError> {
     let read = store.read()?;
     let fixes = fixes(&read)?;
+    let commit_count = read.commit_count()?;
     let mut todo: Vec<NodeId> = Vec::new();
     for fix in fixes.keys() {
         if read.szz_blame(*fix)?.is_none() {
@@ -382,6 +421,14 @@ pub fn szz(
     store.write(|tx| -> Result<(), StoreError> {
         for (fix, blame) in &blamed {
             tx.set_szz_blame(*fix, blame)?;
+        }
+        // A commit that no longer fixes anything (its link was re-derived away) introduced
+        // nothing either.
+        for local in 0..commit_count {
+            let commit = NodeId::new(NodeKind::Commit, local);
+            if !fixes.contains_key(&commit) {
+                report.edges_removed += tx.remove_edges_from(commit, Rel::IntroducedBy)?;
+            }
         }
         let mut fix_ids: Vec<&NodeId> = fixes.keys().collect();
         fix_ids.sort();
@@ -436,6 +483,70 @@ pub fn szz(
     Ok(())
 }
 
+/// When the file's links were derived by older text rules than [`RULES_VERSION`], take away
+/// every link derived from commit messages and issue texts, derive the issues' again now, and
+/// have the next commit scan start over; in one transaction, so a killed run leaves the file as
+/// it was or ready to rescan.
+pub fn rederive_if_rules_changed(
+    store: &Store,
+    progress: &dyn Progress,
+    report: &mut LinkReport,
+) -> Result<(), IngestError> {
+    let (index, parser, issues, commits) = {
+        let read = store.read()?;
+        let version = read
+            .meta(RULES_KEY)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0);
+        if version >= RULES_VERSION {
+            return Ok(());
+        }
+        (
+            CodeIndex::build(&read)?,
+            RefParser::new(repo_name(&read)?.as_deref()),
+            read.issues()?,
+            read.commit_count()?,
+        )
+    };
+    progress.phase("deriving links with the current rules", None);
+    store.write(|tx| -> Result<(), StoreError> {
+        for local in 0..commits {
+            let commit = NodeId::new(NodeKind::Commit, local);
+            for src in tx.sources_to(commit, Rel::FixedBy)? {
+                let from_message = tx.edge_meta(src, Rel::FixedBy, commit)?.is_some_and(|m| {
+                    matches!(
+                        m.provenance,
+                        Provenance::ClosingKeywordCommit | Provenance::HedgedClosing
+                    )
+                });
+                if from_message && tx.remove_edge(src, Rel::FixedBy, commit)? {
+                    report.edges_removed += 1;
+                }
+            }
+            for (dst, m) in tx.edges_from(commit, Rel::References)? {
+                if matches!(
+                    m.provenance,
+                    Provenance::Mention | Provenance::NegatedClosing
+                ) && tx.remove_edge(commit, Rel::References, dst)?
+                {
+                    report.edges_removed += 1;
+                }
+            }
+        }
+        tx.set_meta(COMMITS_DONE, &0u64.to_le_bytes())?;
+        for (id, issue) in &issues {
+            if !issue.stub {
+                link_issue(tx, &index, &parser, *id, issue, report)?;
+            }
+        }
+        tx.set_meta(RULES_KEY, &RULES_VERSION.to_le_bytes())?;
+        Ok(())
+    })?;
+    progress.done();
+    Ok(())
+}
+
 /// Run the commit link stage after a git ingest, and SZZ unless `with_szz` is false (then the
 /// next run with it blames what is missing).
 pub fn after_ingest(
@@ -446,6 +557,7 @@ pub fn after_ingest(
 ) -> Result<LinkReport, IngestError> {
     let started = Instant::now();
     let mut report = LinkReport::default();
+    rederive_if_rules_changed(store, progress, &mut report)?;
     link_commits(store, progress, &mut report)?;
     store.write(|tx| link_through_prs(tx, &mut report))?;
     if with_szz {
