@@ -205,20 +205,21 @@ impl<'txn> WriteTx<'txn> {
     }
 
     /// Add an edge in both directions. Re-adding an existing edge replaces its metadata.
+    /// Says whether the edge is new.
     pub fn add_edge(
         &mut self,
         src: NodeId,
         rel: Rel,
         dst: NodeId,
         meta: &EdgeMeta,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let key = (src.0, rel as u8, dst.0);
         let existed = self.edges.insert(key, encode(meta).as_slice())?.is_some();
         self.edges_rev.insert((dst.0, rel as u8, src.0), ())?;
         if !existed {
             self.bump(&counter_key_edges(rel), 1);
         }
-        Ok(())
+        Ok(!existed)
     }
 
     pub fn watermark(&self, name: &str) -> Result<Option<Watermark>, StoreError> {

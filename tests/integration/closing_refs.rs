@@ -140,3 +140,26 @@ fn links_from_older_rules_are_derived_again() {
     drop(kb);
     assert_eq!(link_lines(&old), link_lines(&fresh));
 }
+
+#[test]
+fn a_link_written_twice_is_counted_once() {
+    // One message claims #5 twice and mentions #6 twice: two edges, and the report says two.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_in(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+    git_in(&repo, &["add", "-A"]);
+    git_in(
+        &repo,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "Fix it\n\nFixes #5\nAlso fixes #5, see #6 and #6",
+        ],
+    );
+    let (kb, _) = Kb::open_or_create(&dir.path().join("k.lore")).unwrap();
+    let report = kb.ingest(&repo, &options(), &Silent).unwrap();
+    assert_eq!(report.links.unwrap().edges_added, 2);
+}

@@ -173,8 +173,7 @@ pub fn link_commits(
                             meta(Provenance::Mention, 0.5, &r.evidence),
                         ),
                     };
-                    tx.add_edge(src, rel, dst, &m)?;
-                    report.edges_added += 1;
+                    report.edges_added += u64::from(tx.add_edge(src, rel, dst, &m)?);
                 }
             }
             tx.set_meta(COMMITS_DONE, &end.to_le_bytes())?;
@@ -286,18 +285,17 @@ pub fn link_issue(
                 meta(Provenance::Mention, 0.5, &r.evidence),
             ),
         };
-        tx.add_edge(src, rel, dst, &m)?;
-        report.edges_added += 1;
+        report.edges_added += u64::from(tx.add_edge(src, rel, dst, &m)?);
     }
     report.other_repo_refs += skips.other_repo;
     for m in index.mentions(&text) {
-        tx.add_edge(
+        let new = tx.add_edge(
             id,
             Rel::Mentions,
             m.target,
             &meta(m.provenance, m.confidence, &m.evidence),
         )?;
-        report.edges_added += 1;
+        report.edges_added += u64::from(new);
     }
     report.issues_linked += 1;
     Ok(())

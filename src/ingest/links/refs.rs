@@ -226,7 +226,13 @@ impl RefParser {
                 continue;
             }
             let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-            let said = evidence(&text[line_start..line_end].replace('\n', " "));
+            let from = evidence_start(text, line_start, k.start());
+            let shown = text[from..line_end].replace('\n', " ");
+            let said = evidence(&if from > line_start {
+                format!("…{shown}")
+            } else {
+                shown
+            });
             let (kind, hedge) = qualify(&before, partial);
             for number in numbers {
                 out.push(IssueRef {
@@ -238,6 +244,24 @@ impl RefParser {
             }
         }
         out
+    }
+}
+
+/// Where the evidence of a claim starts: its line, or, when the keyword is far into a long
+/// line, a few words before the keyword, so the evidence shows the claim and its qualifier.
+fn evidence_start(text: &str, line_start: usize, keyword: usize) -> usize {
+    const LEAD: usize = 60;
+    if keyword - line_start <= 120 {
+        return line_start;
+    }
+    let mut from = keyword - LEAD;
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    // Start at a word.
+    match text[from..keyword].find(' ') {
+        Some(space) => from + space + 1,
+        None => from,
     }
 }
 
@@ -545,6 +569,25 @@ mod tests {
         assert_eq!(
             refs_hedged(&p, "x\n\nDo not merge yet; fixes #3"),
             vec![(3, RefKind::Closing, None)]
+        );
+    }
+
+    #[test]
+    fn a_claim_late_in_a_long_line_keeps_its_words_in_the_evidence() {
+        let p = RefParser::new(None);
+        let line = format!(
+            "{} so this should close #9.",
+            "Make the crates page about publishing only; ".repeat(6)
+        );
+        let mut skips = RefSkips::default();
+        let found = p.commit_message(&format!("Docs\n\n{line}"), &mut skips);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, RefKind::HedgedClosing);
+        assert!(found[0].evidence.starts_with('…'), "{}", found[0].evidence);
+        assert!(
+            found[0].evidence.ends_with("so this should close #9."),
+            "{}",
+            found[0].evidence
         );
     }
 }
