@@ -8,19 +8,55 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Bar {
     quiet: bool,
     bar: Mutex<Option<ProgressBar>>,
+    /// `LORE_PROGRESS_LOG=FILE`: each phase's name is appended to FILE as it starts, then
+    /// `NAME DONE/TOTAL` at every tenth of it (quiet or not), for scripts and tests that act on
+    /// what lore is doing.
+    log: Option<Mutex<PhaseLog>>,
+}
+
+/// The open progress log and the phase it is in: name, steps done, total.
+struct PhaseLog {
+    file: std::fs::File,
+    phase: (String, u64, Option<u64>),
+}
+
+impl PhaseLog {
+    fn line(&mut self, text: &str) {
+        use std::io::Write;
+        let _ = writeln!(self.file, "{text}");
+        let _ = self.file.flush();
+    }
 }
 
 impl Bar {
     pub fn new(quiet: bool) -> Bar {
+        let log = std::env::var_os("LORE_PROGRESS_LOG").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+                .map(|file| {
+                    Mutex::new(PhaseLog {
+                        file,
+                        phase: (String::new(), 0, None),
+                    })
+                })
+        });
         Bar {
             quiet,
             bar: Mutex::new(None),
+            log,
         }
     }
 }
 
 impl lore::progress::Progress for Bar {
     fn phase(&self, name: &str, total: Option<u64>) {
+        if let Some(Ok(mut log)) = self.log.as_ref().map(Mutex::lock) {
+            log.line(name);
+            log.phase = (name.to_string(), 0, total);
+        }
         if self.quiet {
             return;
         }
@@ -46,6 +82,16 @@ impl lore::progress::Progress for Bar {
     }
 
     fn advance(&self, n: u64) {
+        if let Some(Ok(mut log)) = self.log.as_ref().map(Mutex::lock) {
+            let (name, done, total) = log.phase.clone();
+            if let Some(total) = total.filter(|t| *t > 0) {
+                let now = done + n;
+                if now * 10 / total > done * 10 / total {
+                    log.line(&format!("{name} {now}/{total}"));
+                }
+                log.phase.1 = now;
+            }
+        }
         if let Some(bar) = self.bar.lock().expect("progress lock").as_ref() {
             bar.inc(n);
         }

@@ -337,3 +337,163 @@ fn killing_ingest_or_index_leaves_a_usable_index() {
         assert!(killed_midway, "no kill landed during `lore {command}`");
     }
 }
+
+#[test]
+fn a_kill_during_embedding_leaves_vectors_and_graphs_that_the_next_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    // More documents than one batch of vectors (4,096 with the built-in embedder).
+    let repo = worded_repo(dir.path(), 9000);
+    let repo_arg = repo.to_str().unwrap();
+    let clean = dir.path().join("clean.lore");
+    run_ok(&clean, &["-q", "ingest", repo_arg]);
+    // Subjects and scores, not shas: many commits share a message, and equal scores may come
+    // back in either order.
+    let similar =
+        "commits similar to \"free the cache blocks after a fork\" limit 5 return commit.subject";
+    let scores =
+        "commits similar to \"free the cache blocks after a fork\" limit 5 return commit.score";
+    let expected = csv_column(&clean, similar);
+    let expected_scores = csv_column(&clean, scores);
+    assert_eq!(expected.len(), 5);
+
+    // The kill waits until lore says some vectors are written: it lands in the index stage,
+    // after the text index and the embedder, between two batches of vectors.
+    let kb = dir.path().join("killed.lore");
+    run_ok(&kb, &["-q", "ingest", repo_arg, "--no-index"]);
+    let log = dir.path().join("progress.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lore"))
+        .args(["--kb", kb.to_str().unwrap(), "-q", "index"])
+        .env("LORE_PROGRESS_LOG", &log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let partly = |l: &str| {
+            l.strip_prefix("embedding ")
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(done, total)| done != total)
+        };
+        if said.lines().any(partly) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lore never started embedding: {said:?}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "lore finished before embedding: {said:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the kill landed while lore was embedding"
+    );
+    let phases = std::fs::read_to_string(&log).unwrap();
+    assert!(phases.contains("text index"), "{phases}");
+    assert!(
+        !phases.contains("embedding 3000/3000"),
+        "killed before the last batch: {phases}"
+    );
+
+    // The next run finishes the vectors and the graphs; the answers are the clean file's.
+    let report = json(&kb, &["index", "--json"]);
+    let v = &report["vectors"];
+    // Vector batches are committed without a sync until the run's last, durable commit, so a
+    // kill loses them and this run embeds everything again; what must hold is the result.
+    let vectors = v["embedded"].as_u64().unwrap() + v["unchanged"].as_u64().unwrap();
+    let clean_vectors = json(&clean, &["stats", "--json"])["index"]["vectors"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(vectors, clean_vectors, "{report}");
+    assert_eq!(
+        json(&kb, &["stats", "--json"])["index"]["vectors"],
+        clean_vectors
+    );
+    assert_eq!(csv_column(&kb, similar), expected);
+    assert_eq!(csv_column(&kb, scores), expected_scores);
+    // Nothing left to do.
+    let again = json(&kb, &["index", "--json"]);
+    assert_eq!(again["vectors"]["embedded"], 0, "{again}");
+}
+
+/// A history of `n` commits whose messages are sentences over a small vocabulary, enough text
+/// for the built-in embedder to learn from.
+fn worded_repo(dir: &Path, n: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    const WORDS: [&str; 24] = [
+        "cache",
+        "block",
+        "scheduler",
+        "fork",
+        "free",
+        "allocate",
+        "kernel",
+        "attention",
+        "tokenizer",
+        "prompt",
+        "batch",
+        "queue",
+        "memory",
+        "worker",
+        "sequence",
+        "decode",
+        "prefill",
+        "table",
+        "page",
+        "logits",
+        "sampler",
+        "stream",
+        "engine",
+        "config",
+    ];
+    let repo = dir.join("worded");
+    std::fs::create_dir_all(&repo).unwrap();
+    git_in(&repo, &["init", "-q", "-b", "main"]);
+    let mut stream = String::new();
+    for i in 0..n {
+        let w = |k: usize| WORDS[(i * 7 + k * 11 + i / 5) % WORDS.len()];
+        let message = format!(
+            "Fix the {} {} when the {} {}s the {}\n",
+            w(0),
+            w(1),
+            w(2),
+            w(3),
+            w(4)
+        );
+        let content = format!("{} {}\n", w(5), i);
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter T <t@example.com> {} +0000\ndata {}\n{message}",
+            i + 1,
+            1_700_000_000 + i,
+            message.len()
+        ));
+        if i > 0 {
+            stream.push_str(&format!("from :{i}\n"));
+        }
+        stream.push_str(&format!(
+            "M 644 inline src/{}.txt\ndata {}\n{content}\n",
+            w(6),
+            content.len()
+        ));
+    }
+    let mut child = Command::new("git")
+        .current_dir(&repo)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    repo
+}
