@@ -40,6 +40,12 @@ fn parse_lq(text: &str) -> (String, Vec<Case>) {
 /// [`Kb`] as `lore ingest` and `lore import issues` do.
 pub fn fixture_kb() -> (Fixture, PathBuf) {
     let fixture = Fixture::build();
+    let path = fixture_kb_in(&fixture);
+    (fixture, path)
+}
+
+/// [`fixture_kb`]'s file for a fixture already built.
+pub fn fixture_kb_in(fixture: &Fixture) -> PathBuf {
     let path = fixture.kb();
     let (kb, _) = Kb::open_or_create(&path).unwrap();
     kb.ingest(&fixture.repo(), &IngestOptions::default(), &Silent)
@@ -54,7 +60,7 @@ pub fn fixture_kb() -> (Fixture, PathBuf) {
     };
     kb.import_issues(&dump.join("github.json"), &options, true, &Silent)
         .expect("import");
-    (fixture, path)
+    path
 }
 
 fn answer(kb: &Path, query: &str) -> Vec<String> {

@@ -139,3 +139,135 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_its_history() {
         Err(StoreError::UnsupportedSchema { found: 1, .. })
     ));
 }
+
+/// Rewrite `kb` into an older layout: drop the tables `keep` does not list and the meta keys
+/// later versions added, and label it `version`.
+fn downgrade(kb: &std::path::Path, keep: &[&str], version: u32) {
+    use redb::{ReadableDatabase, TableHandle};
+    let db = redb::Database::open(kb).unwrap();
+    let names: Vec<String> = {
+        let read = db.begin_read().unwrap();
+        read.list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect()
+    };
+    let write = db.begin_write().unwrap();
+    for name in names.iter().filter(|n| !keep.contains(&n.as_str())) {
+        let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(name);
+        write.delete_table(def).unwrap();
+    }
+    {
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        let mut t = write.open_table(meta).unwrap();
+        t.insert("schema_version", version.to_le_bytes().as_slice())
+            .unwrap();
+        t.remove("links.rules").unwrap();
+    }
+    write.commit().unwrap();
+}
+
+/// The tables of a schema 2 file (history and code, before issues and links).
+const V2_TABLES: [&str; 19] = [
+    "meta",
+    "counters",
+    "strings",
+    "string_ids",
+    "commits",
+    "files",
+    "authors",
+    "commit_by_sha",
+    "commit_by_time",
+    "file_by_path",
+    "author_by_email",
+    "edges",
+    "edges_rev",
+    "blobs",
+    "blob_by_sha",
+    "symbols",
+    "symbol_by_key",
+    "head_blobs",
+    "watermarks",
+];
+
+#[test]
+fn a_real_schema_2_layout_is_upgraded_and_takes_issues_and_indexes() {
+    use lore::kb::{IngestOptions, Kb};
+    use lore::progress::Silent;
+    let fixture = Fixture::build();
+    let kb_path = fixture.kb();
+    let history_and_code = IngestOptions {
+        links: false,
+        szz: false,
+        index: false,
+        ..IngestOptions::default()
+    };
+    Kb::open_or_create(&kb_path)
+        .unwrap()
+        .0
+        .ingest(&fixture.repo(), &history_and_code, &Silent)
+        .unwrap();
+    let before = content_counts(&stats_json(&kb_path));
+    downgrade(&kb_path, &V2_TABLES, 2);
+
+    // It opens as schema 5, with its history and code intact, and then does what a new file does.
+    let kb = Kb::open(&kb_path).expect("a v2 file opens");
+    assert_eq!(kb.read().unwrap().schema_version().unwrap(), SCHEMA_VERSION);
+    drop(kb);
+    assert_eq!(
+        content_counts(&stats_json(&kb_path))["nodes"],
+        before["nodes"]
+    );
+    let kb = Kb::open(&kb_path).unwrap();
+    kb.ingest(&fixture.repo(), &IngestOptions::default(), &Silent)
+        .unwrap();
+    let dump = fixtures_dir().join("issues");
+    let import = lore::ingest::issues::ImportOptions {
+        format: lore::ingest::issues::Format::Github,
+        repo: Some("minillm/minillm".into()),
+        comments: Some(dump.join("github-comments.json")),
+        git: None,
+        szz: true,
+    };
+    kb.import_issues(&dump.join("github.json"), &import, true, &Silent)
+        .unwrap();
+    let rows = kb
+        .query("issues fixed_by commit touching memory_utils")
+        .unwrap();
+    assert_eq!(rows.rows.len(), 2);
+    let rows = kb.query("issues matching \"CUDA out of memory\"").unwrap();
+    assert!(!rows.rows.is_empty());
+    drop(kb);
+
+    // Edge for edge what a file built new today holds.
+    let fresh = fixture.dir.path().join("fresh.lore");
+    let kb = Kb::open_or_create(&fresh).unwrap().0;
+    kb.ingest(&fixture.repo(), &IngestOptions::default(), &Silent)
+        .unwrap();
+    kb.import_issues(&dump.join("github.json"), &import, true, &Silent)
+        .unwrap();
+    drop(kb);
+    assert_eq!(link_lines(&kb_path), link_lines(&fresh));
+}
+
+#[test]
+fn a_real_schema_3_layout_with_links_from_older_rules_is_upgraded_and_derived_again() {
+    use lore::kb::{IngestOptions, Kb};
+    use lore::progress::Silent;
+    let fixture = Fixture::build();
+    let kb_path = crate::queries::fixture_kb_in(&fixture);
+    let expected = link_lines(&kb_path);
+    let search = "issues matching \"double free\"";
+    let found = Kb::open(&kb_path).unwrap().query(search).unwrap().rows;
+    // Schema 3: issues and links, no indexes, and no record of the link rules.
+    let mut v3: Vec<&str> = V2_TABLES.to_vec();
+    v3.extend(["issues", "issue_by_number", "commit_facets", "szz_blame"]);
+    downgrade(&kb_path, &v3, 3);
+    let kb = Kb::open(&kb_path).expect("a v3 file opens");
+    kb.ingest(&fixture.repo(), &IngestOptions::default(), &Silent)
+        .unwrap();
+    // The indexes the layout lacked are built again, and search answers as before.
+    assert_eq!(kb.query(search).unwrap().rows, found);
+    drop(kb);
+    assert_eq!(link_lines(&kb_path), expected);
+}
