@@ -39,7 +39,7 @@ fn fixture_ingest_gives_exact_counts() {
     assert!(marks.contains_key("git:refs/tags/v0.1.0"));
 }
 
-fn git_numstat(fx: &Fixture) -> Numstat {
+pub fn git_numstat(fx: &Fixture) -> Numstat {
     let mut args = vec!["log", "--branches", "--tags", "--diff-merges=first-parent"];
     args.extend_from_slice(numstat::GIT_LOG_ARGS);
     numstat::parse(&fx.git(&args))
@@ -52,7 +52,12 @@ fn every_diff_stat_matches_git_numstat() {
     let expected = git_numstat(&fx);
     assert_eq!(expected.len(), 32);
 
-    let store = Store::open(&fx.kb()).unwrap();
+    assert_eq!(lore_numstat(&fx.kb()), expected);
+}
+
+/// Per commit, the files lore stored with their line stats, as `git log --numstat` gives them.
+pub fn lore_numstat(kb: &std::path::Path) -> Numstat {
+    let store = Store::open(kb).unwrap();
     let read = store.read().unwrap();
     let mut actual = Numstat::new();
     for sha in read.all_commit_shas().unwrap() {
@@ -69,7 +74,7 @@ fn every_diff_stat_matches_git_numstat() {
         files.sort();
         actual.insert(hex(&sha), files);
     }
-    assert_eq!(actual, expected);
+    actual
 }
 
 #[test]

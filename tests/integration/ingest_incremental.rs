@@ -147,3 +147,58 @@ fn selected_refs_limit_the_walk() {
     assert_eq!(report.refs.len(), 2);
     assert_eq!(report.commits_added, 32 - expected);
 }
+
+#[test]
+fn incremental_ingests_match_git_numstat_and_a_fresh_file_edge_for_edge() {
+    use crate::ingest_fixture::{git_numstat, lore_numstat};
+    use lore::kb::{IngestOptions, Kb};
+    let fx = Fixture::build();
+    let kb_path = fx.kb();
+    let everything = IngestOptions::default();
+    // First the tag, then everything: history, code and links arrive in two steps.
+    let (kb, _) = Kb::open_or_create(&kb_path).unwrap();
+    let tag_only = IngestOptions {
+        git: lore::ingest::git::GitIngestOptions {
+            refs: vec!["v0.1.0".into()],
+            ..Default::default()
+        },
+        ..IngestOptions::default()
+    };
+    let first = kb.ingest(&fx.repo(), &tag_only, &Silent).unwrap();
+    assert!(first.git.commits_added < 32, "the tag is older than main");
+    kb.ingest(&fx.repo(), &everything, &Silent).unwrap();
+    drop(kb);
+    // git is the oracle for every commit's line stats.
+    assert_eq!(lore_numstat(&kb_path), git_numstat(&fx));
+    // The same file as one ingest of everything.
+    let fresh = fx.dir.path().join("fresh.lore");
+    Kb::open_or_create(&fresh)
+        .unwrap()
+        .0
+        .ingest(&fx.repo(), &everything, &Silent)
+        .unwrap();
+    assert_eq!(link_lines(&kb_path), link_lines(&fresh));
+    let (a, b) = (stats_json(&kb_path), stats_json(&fresh));
+    assert_eq!(a["nodes"], b["nodes"]);
+    assert_eq!(a["edges"], b["edges"]);
+
+    // A rewritten branch: the new commit's stats agree with git too. (The commit dropped from
+    // the branch is still reachable through main's merge of it, so git lists it as well.)
+    fx.git(&["checkout", "-q", "feature/kv-cache"]);
+    fx.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    fs::write(
+        fx.repo().join("minillm/worker/worker.py"),
+        "class Worker:\n    pass\n",
+    )
+    .unwrap();
+    fx.git(&["add", "-A"]);
+    fx.git(&["commit", "-q", "-m", "Rewrite the worker"]);
+    fx.git(&["checkout", "-q", "main"]);
+    Kb::open(&kb_path)
+        .unwrap()
+        .ingest(&fx.repo(), &everything, &Silent)
+        .unwrap();
+    let theirs = git_numstat(&fx);
+    assert_eq!(theirs.len(), 33);
+    assert_eq!(lore_numstat(&kb_path), theirs);
+}
