@@ -101,6 +101,16 @@ fn kill_during_ingest_then_resume_matches_a_clean_run() {
             "after kill at {delay_ms} ms"
         );
         if saw_partial {
+            // git is the oracle for every resumed commit's line stats.
+            let mut args = vec!["log", "--branches", "--tags", "--diff-merges=first-parent"];
+            args.extend_from_slice(lore::ingest::git::numstat::GIT_LOG_ARGS);
+            let git = lore::ingest::git::numstat::parse(&git_in(&repo, &args));
+            assert_eq!(git.len(), 3000);
+            assert_eq!(
+                crate::ingest_fixture::lore_numstat(&kb),
+                git,
+                "after kill at {delay_ms} ms"
+            );
             break;
         }
     }
