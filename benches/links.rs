@@ -1,12 +1,16 @@
 //! Link derivation benchmark: lore's links stage (closing keywords, squash titles, merges and
 //! mentions in every commit message, commit facets, and SZZ blame of every fix commit) against
-//! `git blame` run from the command line on exactly the lines lore blames, in the same run.
+//! `git blame` run from the command line on exactly the lines lore blames, in the same run, with
+//! the same parallelism (lore's SZZ blames on every core; the `git blame` calls run on as many
+//! threads). git's answers are also the oracle: for every fix commit, the commits it blames and
+//! how many lines each must be the ones lore found.
 //!
 //! ```text
 //! cargo bench --bench links                                          # the bundled fixture
 //! LORE_BENCH_REPO=/path/to/repo.git LORE_BENCH_GITHUB=owner/name cargo bench --bench links
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -14,7 +18,7 @@ use std::time::Instant;
 use lore::ingest::git::{self, linediff::LineCounter, GitIngestOptions};
 use lore::ingest::links::{self, szz, LinkReport, REPO_KEY};
 use lore::progress::Silent;
-use lore::store::Store;
+use lore::store::{hex, NodeId, NodeKind, Store};
 
 fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -71,7 +75,7 @@ fn main() {
         };
         for (path, lines) in target.files {
             lines_total += lines.len();
-            jobs.push((parent.to_string(), path, szz::line_ranges(&lines)));
+            jobs.push((*fix, parent.to_string(), path, szz::line_ranges(&lines)));
         }
     }
     let ignore = szz::ignore_revs(&repo);
@@ -81,32 +85,74 @@ fn main() {
         ignore.iter().map(|i| format!("{i}\n")).collect::<String>(),
     )
     .expect("write ignore file");
+    let threads = rayon::current_num_threads();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let t = Instant::now();
-    for (parent, path, ranges) in &jobs {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C")
-            .arg(&repo_path)
-            .arg("blame")
-            .arg("--porcelain");
-        if !ignore.is_empty() {
-            cmd.arg("--ignore-revs-file").arg(&ignore_file);
-        }
-        for r in ranges {
-            cmd.arg("-L").arg(format!("{},{}", r.start(), r.end()));
-        }
-        let out = cmd
-            .arg(parent)
-            .arg("--")
-            .arg(path)
-            .output()
-            .expect("git blame");
-        assert!(
-            out.status.success(),
-            "git blame {parent} -- {path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let outputs: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((_, parent, path, ranges)) = jobs.get(i) else {
+                            break;
+                        };
+                        done.push((
+                            i,
+                            blame(&repo_path, &ignore, &ignore_file, parent, path, ranges),
+                        ));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
+    });
     let git_time = t.elapsed();
+
+    // The oracle: per fix commit, blamed commit -> lines, from git and from lore.
+    let mut git_counts: BTreeMap<NodeId, BTreeMap<String, u32>> = BTreeMap::new();
+    for (i, out) in &outputs {
+        let per_fix = git_counts.entry(jobs[*i].0).or_default();
+        for line in out.lines() {
+            let mut words = line.split(' ');
+            let (Some(sha), Some(orig), Some(_)) = (words.next(), words.next(), words.next())
+            else {
+                continue;
+            };
+            if sha.len() == 40
+                && sha.bytes().all(|b| b.is_ascii_hexdigit())
+                && orig.parse::<u32>().is_ok()
+            {
+                *per_fix.entry(sha.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let (mut same_fixes, mut agreeing_lines, mut git_lines) = (0usize, 0u64, 0u64);
+    for (fix, theirs) in &git_counts {
+        let mut ours: BTreeMap<String, u32> = BTreeMap::new();
+        if let Some(blame) = read.szz_blame(*fix).expect("szz record") {
+            for (local, lines, _) in &blame.candidates {
+                let sha = hex(&read
+                    .commit(NodeId::new(NodeKind::Commit, *local))
+                    .expect("commit")
+                    .sha);
+                ours.insert(sha, *lines);
+            }
+        }
+        // A fix's own lines blamed on itself do not happen: blame runs in its parent.
+        if &ours == theirs {
+            same_fixes += 1;
+        }
+        for (sha, n) in theirs {
+            git_lines += u64::from(*n);
+            agreeing_lines += u64::from((*n).min(ours.get(sha).copied().unwrap_or(0)));
+        }
+    }
 
     println!(
         "commits scanned: {}, fix commits: {}, files blamed: {}, lines blamed: {}",
@@ -133,12 +179,48 @@ fn main() {
         report.edges_added as f64 / total.as_secs_f64()
     );
     println!(
-        "git blame, same lines        {:.3} s  ({} invocations)",
+        "git blame, same lines        {:.3} s  ({} invocations on {threads} threads)",
         git_time.as_secs_f64(),
         jobs.len()
     );
     println!(
-        "ratio lore SZZ / git blame   {:.2}x",
+        "ratio lore SZZ / git blame   {:.2}x (both on {threads} threads)",
         szz_time.as_secs_f64() / git_time.as_secs_f64()
     );
+    println!(
+        "oracle: {same_fixes} of {} fix commits blame exactly git's commits and line counts; {agreeing_lines} of {git_lines} blamed lines ({:.2}%) agree",
+        git_counts.len(),
+        100.0 * agreeing_lines as f64 / git_lines.max(1) as f64
+    );
+}
+
+/// `git blame --porcelain` of `ranges` of `path` in `parent`, following the ignore-revs file.
+fn blame(
+    repo: &Path,
+    ignore: &std::collections::HashSet<gix::ObjectId>,
+    ignore_file: &Path,
+    parent: &str,
+    path: &str,
+    ranges: &[std::ops::RangeInclusive<u32>],
+) -> String {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo).arg("blame").arg("--porcelain");
+    if !ignore.is_empty() {
+        cmd.arg("--ignore-revs-file").arg(ignore_file);
+    }
+    for r in ranges {
+        cmd.arg("-L").arg(format!("{},{}", r.start(), r.end()));
+    }
+    let out = cmd
+        .arg(parent)
+        .arg("--")
+        .arg(path)
+        .output()
+        .expect("git blame");
+    assert!(
+        out.status.success(),
+        "git blame {parent} -- {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
