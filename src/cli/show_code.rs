@@ -29,13 +29,22 @@ pub fn file(kb: &Kb, path: &str, json_out: bool) -> anyhow::Result<()> {
         importers.push(read.string(read.file(e.src)?.path)?);
     }
     importers.sort();
+    // `from package import name` is listed only where the name is a module of the package;
+    // otherwise the package's own import says it.
+    let imports: Vec<&String> = record
+        .imports
+        .iter()
+        .filter(|i| {
+            resolved.contains_key(*i) || lore::ingest::code::imports::python_from(i).is_none()
+        })
+        .collect();
     if json_out {
         let value = json!({
             "path": path,
             "blob": hex(&record.sha),
             "lang": record.lang,
             "status": format!("{:?}", record.status),
-            "imports": record.imports.iter().map(|i| json!({"import": i, "file": resolved.get(i)})).collect::<Vec<_>>(),
+            "imports": imports.iter().map(|i| json!({"import": i, "file": resolved.get(*i)})).collect::<Vec<_>>(),
             "imported_by": importers,
             "symbols": record.symbols.iter().map(|s| json!({
                 "kind": s.kind.name(), "name": s.name, "qualified_name": s.qualified_name,
@@ -54,13 +63,12 @@ pub fn file(kb: &Kb, path: &str, json_out: bool) -> anyhow::Result<()> {
     if let BlobStatus::Skipped { reason } = &record.status {
         println!("not parsed: {reason}");
     }
-    if !record.imports.is_empty() {
-        let shown: Vec<String> = record
-            .imports
+    if !imports.is_empty() {
+        let shown: Vec<String> = imports
             .iter()
-            .map(|i| match resolved.get(i) {
+            .map(|i| match resolved.get(*i) {
                 Some(path) => format!("{i} ({path})"),
-                None => i.clone(),
+                None => i.to_string(),
             })
             .collect();
         println!("imports: {}", shown.join(", "));

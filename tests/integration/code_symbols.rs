@@ -161,3 +161,64 @@ fn bad_input_is_skipped_with_a_reason() {
     let parsed = p2.parse("legacy.py", latin1).unwrap();
     assert!(parsed.symbols.iter().any(|s| s.name == "ok"));
 }
+
+#[test]
+fn from_package_import_module_resolves_to_the_module() {
+    use lore::kb::{IngestOptions, Kb};
+    use lore::progress::Silent;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let write = |path: &str, text: &str| {
+        let p = repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    crate::common::git_in(&repo, &["init", "-q", "-b", "main"]);
+    write("minillm/__init__.py", "");
+    write("minillm/worker/__init__.py", "from . import memory_utils\n");
+    write(
+        "minillm/worker/memory_utils.py",
+        "class BlockAllocator:\n    pass\n",
+    );
+    write("minillm/worker/kv_cache.py", "def cache():\n    return 1\n");
+    write(
+        "minillm/engine/scheduler.py",
+        "from typing import List\nfrom minillm.worker import memory_utils, kv_cache as kv\nfrom minillm.worker.memory_utils import BlockAllocator\n",
+    );
+    crate::common::git_in(&repo, &["add", "-A"]);
+    crate::common::git_in(&repo, &["commit", "-q", "-m", "layout"]);
+    let kb_path = dir.path().join("k.lore");
+    let (kb, _) = Kb::open_or_create(&kb_path).unwrap();
+    let options = IngestOptions {
+        links: false,
+        szz: false,
+        index: false,
+        ..IngestOptions::default()
+    };
+    let report = kb.ingest(&repo, &options, &Silent).unwrap();
+    let code = report.code.unwrap();
+    let rows = kb
+        .query("files imported_by file scheduler return file.path")
+        .unwrap();
+    let mut imported: Vec<&str> = rows.rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    imported.sort();
+    // The modules themselves, and the package whose __init__ runs first.
+    assert_eq!(
+        imported,
+        [
+            "minillm/worker/__init__.py",
+            "minillm/worker/kv_cache.py",
+            "minillm/worker/memory_utils.py"
+        ]
+    );
+    let rows = kb
+        .query("files imported_by file worker/__init__.py return file.path")
+        .unwrap();
+    assert_eq!(
+        rows.rows,
+        vec![vec![serde_json::json!("minillm/worker/memory_utils.py")]]
+    );
+    // Only `typing` is counted unresolved; `from typing import List` names no module.
+    assert_eq!(code.unresolved_imports, 1, "{code:?}");
+}

@@ -433,6 +433,7 @@ fn run_query<'t>(
         while let Some(m) = matches.next() {
             let mut def: Option<(SymbolKind, Node<'_>)> = None;
             let mut name: Option<Node<'_>> = None;
+            let (mut from, mut imported): (Option<Node<'_>>, Option<Node<'_>>) = (None, None);
             for capture in m.captures() {
                 let capture_name = names[capture.index as usize];
                 if let Some(kind) = capture_name.strip_prefix("def.") {
@@ -444,6 +445,21 @@ fn run_query<'t>(
                         capture.node.start_byte(),
                         text(capture.node, source).trim().to_string(),
                     ));
+                } else if capture_name == "import.from" {
+                    from = Some(capture.node);
+                } else if capture_name == "import.name" {
+                    imported = Some(capture.node);
+                }
+            }
+            // `from package import name`: the name may be a module of the package.
+            if let (Some(f), Some(n)) = (from, imported) {
+                if range.contains(&f.start_byte()) {
+                    let statement = format!(
+                        "from {} import {}",
+                        text(f, source).trim(),
+                        text(n, source).trim()
+                    );
+                    imports.push((f.start_byte(), statement));
                 }
             }
             if let (Some((kind, node)), Some(name)) = (def, name) {

@@ -86,7 +86,25 @@ pub fn resolve(lang: Lang, importer: &str, import: &str, head: &HeadPaths) -> Op
     }
 }
 
+/// `from package import name`, as extraction records it: package and name.
+pub fn python_from(import: &str) -> Option<(&str, &str)> {
+    import.strip_prefix("from ")?.split_once(" import ")
+}
+
 fn python(importer: &str, import: &str, head: &HeadPaths) -> Option<String> {
+    if let Some((package, name)) = python_from(import) {
+        // Only when the name is a module of the package; a class or function imported from a
+        // module is the module's import, recorded separately.
+        let joined = if package.ends_with('.') {
+            format!("{package}{name}")
+        } else {
+            format!("{package}.{name}")
+        };
+        return python(importer, &joined, head).filter(|p| {
+            let stem = p.trim_end_matches(".py").trim_end_matches("/__init__");
+            stem.ends_with(&name.replace('.', "/"))
+        });
+    }
     let module_file = |base: &str| {
         head.has(&format!("{base}.py"))
             .or_else(|| head.has(&format!("{base}/__init__.py")))

@@ -502,7 +502,12 @@ fn head(
                         tx.add_edge(file, Rel::Imports, target, &meta)?;
                         report.head_imports += 1;
                     }
-                    _ => report.unresolved_imports += 1,
+                    // The file itself (`from . import x` in a package's __init__.py).
+                    Some(_) => {}
+                    // `from package import name` where the name is no module: the package's
+                    // own import is recorded and counted on its own.
+                    None if super::imports::python_from(import).is_some() => {}
+                    None => report.unresolved_imports += 1,
                 }
             }
         }
