@@ -212,3 +212,48 @@ pub fn link_lines(kb: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A repository `name` in `dir` of `n` linear commits built with `git fast-import`: commit `i`
+/// has the message, path and content `commit(i)` gives.
+pub fn fast_import_repo(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    commit: impl Fn(usize) -> (String, String, String),
+) -> PathBuf {
+    use std::io::Write;
+    let repo = dir.join(name);
+    std::fs::create_dir_all(&repo).unwrap();
+    git_in(&repo, &["init", "-q", "-b", "main"]);
+    let mut stream = String::new();
+    for i in 0..n {
+        let (message, path, content) = commit(i);
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter T <t@example.com> {} +0000\ndata {}\n{message}",
+            i + 1,
+            1_700_000_000 + i,
+            message.len()
+        ));
+        if i > 0 {
+            stream.push_str(&format!("from :{i}\n"));
+        }
+        stream.push_str(&format!(
+            "M 644 inline {path}\ndata {}\n{content}\n",
+            content.len()
+        ));
+    }
+    let mut child = Command::new("git")
+        .current_dir(&repo)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    repo
+}

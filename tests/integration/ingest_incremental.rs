@@ -66,16 +66,7 @@ fn rewritten_branch_finds_the_merge_base_and_adds_only_new_commits() {
         .trim()
         .to_string();
     // Force-push style rewrite: drop the branch's last commit and commit something else.
-    fx.git(&["checkout", "-q", "feature/kv-cache"]);
-    fx.git(&["reset", "-q", "--hard", "HEAD~1"]);
-    fs::write(
-        fx.repo().join("minillm/worker/worker.py"),
-        "class Worker:\n    pass\n",
-    )
-    .unwrap();
-    fx.git(&["add", "-A"]);
-    fx.git(&["commit", "-q", "-m", "Rewrite the worker"]);
-    fx.git(&["checkout", "-q", "main"]);
+    rewrite_feature_branch(&fx);
 
     let report = ingest(&fx.kb(), &fx.repo());
     assert_eq!(report.commits_added, 1);
@@ -184,6 +175,18 @@ fn incremental_ingests_match_git_numstat_and_a_fresh_file_edge_for_edge() {
 
     // A rewritten branch: the new commit's stats agree with git too. (The commit dropped from
     // the branch is still reachable through main's merge of it, so git lists it as well.)
+    rewrite_feature_branch(&fx);
+    Kb::open(&kb_path)
+        .unwrap()
+        .ingest(&fx.repo(), &everything, &Silent)
+        .unwrap();
+    let theirs = git_numstat(&fx);
+    assert_eq!(theirs.len(), 33);
+    assert_eq!(lore_numstat(&kb_path), theirs);
+}
+
+/// Force-push style: drop `feature/kv-cache`'s last commit and commit something else on it.
+fn rewrite_feature_branch(fx: &Fixture) {
     fx.git(&["checkout", "-q", "feature/kv-cache"]);
     fx.git(&["reset", "-q", "--hard", "HEAD~1"]);
     fs::write(
@@ -194,11 +197,4 @@ fn incremental_ingests_match_git_numstat_and_a_fresh_file_edge_for_edge() {
     fx.git(&["add", "-A"]);
     fx.git(&["commit", "-q", "-m", "Rewrite the worker"]);
     fx.git(&["checkout", "-q", "main"]);
-    Kb::open(&kb_path)
-        .unwrap()
-        .ingest(&fx.repo(), &everything, &Silent)
-        .unwrap();
-    let theirs = git_numstat(&fx);
-    assert_eq!(theirs.len(), 33);
-    assert_eq!(lore_numstat(&kb_path), theirs);
 }

@@ -1,7 +1,6 @@
 //! Killing `lore ingest` with SIGKILL at any moment leaves a file that opens, and resuming
 //! gives exactly what a clean run gives.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -9,41 +8,13 @@ use crate::common::*;
 
 /// A repository of `n` linear commits, each changing one of 20 files, built with fast-import.
 pub fn big_repo(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
-    let repo = dir.join("big");
-    std::fs::create_dir_all(&repo).unwrap();
-    git_in(&repo, &["init", "-q", "-b", "main"]);
-    let mut stream = String::new();
-    for i in 0..n {
-        let content = format!("line {i}\n").repeat(1 + i % 7);
-        stream.push_str(&format!(
-            "commit refs/heads/main\nmark :{}\ncommitter T <t@example.com> {} +0000\ndata {}\ncommit {i}\n",
-            i + 1,
-            1_700_000_000 + i,
-            format!("commit {i}").len() + 1
-        ));
-        if i > 0 {
-            stream.push_str(&format!("from :{i}\n"));
-        }
-        stream.push_str(&format!(
-            "M 644 inline src/file_{}.txt\ndata {}\n{content}\n",
-            i % 20,
-            content.len()
-        ));
-    }
-    let mut child = Command::new("git")
-        .current_dir(&repo)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stream.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    repo
+    fast_import_repo(dir, "big", n, |i| {
+        (
+            format!("commit {i}\n"),
+            format!("src/file_{}.txt", i % 20),
+            format!("line {i}\n").repeat(1 + i % 7),
+        )
+    })
 }
 
 #[test]

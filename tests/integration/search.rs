@@ -425,7 +425,6 @@ fn a_kill_during_embedding_leaves_vectors_and_graphs_that_the_next_run_completes
 /// A history of `n` commits whose messages are sentences over a small vocabulary, enough text
 /// for the built-in embedder to learn from.
 fn worded_repo(dir: &Path, n: usize) -> std::path::PathBuf {
-    use std::io::Write;
     const WORDS: [&str; 24] = [
         "cache",
         "block",
@@ -452,48 +451,19 @@ fn worded_repo(dir: &Path, n: usize) -> std::path::PathBuf {
         "engine",
         "config",
     ];
-    let repo = dir.join("worded");
-    std::fs::create_dir_all(&repo).unwrap();
-    git_in(&repo, &["init", "-q", "-b", "main"]);
-    let mut stream = String::new();
-    for i in 0..n {
+    fast_import_repo(dir, "worded", n, |i| {
         let w = |k: usize| WORDS[(i * 7 + k * 11 + i / 5) % WORDS.len()];
-        let message = format!(
-            "Fix the {} {} when the {} {}s the {}\n",
-            w(0),
-            w(1),
-            w(2),
-            w(3),
-            w(4)
-        );
-        let content = format!("{} {}\n", w(5), i);
-        stream.push_str(&format!(
-            "commit refs/heads/main\nmark :{}\ncommitter T <t@example.com> {} +0000\ndata {}\n{message}",
-            i + 1,
-            1_700_000_000 + i,
-            message.len()
-        ));
-        if i > 0 {
-            stream.push_str(&format!("from :{i}\n"));
-        }
-        stream.push_str(&format!(
-            "M 644 inline src/{}.txt\ndata {}\n{content}\n",
-            w(6),
-            content.len()
-        ));
-    }
-    let mut child = Command::new("git")
-        .current_dir(&repo)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stream.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    repo
+        (
+            format!(
+                "Fix the {} {} when the {} {}s the {}\n",
+                w(0),
+                w(1),
+                w(2),
+                w(3),
+                w(4)
+            ),
+            format!("src/{}.txt", w(6)),
+            format!("{} {}\n", w(5), i),
+        )
+    })
 }
