@@ -393,10 +393,23 @@ fn comparison(
     } else {
         None
     };
+    let time = super::dates::parse_date(&vtext);
+    // A date compared with a time field must be one (`created > 2024-02-30` is a mistake, as
+    // `since 2024-02-30` is).
+    let looks_like_date = vtext.len() >= 8
+        && vtext.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && vtext.as_bytes()[4] == b'-';
+    if field.is_time() && op != CmpOp::Regex && time.is_none() && looks_like_date {
+        return Err(QueryError::schema(
+            text,
+            span,
+            format!("`{vtext}` is not a date (expected YYYY-MM-DD or an RFC 3339 time)"),
+        ));
+    }
     Ok(Comparison {
         field,
         op,
-        time: super::dates::parse_date(&vtext),
+        time,
         text: vtext,
         num,
         regex,

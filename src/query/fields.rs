@@ -108,6 +108,16 @@ impl Field {
         matches!(self, Field::Edge(_))
     }
 
+    /// A field whose values are times (compared with dates).
+    pub fn is_time(self) -> bool {
+        matches!(
+            self,
+            Field::Issue(
+                IssueField::Created | IssueField::Updated | IssueField::Closed | IssueField::Merged
+            ) | Field::Commit(CommitField::Date)
+        )
+    }
+
     /// The fields of the nodes of one kind, in listing order (without edge fields).
     pub fn of_node_kind(kind: NodeKind) -> Vec<Field> {
         match kind {
@@ -176,6 +186,10 @@ impl FieldRef {
 
     pub fn is_edge(&self) -> bool {
         self.fields.iter().any(|f| f.is_edge())
+    }
+
+    pub fn is_time(&self) -> bool {
+        self.fields.iter().any(|f| f.is_time())
     }
 }
 

@@ -106,6 +106,14 @@ pub fn lex(text: &str) -> Result<Vec<Token>, QueryError> {
         match one(rest) {
             Ok((after, tok)) => {
                 let end = text.len() - after.len();
+                if matches!(tok, Tok::Hash(_)) && text[start + 1..end].parse::<u64>().is_err() {
+                    return Err(QueryError::at(
+                        text,
+                        start,
+                        end,
+                        format!("number too large: `{}`", &text[start..end]),
+                    ));
+                }
                 out.push(Token { tok, start, end });
                 rest = after;
             }

@@ -198,8 +198,22 @@ impl Parser<'_> {
                 self.pos += 1;
                 let n = match self.peek() {
                     Some(Token {
-                        tok: Tok::Word(w), ..
-                    }) if w.parse::<usize>().is_ok() => w.parse::<usize>().expect("checked"),
+                        tok: Tok::Word(w),
+                        start,
+                        end,
+                    }) if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => {
+                        match w.parse::<usize>() {
+                            Ok(n) => n,
+                            Err(_) => {
+                                return Err(QueryError::at(
+                                    self.text,
+                                    *start,
+                                    *end,
+                                    format!("number too large for `limit`: `{w}`"),
+                                ))
+                            }
+                        }
+                    }
                     _ => return Err(self.err_here("a number after `limit`")),
                 };
                 self.pos += 1;
@@ -734,5 +748,35 @@ mod tests {
         assert!(parse(&deepest).is_ok());
         let longest = format!("issues where {}", vec!["state = open"; 1000].join(" or "));
         assert!(parse(&longest).is_ok());
+    }
+
+    #[test]
+    fn numbers_too_large_are_named() {
+        let err = parse("issues limit 99999999999999999999").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert!(
+            d.message.contains("number too large for `limit`"),
+            "{}",
+            d.message
+        );
+        assert_eq!(&d.text[d.start..d.end], "99999999999999999999");
+        let err = parse("issues similar to #18446744073709551616").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert_eq!(d.message, "number too large: `#18446744073709551616`");
+        assert!(parse("issues similar to #18446744073709551615").is_ok());
+    }
+
+    #[test]
+    fn an_impossible_date_in_a_comparison_is_refused_as_since_refuses_it() {
+        let text = "issues where created > 2024-02-30";
+        let err = crate::query::bind::bind(text, &parse(text).unwrap()).unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert!(
+            d.message.contains("`2024-02-30` is not a date"),
+            "{}",
+            d.message
+        );
+        let ok = "issues where created > 2024-02-28 and title ~ \"2024-99\"";
+        assert!(crate::query::bind::bind(ok, &parse(ok).unwrap()).is_ok());
     }
 }
