@@ -138,13 +138,44 @@ fn limit(mut s: String, skips: &mut Skips) -> String {
     s
 }
 
-/// Parse a timestamp: RFC 3339 (`2024-01-11T09:00:00Z`), Jira's `2024-01-11T09:00:00.000+0000`,
-/// or a bare date. An unparseable one is counted and treated as absent.
-fn date(value: Option<&str>, skips: &mut Skips) -> Option<i64> {
-    let s = value?.trim();
-    if s.is_empty() {
-        return None;
+/// The value at `path` (`None` when absent or null).
+fn value_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut at = v;
+    for key in path {
+        at = at.get(key)?;
     }
+    (!at.is_null()).then_some(at)
+}
+
+/// Parse a timestamp: RFC 3339 (`2024-01-11T09:00:00Z`), Jira's `2024-01-11T09:00:00.000+0000`,
+/// a date and time without a zone (`2024-01-11 09:00:00`, taken as UTC), a bare date, or a
+/// number of seconds (milliseconds when it is that large) since 1970. Anything else is counted
+/// as `invalid_date` and treated as absent.
+fn date(value: Option<&Value>, skips: &mut Skips) -> Option<i64> {
+    let parsed = match value? {
+        Value::String(s) => {
+            let s = s.trim();
+            if s.is_empty() {
+                return None;
+            }
+            parse_time(s)
+        }
+        Value::Number(n) => n.as_i64().map(|t| {
+            if t.abs() >= 100_000_000_000 {
+                t / 1000
+            } else {
+                t
+            }
+        }),
+        _ => None,
+    };
+    if parsed.is_none() {
+        skips.count("invalid_date");
+    }
+    parsed
+}
+
+fn parse_time(s: &str) -> Option<i64> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Some(t.as_second());
     }
@@ -153,13 +184,19 @@ fn date(value: Option<&str>, skips: &mut Skips) -> Option<i64> {
             return Some(t.as_second());
         }
     }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
-            return Some(z.timestamp().as_second());
-        }
+    let utc = |dt: jiff::civil::DateTime| {
+        dt.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp().as_second())
+    };
+    // A bare date is midnight; a date with a time keeps its time.
+    if s.len() == 10 {
+        return s
+            .parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())));
     }
-    skips.count("invalid_date");
-    None
+    s.parse::<jiff::civil::DateTime>().ok().and_then(utc)
 }
 
 fn labels(v: Option<&Value>) -> Vec<String> {
@@ -241,7 +278,7 @@ fn github(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Pars
     r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
     r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
     r.merged_at = date(
-        str_at(v, &["pull_request", "merged_at"]).or_else(|| str_at(v, &["merged_at"])),
+        value_at(v, &["pull_request", "merged_at"]).or_else(|| value_at(v, &["merged_at"])),
         skips,
     );
     r.state = match (str_at(v, &["state"]), r.merged_at) {
@@ -252,9 +289,9 @@ fn github(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Pars
     r.state_reason = str_at(v, &["state_reason"]).map(str::to_string);
     r.author = str_at(v, &["user", "login"]).map(str::to_string);
     r.labels = labels(obj.get("labels"));
-    r.created_at = date(str_at(v, &["created_at"]), skips);
-    r.updated_at = date(str_at(v, &["updated_at"]), skips);
-    r.closed_at = date(str_at(v, &["closed_at"]), skips);
+    r.created_at = date(value_at(v, &["created_at"]), skips);
+    r.updated_at = date(value_at(v, &["updated_at"]), skips);
+    r.closed_at = date(value_at(v, &["closed_at"]), skips);
     r.url = str_at(v, &["html_url"]).map(str::to_string);
     if let Some(Value::Array(comments)) = obj.get("comments") {
         r.comments = comments.iter().map(|c| github_comment(c, skips)).collect();
@@ -268,7 +305,7 @@ fn github(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Pars
                     matches!(event, "closed" | "reopened" | "merged").then_some(())?;
                     Some(StateEvent {
                         event: event.into(),
-                        at: date(str_at(e, &["created_at"]), skips)?,
+                        at: date(value_at(e, &["created_at"]), skips)?,
                         actor: str_at(e, &["actor", "login"]).map(str::to_string),
                     })
                 })
@@ -287,7 +324,7 @@ pub fn github_comment(c: &Value, skips: &mut Skips) -> Comment {
         author: str_at(c, &["user", "login"])
             .or_else(|| str_at(c, &["author", "login"]))
             .map(str::to_string),
-        created_at: date(str_at(c, &["created_at"]), skips),
+        created_at: date(value_at(c, &["created_at"]), skips),
         body: limit(str_at(c, &["body"]).unwrap_or("").to_string(), skips),
     }
 }
@@ -305,7 +342,7 @@ fn gh(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> 
         || obj.get("isPullRequest").and_then(Value::as_bool) == Some(true);
     r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
     r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
-    r.merged_at = date(str_at(v, &["mergedAt"]), skips);
+    r.merged_at = date(value_at(v, &["mergedAt"]), skips);
     r.state = match str_at(v, &["state"])
         .map(str::to_ascii_uppercase)
         .as_deref()
@@ -320,16 +357,16 @@ fn gh(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> 
         .map(str::to_ascii_lowercase);
     r.author = str_at(v, &["author", "login"]).map(str::to_string);
     r.labels = labels(obj.get("labels"));
-    r.created_at = date(str_at(v, &["createdAt"]), skips);
-    r.updated_at = date(str_at(v, &["updatedAt"]), skips);
-    r.closed_at = date(str_at(v, &["closedAt"]), skips);
+    r.created_at = date(value_at(v, &["createdAt"]), skips);
+    r.updated_at = date(value_at(v, &["updatedAt"]), skips);
+    r.closed_at = date(value_at(v, &["closedAt"]), skips);
     r.url = (!url.is_empty()).then(|| url.to_string());
     if let Some(Value::Array(comments)) = obj.get("comments") {
         r.comments = comments
             .iter()
             .map(|c| Comment {
                 author: str_at(c, &["author", "login"]).map(str::to_string),
-                created_at: date(str_at(c, &["createdAt"]), skips),
+                created_at: date(value_at(c, &["createdAt"]), skips),
                 body: limit(str_at(c, &["body"]).unwrap_or("").to_string(), skips),
             })
             .collect();
@@ -417,9 +454,9 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
         .or_else(|| str_at(&f, &["creator", "name"]))
         .map(str::to_string);
     r.labels = labels(f.get("labels"));
-    r.created_at = date(str_at(&f, &["created"]), skips);
-    r.updated_at = date(str_at(&f, &["updated"]), skips);
-    r.closed_at = date(str_at(&f, &["resolutiondate"]), skips);
+    r.created_at = date(value_at(&f, &["created"]), skips);
+    r.updated_at = date(value_at(&f, &["updated"]), skips);
+    r.closed_at = date(value_at(&f, &["resolutiondate"]), skips);
     if merged {
         r.merged_at = r.closed_at;
     }
@@ -431,14 +468,14 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
                 author: str_at(c, &["author", "name"])
                     .or_else(|| str_at(c, &["author", "displayName"]))
                     .map(str::to_string),
-                created_at: date(str_at(c, &["created"]), skips),
+                created_at: date(value_at(c, &["created"]), skips),
                 body: limit(jira_text(c.get("body")), skips),
             })
             .collect();
     }
     if let Some(Value::Array(histories)) = v.get("changelog").and_then(|c| c.get("histories")) {
         for h in histories {
-            let Some(at) = date(str_at(h, &["created"]), skips) else {
+            let Some(at) = date(value_at(h, &["created"]), skips) else {
                 continue;
             };
             let actor = str_at(h, &["author", "name"])
@@ -488,7 +525,7 @@ fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parse
     r.is_pr = matches!(str_at(v, &["kind"]), Some("pr" | "pull_request" | "pull"));
     r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
     r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
-    r.merged_at = date(str_at(v, &["merged_at"]), skips);
+    r.merged_at = date(value_at(v, &["merged_at"]), skips);
     r.state = match str_at(v, &["state"])
         .map(str::to_ascii_lowercase)
         .as_deref()
@@ -501,16 +538,16 @@ fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parse
     r.state_reason = str_at(v, &["state_reason"]).map(str::to_string);
     r.author = str_at(v, &["author"]).map(str::to_string);
     r.labels = labels(obj.get("labels"));
-    r.created_at = date(str_at(v, &["created_at"]), skips);
-    r.updated_at = date(str_at(v, &["updated_at"]), skips);
-    r.closed_at = date(str_at(v, &["closed_at"]), skips);
+    r.created_at = date(value_at(v, &["created_at"]), skips);
+    r.updated_at = date(value_at(v, &["updated_at"]), skips);
+    r.closed_at = date(value_at(v, &["closed_at"]), skips);
     r.url = str_at(v, &["url"]).map(str::to_string);
     if let Some(Value::Array(comments)) = obj.get("comments") {
         r.comments = comments
             .iter()
             .map(|c| Comment {
                 author: str_at(c, &["author"]).map(str::to_string),
-                created_at: date(str_at(c, &["created_at"]), skips),
+                created_at: date(value_at(c, &["created_at"]), skips),
                 body: limit(str_at(c, &["body"]).unwrap_or("").to_string(), skips),
             })
             .collect();
@@ -521,7 +558,7 @@ fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parse
             .filter_map(|e| {
                 Some(StateEvent {
                     event: str_at(e, &["event"])?.to_string(),
-                    at: date(str_at(e, &["at"]), skips)?,
+                    at: date(value_at(e, &["at"]), skips)?,
                     actor: str_at(e, &["actor"]).map(str::to_string),
                 })
             })
@@ -531,4 +568,39 @@ fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parse
         .map(str::to_string)
         .or_else(|| r.url.as_deref().and_then(repo_of_url));
     Some(Parsed { record: r, repo })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_the_forms_people_export() {
+        let mut skips = Skips::default();
+        let at = |v: serde_json::Value, skips: &mut Skips| date(Some(&v), skips);
+        assert_eq!(
+            at(serde_json::json!("2024-01-05T10:00:00Z"), &mut skips),
+            Some(1704448800)
+        );
+        assert_eq!(
+            at(serde_json::json!("2024-01-05 10:00:00"), &mut skips),
+            Some(1704448800)
+        );
+        assert_eq!(
+            at(serde_json::json!("2024-01-05"), &mut skips),
+            Some(1704412800)
+        );
+        assert_eq!(
+            at(serde_json::json!(1704448800), &mut skips),
+            Some(1704448800)
+        );
+        assert_eq!(
+            at(serde_json::json!(1704448800000u64), &mut skips),
+            Some(1704448800)
+        );
+        assert_eq!(skips.0.get("invalid_date"), None);
+        assert_eq!(at(serde_json::json!("yesterday"), &mut skips), None);
+        assert_eq!(at(serde_json::json!(true), &mut skips), None);
+        assert_eq!(skips.0.get("invalid_date"), Some(&2));
+    }
 }
