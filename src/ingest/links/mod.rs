@@ -213,17 +213,8 @@ pub fn link_issue(
         report.edges_removed += tx.remove_edges_from(id, rel)?;
     }
     if issue.is_pr {
-        for src in tx.sources_to(id, Rel::FixedBy)? {
-            let from_pr_text = tx.edge_meta(src, Rel::FixedBy, id)?.is_some_and(|m| {
-                matches!(
-                    m.provenance,
-                    Provenance::ClosingKeywordPr | Provenance::HedgedClosing
-                )
-            });
-            if from_pr_text && tx.remove_edge(src, Rel::FixedBy, id)? {
-                report.edges_removed += 1;
-            }
-        }
+        let from_text = [Provenance::ClosingKeywordPr, Provenance::HedgedClosing];
+        report.edges_removed += remove_fixes_into(tx, id, &from_text)?;
     }
     // Closing keywords count in a pull request's title and body (as on GitHub), not in
     // comments.
@@ -299,6 +290,24 @@ pub fn link_issue(
     }
     report.issues_linked += 1;
     Ok(())
+}
+
+/// Remove the `fixed_by` edges into `dst` that one of `provenances` derived; returns how many.
+fn remove_fixes_into(
+    tx: &mut WriteTx<'_>,
+    dst: NodeId,
+    provenances: &[Provenance],
+) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    for src in tx.sources_to(dst, Rel::FixedBy)? {
+        let derived = tx
+            .edge_meta(src, Rel::FixedBy, dst)?
+            .is_some_and(|m| provenances.contains(&m.provenance));
+        if derived && tx.remove_edge(src, Rel::FixedBy, dst)? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Make `fixed_by` issue→commit edges through pull requests match the PR links: an issue a PR
@@ -511,17 +520,8 @@ pub fn rederive_if_rules_changed(
     store.write(|tx| -> Result<(), StoreError> {
         for local in 0..commits {
             let commit = NodeId::new(NodeKind::Commit, local);
-            for src in tx.sources_to(commit, Rel::FixedBy)? {
-                let from_message = tx.edge_meta(src, Rel::FixedBy, commit)?.is_some_and(|m| {
-                    matches!(
-                        m.provenance,
-                        Provenance::ClosingKeywordCommit | Provenance::HedgedClosing
-                    )
-                });
-                if from_message && tx.remove_edge(src, Rel::FixedBy, commit)? {
-                    report.edges_removed += 1;
-                }
-            }
+            let from_message = [Provenance::ClosingKeywordCommit, Provenance::HedgedClosing];
+            report.edges_removed += remove_fixes_into(tx, commit, &from_message)?;
             for (dst, m) in tx.edges_from(commit, Rel::References)? {
                 if matches!(
                     m.provenance,
