@@ -271,6 +271,9 @@ pub fn import(
 
     let mut link_report = LinkReport::default();
     links::rederive_if_rules_changed(store, progress, &mut link_report)?;
+    // Commit messages whose links a re-derivation took away are scanned again now, not only at
+    // the next ingest (a no-op when every commit is scanned).
+    links::link_commits(store, progress, &mut link_report)?;
     let (index, parser, stored_repo) = {
         let read = store.read()?;
         let stored = links::repo_name(&read)?;
