@@ -101,12 +101,26 @@ pub fn write_all(
     let manifest_path = dir.join("manifest.json");
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| io(&manifest_path)(e.into()))?;
     std::fs::write(&manifest_path, text + "\n").map_err(io(&manifest_path))?;
-    // Everything is written: replace the output directory.
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(io(out))?;
+    // Everything is written: put it in place of the output directory. The old one is moved
+    // aside first and removed only once the new one is in place, so a failure loses neither.
+    let old = out
+        .exists()
+        .then(|| parent.join(format!(".lore-export-old-{}", std::process::id())));
+    if let Some(old) = &old {
+        std::fs::rename(out, old).map_err(io(out))?;
     }
     let kept: PathBuf = tmp.keep();
-    std::fs::rename(&kept, out).map_err(io(out))
+    if let Err(e) = std::fs::rename(&kept, out) {
+        if let Some(old) = &old {
+            let _ = std::fs::rename(old, out);
+        }
+        let _ = std::fs::remove_dir_all(&kept);
+        return Err(io(out)(e));
+    }
+    if let Some(old) = &old {
+        std::fs::remove_dir_all(old).map_err(io(old))?;
+    }
+    Ok(())
 }
 
 /// Tokenize, fit and pack each split, and write its shards.
