@@ -1,5 +1,6 @@
 //! The umbrella error: every layer's error converts into [`Error`].
 
+use crate::adapt::AdaptError;
 use crate::export::ExportError;
 use crate::index::IndexError;
 use crate::ingest::issues::IssueError;
@@ -24,6 +25,8 @@ pub enum Error {
     Query(#[from] QueryError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Adapt(#[from] AdaptError),
     #[error(transparent)]
     Kb(KbError),
 }

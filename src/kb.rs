@@ -13,6 +13,8 @@
 //! # Ok::<(), lore::Error>(())
 //! ```
 
+pub mod adapt;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -17,7 +17,8 @@
 //! * [`query`] parses, binds, plans and runs the query language.
 //! * [`export`] turns the rows of a query into training examples: JSONL, and packed token
 //!   shards for a trainer.
-//! * adapt is the stage still to come.
+//! * [`adapt`] trains LoRA adapters on export's shards, continuing each lineage from its last
+//!   adapter, and keeps them, with their lineage and metrics, in the same file.
 //!
 //! [`kb::Kb`] is the entry point that runs the stages: the command line, the tests and the
 //! benchmarks use it. [`progress::Progress`] is how every stage reports long work, and
@@ -26,6 +27,7 @@
 //! A stage only ever depends on the stages to its left. Each stage has its own
 //! `#[non_exhaustive]` error enum that converts into [`Error`].
 
+pub mod adapt;
 pub mod code;
 pub mod error;
 pub mod export;

@@ -10,6 +10,8 @@ pub trait Progress: Sync {
     fn advance(&self, _n: u64) {}
     /// Something the user should know (a skip, a rewritten ref).
     fn warn(&self, _message: &str) {}
+    /// A short live status of the current phase (a training loss and speed).
+    fn status(&self, _text: &str) {}
     /// The current phase is over.
     fn done(&self) {}
 }

@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions, dispatch, and error reporting.
 
+mod adapt;
 mod export;
 mod import;
 mod ingest;
@@ -138,6 +139,36 @@ the time; files touched by fixes of similar earlier issues and by similar earlie
 Templates take issues (issue_fix, issue_answer, classify_issue, duplicate), commits
 (commit_message) or symbols (code_qa); --template-file uses your own. docs/export.md has the file format.")]
     Export(export::ExportArgs),
+    /// Train the next LoRA adapter on what the project added (continues the latest adapter).
+    #[command(after_help = "Examples:
+  lore model init --tiny --out model/                      # offline: a tiny model for this project
+  lore export --query 'issues fixed_by commit' -t issue_fix -o data/ --tokenizer model/ --seq-len 512
+  lore adapt --model model/ --data data/                   # adapter 1
+  lore export ... --force && lore adapt --model model/ --data data/   # adapter 2 continues 1
+  lore adapt --model ~/models/Qwen2.5-0.5B --query 'commits where merge = false' -t commit_message --device cuda
+  lore adapt --model model/ --data data/ --resume          # after an interrupted run
+
+Each run trains on the examples newer than the parent adapter's data watermark, plus --replay
+of older ones, and reports the validation loss before and after on the new data and on every
+earlier adapter's validation set (forgetting). Nothing new: it says so and exits 0.")]
+    Adapt(adapt::AdaptArgs),
+    /// List adapters, or write one as a PEFT directory that transformers/PEFT and vLLM load.
+    #[command(after_help = "Examples:
+  lore adapters
+  lore adapters list --json
+  lore adapters export 3 --out adapters/3/")]
+    Adapters {
+        #[command(subcommand)]
+        command: Option<adapt::AdaptersCommand>,
+    },
+    /// Make a base model: `lore model init --tiny --out DIR`.
+    #[command(after_help = "Examples:
+  lore model init --tiny --out model/
+  lore model init --tiny --out model/ --hidden 512 --layers 8")]
+    Model {
+        #[command(subcommand)]
+        command: adapt::ModelCommand,
+    },
     /// Propose likely duplicate issues; accept them as `duplicate_of` links.
     #[command(after_help = "Examples:
   lore duplicates
@@ -228,6 +259,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval { what }) => search::run_eval(&open()?, quiet, what),
         Some(Command::Export(args)) => export::run(&open()?, quiet, args),
         Some(Command::Duplicates(args)) => search::run_duplicates(&open()?, quiet, args),
+        Some(Command::Adapt(args)) => adapt::run(&open()?, quiet, args),
+        Some(Command::Adapters { command }) => adapt::run_adapters(&open()?, command),
+        Some(Command::Model { command }) => adapt::run_model(&open()?, quiet, command),
     }
 }
 

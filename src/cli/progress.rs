@@ -105,6 +105,12 @@ impl lore::progress::Progress for Bar {
         }
     }
 
+    fn status(&self, text: &str) {
+        if let Some(bar) = self.bar.lock().expect("progress lock").as_ref() {
+            bar.set_message(text.to_string());
+        }
+    }
+
     fn done(&self) {
         if let Some(bar) = self.bar.lock().expect("progress lock").take() {
             bar.finish_and_clear();

@@ -199,6 +199,8 @@ pub struct TokenCounts {
 pub struct ExampleEntry {
     pub id: String,
     pub split: &'static str,
+    /// When the example's input existed (unix seconds); `lore adapt` splits new from old by it.
+    pub created_at: i64,
     pub sources: Vec<String>,
 }
 
@@ -313,6 +315,7 @@ pub fn export(
             .map(|e| ExampleEntry {
                 id: e.id.clone(),
                 split: e.split,
+                created_at: e.created_at,
                 sources: e.sources.clone(),
             })
             .collect(),

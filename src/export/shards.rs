@@ -4,8 +4,9 @@
 //! Per row of `seq_len` tokens: `input_ids` (int32), `labels` (int64, unshifted: -100 on prompt
 //! tokens, on padding and on each document's first token, as transformers'
 //! `DataCollatorWithFlattening` marks them), `position_ids` (int32, restarting at 0 at every
-//! document), and `document_lengths` (int32, the lengths of the row's documents in order,
-//! zero-padded). Rows are filled best-fit decreasing.
+//! document), `document_lengths` (int32, the lengths of the row's documents in order,
+//! zero-padded) and `document_examples` (int32, each document's index into the manifest's
+//! `examples`, -1 for padding). Rows are filled best-fit decreasing.
 
 use std::path::{Path, PathBuf};
 
@@ -191,12 +192,17 @@ pub struct ShardArrays {
     pub labels: Vec<i64>,
     pub position_ids: Vec<i32>,
     pub document_lengths: Vec<i32>,
+    pub document_examples: Vec<i32>,
     pub rows: usize,
     pub max_docs: usize,
 }
 
-/// Lay out `rows` (each a list of documents: token ids and prompt length) as arrays.
-pub fn arrays(rows: &[Vec<(&[u32], usize)>], seq_len: usize, pad_id: u32) -> ShardArrays {
+/// One document laid into a row: its token ids, how many leading ones are prompt, and the
+/// index of the example it came from.
+pub type Doc<'a> = (&'a [u32], usize, i32);
+
+/// Lay out `rows` (each a list of documents) as arrays.
+pub fn arrays(rows: &[Vec<Doc<'_>>], seq_len: usize, pad_id: u32) -> ShardArrays {
     let max_docs = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let n = rows.len();
     let mut a = ShardArrays {
@@ -204,13 +210,15 @@ pub fn arrays(rows: &[Vec<(&[u32], usize)>], seq_len: usize, pad_id: u32) -> Sha
         labels: vec![IGNORE; n * seq_len],
         position_ids: vec![0; n * seq_len],
         document_lengths: vec![0; n * max_docs],
+        document_examples: vec![-1; n * max_docs],
         rows: n,
         max_docs,
     };
     for (r, docs) in rows.iter().enumerate() {
         let mut at = r * seq_len;
-        for (d, (ids, prompt_len)) in docs.iter().enumerate() {
+        for (d, (ids, prompt_len, example)) in docs.iter().enumerate() {
             a.document_lengths[r * max_docs + d] = ids.len() as i32;
+            a.document_examples[r * max_docs + d] = *example;
             for (k, &id) in ids.iter().enumerate() {
                 a.input_ids[at + k] = id as i32;
                 a.position_ids[at + k] = k as i32;
@@ -235,6 +243,7 @@ pub fn write_shard(path: &Path, a: &ShardArrays, seq_len: usize) -> Result<(), E
     let labels = le_bytes(&a.labels, i64::to_le_bytes);
     let positions = le_bytes(&a.position_ids, i32::to_le_bytes);
     let lengths = le_bytes(&a.document_lengths, i32::to_le_bytes);
+    let examples = le_bytes(&a.document_examples, i32::to_le_bytes);
     fn view<'d>(
         path: &Path,
         dtype: Dtype,
@@ -247,6 +256,10 @@ pub fn write_shard(path: &Path, a: &ShardArrays, seq_len: usize) -> Result<(), E
         })
     }
     let tensors = vec![
+        (
+            "document_examples",
+            view(path, Dtype::I32, vec![a.rows, a.max_docs], &examples)?,
+        ),
         (
             "document_lengths",
             view(path, Dtype::I32, vec![a.rows, a.max_docs], &lengths)?,
@@ -295,12 +308,13 @@ mod tests {
     fn labels_and_positions_restart_per_document() {
         let a: Vec<u32> = vec![10, 11, 12, 13];
         let b: Vec<u32> = vec![20, 21, 22];
-        let rows = vec![vec![(a.as_slice(), 2), (b.as_slice(), 1)]];
+        let rows = vec![vec![(a.as_slice(), 2, 0), (b.as_slice(), 1, 5)]];
         let s = arrays(&rows, 9, 0);
         assert_eq!(s.input_ids, vec![10, 11, 12, 13, 20, 21, 22, 0, 0]);
         assert_eq!(s.position_ids, vec![0, 1, 2, 3, 0, 1, 2, 0, 0]);
         assert_eq!(s.labels, vec![-100, -100, 12, 13, -100, 21, 22, -100, -100]);
         assert_eq!(s.document_lengths, vec![4, 3]);
+        assert_eq!(s.document_examples, vec![0, 5]);
     }
 
     #[test]

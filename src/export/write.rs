@@ -139,12 +139,14 @@ fn write_shards(
     progress.advance(examples.len() as u64);
     progress.done();
     for split in ["train", "val"] {
-        let of_split: Vec<shards::Tokens> = tokens
+        // Each kept token list with its example's index in `examples` (the manifest's order).
+        let (of_split, example_index): (Vec<shards::Tokens>, Vec<i32>) = tokens
             .iter()
             .zip(examples)
-            .filter(|(_, e)| e.split == split)
-            .map(|(t, _)| t.clone())
-            .collect();
+            .enumerate()
+            .filter(|(_, (_, e))| e.split == split)
+            .map(|(i, (t, _))| (t.clone(), i as i32))
+            .unzip();
         let (docs, fit) = shards::fit(&of_split, seq_len);
         counts.truncated += fit.truncated;
         counts.dropped += fit.dropped;
@@ -159,11 +161,11 @@ fn write_shards(
             counts.val_rows = rows.len() as u64;
         }
         for (k, chunk) in rows.chunks(shards::ROWS_PER_SHARD).enumerate() {
-            let laid: Vec<Vec<(&[u32], usize)>> = chunk
+            let laid: Vec<Vec<shards::Doc<'_>>> = chunk
                 .iter()
                 .map(|row| {
                     row.iter()
-                        .map(|&d| (docs[d].1.as_slice(), docs[d].2))
+                        .map(|&d| (docs[d].1.as_slice(), docs[d].2, example_index[docs[d].0]))
                         .collect()
                 })
                 .collect();

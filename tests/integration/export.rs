@@ -355,6 +355,14 @@ fn two_runs_write_identical_bytes_and_shards_decode_to_the_jsonl() {
         let input = i32s("input_ids");
         let positions = i32s("position_ids");
         let lengths = i32s("document_lengths");
+        let doc_examples = i32s("document_examples");
+        let manifest: serde_json::Value = serde_json::from_slice(&a["manifest.json"]).unwrap();
+        let manifest_ids: Vec<&str> = manifest["examples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
         let labels: Vec<i64> = st
             .tensor("labels")
             .unwrap()
@@ -366,7 +374,7 @@ fn two_runs_write_identical_bytes_and_shards_decode_to_the_jsonl() {
         let mut found = 0;
         for r in 0..rows {
             let mut at = r * seq;
-            for &len in &lengths[r * max_docs..(r + 1) * max_docs] {
+            for (d, &len) in lengths[r * max_docs..(r + 1) * max_docs].iter().enumerate() {
                 let len = len as usize;
                 if len == 0 {
                     continue;
@@ -383,12 +391,19 @@ fn two_runs_write_identical_bytes_and_shards_decode_to_the_jsonl() {
                 assert_eq!(labels[at], -100, "a document's first token is not a label");
                 assert_eq!(*doc.last().unwrap(), eos);
                 let text = tokenizer.decode(&doc, false).unwrap();
-                let (prompt, completion) = expected
+                let at_example = expected
                     .iter()
-                    .find(|(p, c)| text == format!("{p}\n{c}<|endoftext|>"))
+                    .position(|(p, c)| text == format!("{p}\n{c}<|endoftext|>"))
                     .unwrap_or_else(|| {
                         panic!("row {r} holds a document that is in no {split} example")
                     });
+                let (prompt, completion) = &expected[at_example];
+                // document_examples names the manifest entry of the example decoded here.
+                let named = doc_examples[r * max_docs + d];
+                assert_eq!(
+                    manifest_ids[named as usize],
+                    jsonl[at_example]["id"].as_str().unwrap()
+                );
                 // Labels: -100 on the prompt, the tokens themselves on the completion.
                 let prompt_len = tokenizer
                     .encode(prompt.as_str(), true)

@@ -1,5 +1,6 @@
 //! lore's integration tests: one binary, a module per area.
 
+mod adapt;
 mod bert;
 mod closing_refs;
 mod code_fixture;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# On the GPU machine: `lore adapt`'s step against PyTorch + transformers + PEFT on the same GPU.
+# Run from a folder holding adapt-bench.gz (`cargo bench --bench adapt --no-run --features
+# cuda`, stripped and gzipped), tokenizer.json (any), peft_lora_bench.py and this folder's Python
+# scripts; results go to $OUT. docs/benchmarks.md ("Adapt on a GPU") describes the run.
+set -euo pipefail
+cd "$(dirname "$0")"
+gunzip -kf adapt-bench.gz && chmod +x adapt-bench
+L=$(dirname "$(find /opt /usr -name libcublas.so.13 2>/dev/null | head -1)")
+export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
+PY=$(ls /opt/torch/.venv/bin/python3 2>/dev/null || which python3)
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+$PY -c 'import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)' | tee "$OUT/versions.txt"
+$PY adapt_models.py small small-f32 float32 tokenizer.json
+$PY adapt_models.py small small-bf16 bfloat16 tokenizer.json
+./adapt-bench parity --model small-f32 --out parity-f32
+$PY peft_parity.py small-f32 parity-f32 cuda float32 | tee "$OUT/parity-f32.json"
+./adapt-bench parity --model small-bf16 --out parity-bf16 --device cuda
+$PY peft_parity.py small-bf16 parity-bf16 cuda bfloat16 | tee "$OUT/parity-bf16.json"
+$PY adapt_models.py qwen05 qwen05 bfloat16 tokenizer.json
+peak() { # run "$2..." with its output in $1; print the highest memory.used (MiB) seen meanwhile
+  local out=$1; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > mem.txt & local w=$!
+  "$@" > "$out"; kill $w; sort -n mem.txt | tail -1
+}
+for run in 1 2; do
+  m=$(peak "$OUT/lore-$run.json" ./adapt-bench throughput --model qwen05 --seq 1024 --batch 8 --steps 10 --device cuda)
+  echo "{\"impl\": \"lore\", \"run\": $run, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/lore-mem-$run.json"
+  cat "$OUT/lore-$run.json"
+  m=$(peak "$OUT/peft-$run.json" $PY peft_lora_bench.py --seq 1024 --batch 8 --steps 10)
+  echo "{\"impl\": \"peft\", \"run\": $run, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/peft-mem-$run.json"
+  cat "$OUT/peft-$run.json"
+done

@@ -1,0 +1,184 @@
+//! The differentiable pieces of a Llama-family forward pass.
+//!
+//! candle 0.11's fused `rms_norm`, `softmax_last_dim`, `rope*` and `layer_norm` have no
+//! backward: gradients through them are dropped without an error. Everything here is built from
+//! ops that do have one (the gradient tests in `tests/integration/adapt.rs` check every LoRA
+//! weight against finite differences). And a plain `matmul` against a frozen weight computes and
+//! keeps a gradient for the weight too, which nobody reads: [`frozen_linear`] is a custom op whose
+//! backward computes only the input's gradient.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CudaStorage, DType, Layout, Shape, Storage, Tensor, D};
+
+type Result<T> = candle_core::Result<T>;
+
+/// `x W^T` for a frozen `W` (`[out, in]`), with `x` of shape `[n, in]`.
+struct FrozenLinear {
+    weight: Tensor,
+}
+
+impl FrozenLinear {
+    fn dims(&self, layout: &Layout) -> Result<(usize, usize, usize)> {
+        let (n, k) = layout.shape().dims2()?;
+        let (out, k2) = self.weight.dims2()?;
+        if k != k2 {
+            candle_core::bail!("frozen linear: input width {k}, weight [{out}, {k2}]");
+        }
+        Ok((n, out, k))
+    }
+}
+
+impl candle_core::CustomOp1 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, out, k) = self.dims(l)?;
+        let wt = self.weight.t()?;
+        let (storage, wl) = wt.storage_and_layout();
+        let Storage::Cpu(w) = &*storage else {
+            candle_core::bail!("frozen linear: weight and input on different devices")
+        };
+        Ok((s.matmul(w, (1, n, out, k), l, wl)?, Shape::from((n, out))))
+    }
+
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
+        let (n, out, k) = self.dims(l)?;
+        let wt = self.weight.t()?;
+        let (storage, wl) = wt.storage_and_layout();
+        let Storage::Cuda(w) = &*storage else {
+            candle_core::bail!("frozen linear: weight and input on different devices")
+        };
+        Ok((s.matmul(w, (1, n, out, k), l, wl)?, Shape::from((n, out))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.matmul(&self.weight)?))
+    }
+}
+
+/// `x W^T` where `W` gets no gradient; `x` is `[n, in]`.
+pub fn frozen_linear(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    x.apply_op1(FrozenLinear {
+        weight: weight.clone(),
+    })
+}
+
+/// RMSNorm computed in f32, returned in `x`'s dtype: `x / sqrt(mean(x²) + eps) · w`.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x32 = x.to_dtype(DType::F32)?;
+    let ms = x32.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = x32.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    normed.to_dtype(dtype)?.broadcast_mul(weight)
+}
+
+/// Rotary embedding in the Hugging Face layout (the two halves of each head rotate together).
+/// `x` is `[b, heads, t, d]`; `cos` and `sin` are `[b, 1, t, d/2]`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let b = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    Tensor::cat(&[a, b], D::Minus1)
+}
+
+/// Softmax over the last dimension, in f32.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(&x.to_dtype(DType::F32)?, D::Minus1)
+}
+
+/// The inverse frequencies of the rotary embedding, with Llama 3's scaling when configured.
+pub fn inv_freq(head_dim: usize, theta: f64, scaling: Option<&serde_json::Value>) -> Vec<f32> {
+    let mut freqs: Vec<f64> = (0..head_dim / 2)
+        .map(|i| 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64))
+        .collect();
+    let kind = scaling.and_then(|s| s.get("rope_type").or_else(|| s.get("type")));
+    if kind.and_then(|k| k.as_str()) == Some("llama3") {
+        let s = scaling.expect("checked above");
+        let get = |k: &str, d: f64| s.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
+        let factor = get("factor", 8.0);
+        let low = get("low_freq_factor", 1.0);
+        let high = get("high_freq_factor", 4.0);
+        let old = get("original_max_position_embeddings", 8192.0);
+        let (low_wl, high_wl) = (old / low, old / high);
+        for f in &mut freqs {
+            let wl = 2.0 * std::f64::consts::PI / *f;
+            if wl > low_wl {
+                *f /= factor;
+            } else if wl >= high_wl {
+                let smooth = (old / wl - low) / (high - low);
+                *f = (1.0 - smooth) * *f / factor + smooth * *f;
+            }
+        }
+    }
+    freqs.into_iter().map(|f| f as f32).collect()
+}
+
+/// The additive attention mask of packed rows: token `i` sees token `j` when `j <= i` and both
+/// are in the same document (a document starts where its position id is 0). `positions` is
+/// row-major `[b, t]`; the mask is `[b, 1, t, t]` with 0 and -inf.
+pub fn packed_causal_mask(positions: &[u32], b: usize, t: usize) -> Vec<f32> {
+    let mut mask = vec![f32::NEG_INFINITY; b * t * t];
+    for r in 0..b {
+        let row = &positions[r * t..(r + 1) * t];
+        let mut start = 0;
+        for i in 0..t {
+            if row[i] == 0 {
+                start = i;
+            }
+            let base = (r * t + i) * t;
+            mask[base + start..=base + i].fill(0.0);
+        }
+    }
+    mask
+}
+
+/// Mean cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`, u32), in f32.
+/// Returns the sum (not the mean), so micro-batches can be normalised by the step's token count.
+pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
+    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
+    picked.sum_all()?.neg()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn the_mask_keeps_documents_apart() {
+        // One row: a document of 3 tokens, then one of 2.
+        let m = packed_causal_mask(&[0, 1, 2, 0, 1], 1, 5);
+        let seen = |i: usize| -> Vec<usize> { (0..5).filter(|&j| m[i * 5 + j] == 0.0).collect() };
+        assert_eq!(seen(0), vec![0]);
+        assert_eq!(seen(2), vec![0, 1, 2]);
+        assert_eq!(seen(3), vec![3]);
+        assert_eq!(seen(4), vec![3, 4]);
+    }
+
+    #[test]
+    fn frozen_linear_matches_matmul_and_gives_the_input_its_gradient() {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[1f32, 2., 3.], [4., 5., 6.]], &dev).unwrap();
+        let x = Var::new(&[[1f32, 0., -1.], [0.5, 0.5, 0.5]], &dev).unwrap();
+        let y = frozen_linear(x.as_tensor(), &w).unwrap();
+        let want = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), want.to_vec2::<f32>().unwrap());
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        // d(sum(x W^T))/dx = column sums of W, for every row.
+        assert_eq!(
+            grads.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![5f32, 7., 9.], vec![5., 7., 9.]]
+        );
+        // Only the input holds a gradient; a plain matmul keeps one for the weight as well.
+        assert_eq!(grads.get_ids().count(), 1);
+        let plain = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
+        let plain_grads = plain.sum_all().unwrap().backward().unwrap();
+        assert_eq!(plain_grads.get_ids().count(), 2);
+    }
+}
