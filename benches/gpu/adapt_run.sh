@@ -3,9 +3,10 @@
 # Run from a folder holding adapt-bench.gz (`cargo bench --bench adapt --no-run --features
 # cuda`, stripped and gzipped), tokenizer.json (any), peft_lora_bench.py and this folder's Python
 # scripts; results go to $OUT. docs/benchmarks.md ("Adapt on a GPU") describes the run.
-set -euo pipefail
+set -uo pipefail   # no -e: a failing step is reported and the rest still runs
 cd "$(dirname "$0")"
 gunzip -kf adapt-bench.gz && chmod +x adapt-bench
+[ -e lore.gz ] && gunzip -kf lore.gz && chmod +x lore
 L=$(dirname "$(find /opt /usr -name libcublas.so.13 2>/dev/null | head -1)")
 export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
 PY=$(ls /opt/torch/.venv/bin/python3 2>/dev/null || which python3)
@@ -31,3 +32,11 @@ for run in 1 2; do
   echo "{\"impl\": \"peft\", \"run\": $run, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/peft-mem-$run.json"
   cat "$OUT/peft-$run.json"
 done
+# The command line on the GPU: an adapter of the tiny model on a carried export, if present.
+if [ -x lore ] && [ -d model ] && [ -d slice1 ]; then
+  ./lore init gpu.lore
+  ./lore --kb gpu.lore adapt --model model --data slice1 --device cuda --epochs 2 --batch 8 --lr 5e-3 --json > cli.jsonl 2> "$OUT/cli-stderr.txt"
+  tail -1 cli.jsonl | tee "$OUT/cli-cuda.json" | head -c 600; echo
+  head -3 cli.jsonl > "$OUT/cli-steps.jsonl"
+  ./lore --kb gpu.lore adapters | tee "$OUT/cli-adapters.txt"
+fi

@@ -15,6 +15,8 @@ use crate::export::shards;
 /// One document of an export: its tokens, how many lead as prompt, and its example.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
+    /// The example's id in the export (`commit:…`, `issue#…`): the same across exports.
+    pub id: String,
     pub ids: Vec<u32>,
     pub prompt_len: usize,
     /// Index into the manifest's examples.
@@ -68,7 +70,10 @@ pub fn read_export(dir: &Path) -> Result<ExportData, AdaptError> {
     let examples = m["examples"]
         .as_array()
         .ok_or_else(|| bad(&manifest_path, "no examples"))?;
-    let created: Vec<Option<i64>> = examples.iter().map(|e| e["created_at"].as_i64()).collect();
+    let created: Vec<Option<(i64, String)>> = examples
+        .iter()
+        .map(|e| Some((e["created_at"].as_i64()?, e["id"].as_str()?.to_string())))
+        .collect();
     let mut data = ExportData {
         dir: dir.to_path_buf(),
         name: m["name"].as_str().unwrap_or("default").to_string(),
@@ -118,7 +123,7 @@ fn ints<const N: usize, T>(
 fn read_shard(
     path: &Path,
     seq_len: usize,
-    created: &[Option<i64>],
+    created: &[Option<(i64, String)>],
 ) -> Result<Vec<Document>, AdaptError> {
     let bytes = std::fs::read(path).map_err(|e| AdaptError::Io {
         path: path.to_path_buf(),
@@ -157,7 +162,7 @@ fn read_shard(
                 ));
             }
             let example = example as usize;
-            let created_at = created.get(example).copied().flatten().ok_or_else(|| {
+            let (created_at, id) = created.get(example).cloned().flatten().ok_or_else(|| {
                 bad(
                     path,
                     format!("document of example {example}, which the manifest does not date"),
@@ -166,6 +171,7 @@ fn read_shard(
             let doc_labels = &labels[at..at + len];
             let prompt_len = doc_labels.iter().position(|&l| l >= 0).unwrap_or(len);
             out.push(Document {
+                id,
                 ids: ids[at..at + len].iter().map(|&i| i as u32).collect(),
                 prompt_len,
                 example,
@@ -184,16 +190,33 @@ pub struct Selection {
     pub val: Vec<Document>,
     pub new_examples: usize,
     pub replay_examples: usize,
+    /// Training documents left out because an adapter of the lineage validates on them.
+    pub held_out: usize,
     /// The newest input time among everything selected, or the parent's when nothing is newer.
     pub watermark: Option<i64>,
 }
 
 /// New documents (newer than `after`), plus `replay · new` older ones drawn with `seed`.
 /// Validation is the new part of the export's validation split; when the export has none, a
-/// tenth of the new training documents is held out.
-pub fn select(data: &ExportData, after: Option<i64>, replay: f64, seed: u64) -> Selection {
+/// tenth of the new training documents is held out. Documents in `held_out` (the validation
+/// sets of earlier adapters) are never trained on, so forgetting is measured on unseen data.
+pub fn select(
+    data: &ExportData,
+    after: Option<i64>,
+    replay: f64,
+    seed: u64,
+    held_out: &std::collections::HashSet<String>,
+) -> Selection {
     let is_new = |d: &&Document| after.is_none_or(|w| d.created_at > w);
-    let mut train: Vec<Document> = data.train.iter().filter(is_new).cloned().collect();
+    let trainable = |d: &&Document| !held_out.contains(&d.id);
+    let held = data.train.iter().filter(|d| !trainable(d)).count();
+    let mut train: Vec<Document> = data
+        .train
+        .iter()
+        .filter(is_new)
+        .filter(trainable)
+        .cloned()
+        .collect();
     let mut val: Vec<Document> = data.val.iter().filter(is_new).cloned().collect();
     if val.is_empty() && train.len() >= 2 {
         let keep = train.len() - (train.len() / 10).max(1);
@@ -219,6 +242,7 @@ pub fn select(data: &ExportData, after: Option<i64>, replay: f64, seed: u64) -> 
         val,
         new_examples,
         replay_examples,
+        held_out: held,
         watermark,
     }
 }

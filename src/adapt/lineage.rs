@@ -41,6 +41,8 @@ pub struct DataRecord {
     pub watermark: Option<i64>,
     pub new_examples: usize,
     pub replay_examples: usize,
+    /// Training documents left out because an adapter of the lineage validates on them.
+    pub held_out: usize,
     pub train_rows: usize,
     pub val_documents: usize,
     pub seq_len: usize,

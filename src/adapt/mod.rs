@@ -181,7 +181,12 @@ pub fn adapt(
     };
     let after = parent.as_ref().and_then(|p| p.data.watermark);
     let seed = options.train.seed ^ parent.as_ref().map_or(0, |p| p.id);
-    let selection = data::select(data, after, options.replay, seed);
+    // Validation documents of every adapter of this lineage stay out of training.
+    let mut held_out = std::collections::HashSet::new();
+    for a in store.list()?.iter().filter(|a| a.lineage == lineage) {
+        held_out.extend(store.eval_set(a.id)?.into_iter().map(|d| d.id));
+    }
+    let selection = data::select(data, after, options.replay, seed, &held_out);
     if selection.new_examples == 0 {
         return Ok(AdaptReport::NothingNew {
             parent: parent.map(|p| p.id),
@@ -297,6 +302,7 @@ pub fn adapt(
             watermark: selection.watermark,
             new_examples: selection.new_examples,
             replay_examples: selection.replay_examples,
+            held_out: selection.held_out,
             train_rows: train_rows.len(),
             val_documents: selection.val.len(),
             seq_len: seq,
@@ -335,4 +341,54 @@ fn fingerprint(
         "docs": docs,
     });
     sha256(key.to_string().as_bytes())
+}
+
+/// The loss of adapter `id` (and of the base model) on the validation sets of `sets` (adapter
+/// ids), with the base model at `model`, which must be the adapter's (compared by hash).
+pub fn evaluate(
+    db: &Database,
+    model: &std::path::Path,
+    id: u64,
+    sets: &[u64],
+    device: &Device,
+    batch: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<EvalRow>, AdaptError> {
+    let store = AdapterStore::new(db);
+    let record = store.get(id)?.ok_or(AdaptError::NoAdapter { id })?;
+    let dir = ModelDir::open(model)?;
+    progress.phase("hashing the base model", None);
+    let hash = dir.hash()?;
+    progress.done();
+    if hash != record.lineage.base_model_sha256 {
+        return Err(AdaptError::Model {
+            path: model.to_path_buf(),
+            detail: format!(
+                "it is not the base model adapter {id} was trained on ({})",
+                record.base_model_path
+            ),
+        });
+    }
+    let base = Model::load(&dir, device)?;
+    let lora = LoraSet::init(&dir.config, &record.lora, 0, device)?;
+    lora.load_safetensors(&store.weights(id)?)?;
+    progress.phase("evaluating", Some(sets.len() as u64));
+    let mut rows = Vec::new();
+    for &set in sets {
+        if store.get(set)?.is_none() {
+            return Err(AdaptError::NoAdapter { id: set });
+        }
+        let docs = store.eval_set(set)?;
+        let batches = data::rows(&docs, record.data.seq_len);
+        rows.push(EvalRow {
+            set,
+            documents: docs.len(),
+            base: train::eval_loss(&base, None, &batches, batch)?,
+            before: None,
+            after: train::eval_loss(&base, Some(&lora), &batches, batch)?,
+        });
+        progress.advance(1);
+    }
+    progress.done();
+    Ok(rows)
 }

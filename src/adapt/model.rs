@@ -244,7 +244,8 @@ impl Model {
         let q = split(self.project(h, layer, "q_proj", lora, train)?, heads)?;
         let k = split(self.project(h, layer, "k_proj", lora, train)?, kv)?;
         let v = split(self.project(h, layer, "v_proj", lora, train)?, kv)?;
-        let q = ops::rope(&q, &rotary.0, &rotary.1)?;
+        // The 1/√d scale goes on q, not on the [t, t] scores.
+        let q = (ops::rope(&q, &rotary.0, &rotary.1)? / (d as f64).sqrt())?;
         let k = ops::rope(&k, &rotary.0, &rotary.1)?;
         let repeat = |x: Tensor| -> Result<Tensor> {
             if heads == kv {
@@ -255,9 +256,8 @@ impl Model {
                 .reshape((b, heads, t, d))
         };
         let (k, v) = (repeat(k)?, repeat(v)?);
-        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?;
-        let scores = scores.to_dtype(DType::F32)?.broadcast_add(mask)?;
-        let probs = ops::softmax(&scores)?.to_dtype(self.dtype)?;
+        let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
+        let probs = ops::softmax(&scores.broadcast_add(mask)?)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -274,7 +274,8 @@ impl Model {
             ops::packed_causal_mask(&batch.positions, b, t),
             (b, 1, t, t),
             &self.device,
-        )?;
+        )?
+        .to_dtype(self.dtype)?;
         let pass = Pass {
             batch,
             rotary: self.rotary(batch)?,

@@ -2,7 +2,8 @@
 //!
 //! candle 0.11's fused `rms_norm`, `softmax_last_dim`, `rope*` and `layer_norm` have no
 //! backward: gradients through them are dropped without an error. Everything here is built from
-//! ops that do have one (the gradient tests in `tests/integration/adapt.rs` check every LoRA
+//! ops that do have one, or (softmax, log-softmax) computed outside the graph and attached to
+//! their input with a hand-written backward (the gradient tests in `tests/integration/adapt.rs` check every LoRA
 //! weight against finite differences). And a plain `matmul` against a frozen weight computes and
 //! keeps a gradient for the weight too, which nobody reads: [`frozen_linear`] is a custom op whose
 //! backward computes only the input's gradient.
@@ -86,9 +87,95 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     Tensor::cat(&[a, b], D::Minus1)
 }
 
-/// Softmax over the last dimension, in f32.
+/// Which function an [`Attached`] result is, for its backward.
+#[derive(Clone, Copy)]
+enum Attach {
+    Softmax,
+    LogSoftmax,
+}
+
+/// A result computed outside the graph (with fused kernels, its intermediates freed at once),
+/// attached to its input with the function's own backward. candle keeps every intermediate of
+/// a composed softmax alive until the backward pass; attached, only the input and the result
+/// are kept.
+struct Attached {
+    value: std::sync::Mutex<Option<Tensor>>,
+    kind: Attach,
+}
+
+impl Attached {
+    fn take(&self) -> Result<Tensor> {
+        self.value
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attached value lock".into()))?
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg("attached value used twice".into()))
+    }
+}
+
+impl candle_core::CustomOp1 for Attached {
+    fn name(&self) -> &'static str {
+        "attached"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        let value = self.take()?;
+        let (storage, layout) = value.storage_and_layout();
+        let Storage::Cpu(s) = &*storage else {
+            candle_core::bail!("attached value on another device")
+        };
+        Ok((s.try_clone(layout)?, layout.shape().clone()))
+    }
+
+    fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> Result<(CudaStorage, Shape)> {
+        let value = self.take()?;
+        let (storage, layout) = value.storage_and_layout();
+        let Storage::Cuda(s) = &*storage else {
+            candle_core::bail!("attached value on another device")
+        };
+        Ok((s.try_clone(layout)?, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.to_dtype(DType::F32)?;
+        let dx = match self.kind {
+            // y = softmax(x): dx = y · (g − Σ g·y)
+            Attach::Softmax => {
+                let y = res.to_dtype(DType::F32)?;
+                let dot = (&g * &y)?.sum_keepdim(D::Minus1)?;
+                (y * g.broadcast_sub(&dot)?)?
+            }
+            // y = log_softmax(x): dx = g − softmax(x) · Σ g
+            Attach::LogSoftmax => {
+                let p = res.to_dtype(DType::F32)?.exp()?;
+                let total = g.sum_keepdim(D::Minus1)?;
+                (g - p.broadcast_mul(&total)?)?
+            }
+        };
+        Ok(Some(dx.to_dtype(arg.dtype())?))
+    }
+}
+
+fn attach(x: &Tensor, value: Tensor, kind: Attach) -> Result<Tensor> {
+    let value = value.contiguous()?;
+    x.apply_op1(Attached {
+        value: std::sync::Mutex::new(Some(value)),
+        kind,
+    })
+}
+
+/// Softmax over the last dimension with candle's fused kernel, in `x`'s dtype (the kernel
+/// accumulates in f32), differentiable.
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::softmax(&x.to_dtype(DType::F32)?, D::Minus1)
+    let x = x.contiguous()?;
+    let y = candle_nn::ops::softmax_last_dim(&x.detach())?;
+    attach(&x, y, Attach::Softmax)
+}
+
+/// Log-softmax over the last dimension in f32, differentiable.
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    let y = candle_nn::ops::log_softmax(&x.detach().to_dtype(DType::F32)?, D::Minus1)?;
+    attach(x, y, Attach::LogSoftmax)
 }
 
 /// The inverse frequencies of the rotary embedding, with Llama 3's scaling when configured.
@@ -140,7 +227,7 @@ pub fn packed_causal_mask(positions: &[u32], b: usize, t: usize) -> Vec<f32> {
 /// Mean cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`, u32), in f32.
 /// Returns the sum (not the mean), so micro-batches can be normalised by the step's token count.
 pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
+    let logp = log_softmax(logits)?;
     let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
     picked.sum_all()?.neg()
 }
@@ -180,5 +267,41 @@ mod tests {
         let plain = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
         let plain_grads = plain.sum_all().unwrap().backward().unwrap();
         assert_eq!(plain_grads.get_ids().count(), 2);
+    }
+}
+
+#[cfg(test)]
+mod attached_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The gradient of `Σ w·softmax(x) + Σ w·log_softmax(x)` at `x`.
+    fn gradient(attached: bool) -> Vec<Vec<f32>> {
+        let dev = Device::Cpu;
+        let x = Var::new(&[[0.3f32, -1.2, 2.0, 0.1], [5.0, 4.0, -3.0, 0.0]], &dev).unwrap();
+        let w = Tensor::new(&[[1f32, 2., 3., 4.], [-1., 0.5, 2., 0.]], &dev).unwrap();
+        let (s, l) = if attached {
+            (softmax(&x).unwrap(), log_softmax(&x).unwrap())
+        } else {
+            (
+                candle_nn::ops::softmax(&x, D::Minus1).unwrap(),
+                candle_nn::ops::log_softmax(&x, D::Minus1).unwrap(),
+            )
+        };
+        let loss =
+            ((s * &w).unwrap().sum_all().unwrap() + (l * &w).unwrap().sum_all().unwrap()).unwrap();
+        let g = loss.backward().unwrap();
+        g.get(&x).unwrap().to_vec2::<f32>().unwrap()
+    }
+
+    #[test]
+    fn attached_functions_have_the_composed_ones_gradients() {
+        let (a, c) = (gradient(true), gradient(false));
+        for (ra, rc) in a.iter().zip(&c) {
+            for (x, y) in ra.iter().zip(rc) {
+                assert!((x - y).abs() < 1e-5, "{a:?} vs {c:?}");
+            }
+        }
+        assert!(a.iter().flatten().any(|v| v.abs() > 1e-3));
     }
 }

@@ -122,6 +122,21 @@ pub enum AdaptersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The loss of an adapter (and of its base model) on validation sets: its own and its
+    /// ancestors', or those of the adapters --on names.
+    Eval {
+        id: u64,
+        /// The base model directory (the adapter's, checked by hash).
+        #[arg(long, value_name = "DIR")]
+        model: PathBuf,
+        /// Adapters whose validation sets to use.
+        #[arg(long, value_delimiter = ',', value_name = "IDS")]
+        on: Option<Vec<u64>>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write one adapter as a PEFT directory (adapter_config.json, adapter_model.safetensors).
     Export {
         id: u64,
@@ -175,7 +190,24 @@ fn work_dir(kb: &Path) -> PathBuf {
     kb.with_file_name(name)
 }
 
+/// candle allocates a new buffer for every op. glibc hands large freed buffers back to the
+/// kernel and page-faults them in again on the next step, which on the CPU cost as much as the
+/// arithmetic (the fixture demo's training ran 2× faster with this). A training process keeps
+/// its freed memory in the heap instead.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only sets allocator parameters; 32 MiB is glibc's largest mmap threshold.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 pub fn run(kb: &Kb, quiet: bool, args: AdaptArgs) -> anyhow::Result<()> {
+    keep_freed_memory();
     for t in &args.targets {
         if !ALL_TARGETS.contains(&t.as_str()) {
             bail!(
@@ -347,9 +379,42 @@ fn write_eval(out: &mut impl Write, own: u64, row: &EvalRow) -> std::io::Result<
     )
 }
 
-pub fn run_adapters(kb: &Kb, command: Option<AdaptersCommand>) -> anyhow::Result<()> {
+pub fn run_adapters(kb: &Kb, quiet: bool, command: Option<AdaptersCommand>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command.unwrap_or(AdaptersCommand::List { json: false }) {
+        AdaptersCommand::Eval {
+            id,
+            model,
+            on,
+            device: name,
+            json,
+        } => {
+            keep_freed_memory();
+            let bar = Bar::new(quiet || json);
+            let rows = kb.evaluate_adapter(id, &model, on.as_deref(), &device(&name)?, &bar)?;
+            bar.done();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+                return Ok(());
+            }
+            writeln!(out, "adapter {id}: validation loss")?;
+            writeln!(
+                out,
+                "  {:<14} {:>8} {:>8} {:>10}",
+                "set", "base", "adapter", "ppl"
+            )?;
+            for r in &rows {
+                writeln!(
+                    out,
+                    "  {:<14} {:>8} {:>8} {:>10}",
+                    format!("adapter {}", r.set),
+                    loss(r.base),
+                    loss(r.after),
+                    r.after.map_or("-".into(), |a| format!("{:.2}", a.exp()))
+                )?;
+            }
+            Ok(())
+        }
         AdaptersCommand::List { json } => {
             let all = kb.adapters()?;
             if json {

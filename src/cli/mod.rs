@@ -156,6 +156,8 @@ earlier adapter's validation set (forgetting). Nothing new: it says so and exits
     #[command(after_help = "Examples:
   lore adapters
   lore adapters list --json
+  lore adapters eval 3 --model model/             # on its own and its ancestors' validation sets
+  lore adapters eval 5 --model model/ --on 1,2,3  # on other adapters' validation sets
   lore adapters export 3 --out adapters/3/")]
     Adapters {
         #[command(subcommand)]
@@ -260,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Export(args)) => export::run(&open()?, quiet, args),
         Some(Command::Duplicates(args)) => search::run_duplicates(&open()?, quiet, args),
         Some(Command::Adapt(args)) => adapt::run(&open()?, quiet, args),
-        Some(Command::Adapters { command }) => adapt::run_adapters(&open()?, command),
+        Some(Command::Adapters { command }) => adapt::run_adapters(&open()?, quiet, command),
         Some(Command::Model { command }) => adapt::run_model(&open()?, quiet, command),
     }
 }

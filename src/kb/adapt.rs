@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Kb;
-use crate::adapt::lineage::{AdapterRecord, AdapterStore};
+use crate::adapt::lineage::{AdapterRecord, AdapterStore, EvalRow};
 use crate::adapt::tiny::{self, TinyReport, TinyShape};
 use crate::adapt::train::StepLog;
 use crate::adapt::{self, data, AdaptError, AdaptOptions, AdaptReport};
@@ -63,6 +63,26 @@ impl Kb {
             progress,
             log,
         )?)
+    }
+
+    /// The loss of adapter `id` on the validation sets of the adapters `sets` (default: its own
+    /// and its ancestors'), with its base model at `model`.
+    pub fn evaluate_adapter(
+        &self,
+        id: u64,
+        model: &Path,
+        sets: Option<&[u64]>,
+        device: &candle_core::Device,
+        progress: &dyn Progress,
+    ) -> Result<Vec<EvalRow>> {
+        let db = self.store.database();
+        let sets = match sets {
+            Some(s) => s.to_vec(),
+            None => std::iter::once(id)
+                .chain(AdapterStore::new(&db).ancestors(id)?)
+                .collect(),
+        };
+        Ok(adapt::evaluate(&db, model, id, &sets, device, 8, progress)?)
     }
 
     /// Every adapter in the file, oldest first.

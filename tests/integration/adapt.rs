@@ -418,6 +418,10 @@ fn a_second_run_continues_the_first_and_a_third_has_nothing_new() {
         .count();
     assert_eq!(two.data.new_examples, newer);
     assert!(two.data.replay_examples > 0);
+    // Run 1's validation documents are older, so they are in the second export's training
+    // split: they are held out, never trained on.
+    assert!(one.data.val_documents > 0);
+    assert_eq!(two.data.held_out, one.data.val_documents);
     // Run 2 measures forgetting on run 1's validation set.
     let sets: Vec<u64> = two.evals.iter().map(|e| e.set).collect();
     assert_eq!(sets, vec![two.id, one.id]);
@@ -425,6 +429,18 @@ fn a_second_run_continues_the_first_and_a_third_has_nothing_new() {
         .evals
         .iter()
         .all(|e| e.base.is_some() && e.before.is_some() && e.after.is_some()));
+    // Evaluated later, adapter 2 gives the loss it recorded on adapter 1's set.
+    let rows = kb
+        .evaluate_adapter(
+            two.id,
+            &setup().model,
+            Some(&[one.id]),
+            &Device::Cpu,
+            &Silent,
+        )
+        .unwrap();
+    let (now, then) = (rows[0].after.unwrap(), two.evals[1].after.unwrap());
+    assert!((now - then).abs() < 1e-5 * then, "{now} vs {then}");
     let three = kb
         .adapt(
             AdaptData::Export(setup().all.clone()),

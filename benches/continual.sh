@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Continual learning, measured: three `lore adapt` runs on three time slices of a repository's
+# commit messages (each continues the last), against one from-scratch run on the union, then
+# every adapter evaluated on every slice's validation set. docs/benchmarks.md has the result.
+#
+#   bash benches/continual.sh REPO [WORKDIR]     (REPO: e.g. a clone of huggingface/peft)
+#
+# Slices: non-merge commits on main until 2023-06-30, 2024-03-31 and 2024-12-31 (export's
+# time split keeps the newest tenth of each for validation). The model is `lore model init
+# --tiny` (a tokenizer trained on the repository's own text, a random-init 4-million-parameter
+# Llama), on the CPU.
+set -euo pipefail
+repo=$1
+work=${2:-/tmp/lore-continual}
+lore=${LORE:-$(dirname "$0")/../target/release/lore}
+mkdir -p "$work"
+export LORE_KB=$work/repo.lore
+[ -e "$LORE_KB" ] || "$lore" ingest "$repo" --refs main --no-szz --no-index -q
+[ -d "$work/model" ] || "$lore" model init --tiny --out "$work/model" -q
+train=(--epochs 2 --batch 8 --lr 5e-3 --eval-every 20 --patience 3 --seed 1)
+slices=(2023-06-30 2024-03-31 2024-12-31)
+for i in 0 1 2; do
+  "$lore" export --query "commits where merge = false until ${slices[$i]}" -t commit_message \
+    -o "$work/slice$((i + 1))" --tokenizer "$work/model" --seq-len 512 --val 0.1 \
+    --name "slice$((i + 1))" --force -q
+done
+# Adapters 1-3: the continual chain.
+for i in 1 2 3; do
+  "$lore" adapt --model "$work/model" --data "$work/slice$i" "${train[@]}" -q | tee "$work/adapt$i.txt"
+done
+# Adapter 4: from scratch on the union (the third slice holds all three).
+"$lore" adapt --model "$work/model" --data "$work/slice3" "${train[@]}" --from-scratch -q | tee "$work/adapt4.txt"
+"$lore" adapters
+for id in 3 4; do
+  "$lore" adapters eval "$id" --model "$work/model" --on 1,2,3 -q
+done
