@@ -247,6 +247,8 @@ fn main() {
         Some("throughput") => throughput(&args),
         Some("profile") => profile(&args),
         // `cargo bench` with no mode (CI's `--no-run` only builds it): say how to use it.
-        _ => eprintln!("usage: adapt (throughput|parity|profile) --model DIR [...]; see benches/adapt.rs"),
+        _ => eprintln!(
+            "usage: adapt (throughput|parity|profile) --model DIR [...]; see benches/adapt.rs"
+        ),
     }
 }
