@@ -42,6 +42,7 @@ pub struct DataRecord {
     pub new_examples: usize,
     pub replay_examples: usize,
     /// Training documents left out because an adapter of the lineage validates on them.
+    #[serde(default)]
     pub held_out: usize,
     pub train_rows: usize,
     pub val_documents: usize,
