@@ -71,7 +71,7 @@ struct Pass<'a> {
     batch: &'a Batch,
     /// cos and sin, `[rows, 1, seq, head_dim/2]`.
     rotary: (Tensor, Tensor),
-    /// `[rows, 1, seq, seq]`, 0 or -inf.
+    /// `[rows, heads, seq, seq]`, 0 or -inf.
     mask: Tensor,
     lora: Option<&'a LoraSet>,
     train: bool,
@@ -257,7 +257,7 @@ impl Model {
         };
         let (k, v) = (repeat(k)?, repeat(v)?);
         let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
-        let probs = ops::softmax(&scores.broadcast_add(mask)?)?;
+        let probs = ops::masked_softmax(&scores, mask)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -275,7 +275,10 @@ impl Model {
             (b, 1, t, t),
             &self.device,
         )?
-        .to_dtype(self.dtype)?;
+        .to_dtype(self.dtype)?
+        // Expanded once per pass, so every layer's mask add is a plain element-wise add.
+        .broadcast_as((b, self.config.num_attention_heads, t, t))?
+        .contiguous()?;
         let pass = Pass {
             batch,
             rotary: self.rotary(batch)?,

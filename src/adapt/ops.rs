@@ -88,10 +88,14 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 }
 
 /// Which function an [`Attached`] result is, for its backward.
-#[derive(Clone, Copy)]
 enum Attach {
     Softmax,
     LogSoftmax,
+    /// The summed cross-entropy; holds the softmax of the logits (f32) and the targets.
+    CrossEntropy {
+        probs: Tensor,
+        targets: Tensor,
+    },
 }
 
 /// A result computed outside the graph (with fused kernels, its intermediates freed at once),
@@ -138,7 +142,7 @@ impl candle_core::CustomOp1 for Attached {
 
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let g = grad.to_dtype(DType::F32)?;
-        let dx = match self.kind {
+        let dx = match &self.kind {
             // y = softmax(x): dx = y · (g − Σ g·y)
             Attach::Softmax => {
                 let y = res.to_dtype(DType::F32)?;
@@ -150,6 +154,13 @@ impl candle_core::CustomOp1 for Attached {
                 let p = res.to_dtype(DType::F32)?.exp()?;
                 let total = g.sum_keepdim(D::Minus1)?;
                 (g - p.broadcast_mul(&total)?)?
+            }
+            // loss = Σ −log softmax(x)[t]: dx = g · (softmax(x) − onehot(t)), with g a scalar.
+            Attach::CrossEntropy { probs, targets } => {
+                let scale = f64::from(g.flatten_all()?.to_vec1::<f32>()?[0]);
+                let minus_one = Tensor::full(-1f32, targets.shape(), probs.device())?;
+                let dx = probs.scatter_add(targets, &minus_one, 1)?;
+                (dx * scale)?
             }
         };
         Ok(Some(dx.to_dtype(arg.dtype())?))
@@ -169,6 +180,15 @@ fn attach(x: &Tensor, value: Tensor, kind: Attach) -> Result<Tensor> {
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
     let x = x.contiguous()?;
     let y = candle_nn::ops::softmax_last_dim(&x.detach())?;
+    attach(&x, y, Attach::Softmax)
+}
+
+/// `softmax(x + mask)` over the last dimension, differentiable in `x` only: the mask is added
+/// outside the graph, so neither the sum nor a gradient for the mask is kept.
+pub fn masked_softmax(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let masked = x.detach().broadcast_add(mask)?;
+    let y = candle_nn::ops::softmax_last_dim(&masked)?;
     attach(&x, y, Attach::Softmax)
 }
 
@@ -224,12 +244,20 @@ pub fn packed_causal_mask(positions: &[u32], b: usize, t: usize) -> Vec<f32> {
     mask
 }
 
-/// Mean cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`, u32), in f32.
-/// Returns the sum (not the mean), so micro-batches can be normalised by the step's token count.
+/// Cross-entropy of `logits` (`[n, vocab]`) against `targets` (`[n]`, u32), summed over the
+/// rows (not averaged, so micro-batches can be normalised by the step's token count), in f32.
+/// One fused softmax forward; the backward is `softmax − onehot`, so none of log-softmax's
+/// vocabulary-sized intermediates exist.
 pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logp = log_softmax(logits)?;
-    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?;
-    picked.sum_all()?.neg()
+    let x = logits.detach().to_dtype(DType::F32)?.contiguous()?;
+    let probs = candle_nn::ops::softmax_last_dim(&x)?;
+    drop(x);
+    let targets = targets.unsqueeze(1)?.contiguous()?;
+    // −log p[t], with p floored so a vanishing probability gives a large, finite loss.
+    let picked = probs.gather(&targets, 1)?.clamp(1e-30f32, 1f32)?;
+    let loss = picked.log()?.sum_all()?.neg()?.reshape(1)?;
+    let out = attach(logits, loss, Attach::CrossEntropy { probs, targets })?;
+    out.squeeze(0)
 }
 
 #[cfg(test)]
