@@ -147,9 +147,7 @@ fn parity(args: &[String]) {
     let mut rng = SplitMix(12);
     for l in lora.layers.values() {
         let d = l.b.as_tensor().dims().to_vec();
-        let v: Vec<f32> = (0..d[0] * d[1])
-            .map(|_| (rng.normal() * 0.02) as f32)
-            .collect();
+        let v: Vec<f32> = (0..d[0] * d[1]).map(|_| rng.normal() * 0.02).collect();
         l.b.set(&Tensor::from_vec(v, (d[0], d[1]), &dev).unwrap())
             .unwrap();
     }

@@ -72,29 +72,9 @@ pub struct LoraSet {
     pub layers: BTreeMap<(usize, String), LoraLayer>,
 }
 
-/// A small deterministic generator (splitmix64) for initialisation, so the same seed gives the
-/// same adapter on every machine.
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u = self.unit().max(f64::MIN_POSITIVE);
-        let v = self.unit();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+/// The seeded generator (splitmix64) for initialisation and shuffles, so the same seed gives
+/// the same adapter on every machine.
+pub use crate::index::embed::random::SplitMix;
 
 impl LoraSet {
     /// A fresh adapter: A kaiming-uniform, B zeros.
@@ -113,7 +93,7 @@ impl LoraSet {
                     .ok_or_else(|| candle_core::Error::Msg(format!("unknown module {module}")))?;
                 let bound = 1.0 / (fan_in as f64).sqrt();
                 let a: Vec<f32> = (0..config.rank * fan_in)
-                    .map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32)
+                    .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
                     .collect();
                 let a = Var::from_vec(a, (config.rank, fan_in), device)?;
                 let b = Var::zeros((out, config.rank), DType::F32, device)?;

@@ -176,7 +176,7 @@ pub fn init_tiny(
     let mut parameters = 0u64;
     let mut normal = |shape: (usize, usize)| -> candle_core::Result<Tensor> {
         let v: Vec<f32> = (0..shape.0 * shape.1)
-            .map(|_| (rng.normal() * 0.02) as f32)
+            .map(|_| rng.normal() * 0.02)
             .collect();
         Tensor::from_vec(v, shape, &Device::Cpu)
     };
@@ -187,7 +187,7 @@ pub fn init_tiny(
     // is about |E_row| · √hidden: N(0, 1/hidden) rows let a tiny model express confident
     // predictions, where 0.02 would cap every logit near 1.
     let embed: Vec<f32> = (0..vocab * h)
-        .map(|_| (rng_embed.normal() / (h as f64).sqrt()) as f32)
+        .map(|_| rng_embed.normal() / (h as f32).sqrt())
         .collect();
     tensors.insert(
         "model.embed_tokens.weight".into(),

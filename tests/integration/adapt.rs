@@ -134,7 +134,7 @@ fn randomize_b(set: &LoraSet, seed: u64) {
     for l in set.layers.values() {
         let dims = l.b.as_tensor().dims().to_vec();
         let v: Vec<f32> = (0..dims[0] * dims[1])
-            .map(|_| (rng.normal() * 0.05) as f32)
+            .map(|_| rng.normal() * 0.05)
             .collect();
         l.b.set(&Tensor::from_vec(v, (dims[0], dims[1]), &Device::Cpu).unwrap())
             .unwrap();

@@ -12,8 +12,11 @@ mod bert;
 mod cooccur;
 mod linalg;
 
-/// Random unit vectors for tests and benchmarks.
+/// Seeded randomness: unit vectors for tests and benchmarks, and the generator (also what
+/// `adapt` initialises and shuffles with).
 pub mod random {
+    pub use super::linalg::SplitMix;
+
     /// `n` random unit vectors of `dim` dimensions, the same for the same seed.
     pub fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut rng = super::linalg::SplitMix(seed);
