@@ -18,6 +18,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod peft;
+mod staging;
 pub mod tiny;
 pub mod train;
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::lineage::AdapterRecord;
 use super::lora::LoraConfig;
+use super::staging::Staging;
 use super::AdaptError;
 
 /// `adapter_config.json` for an adapter of shape `lora` on the model at `base_model`.
@@ -50,47 +51,13 @@ pub fn write_peft_dir(
     record: Option<&AdapterRecord>,
     out: &Path,
 ) -> Result<(), AdaptError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| AdaptError::Io {
-            path: path.clone(),
-            source: e,
-        }
-    };
-    if let Ok(mut entries) = std::fs::read_dir(out) {
-        if entries.next().is_some() {
-            return Err(AdaptError::Io {
-                path: out.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "exists and is not empty",
-                ),
-            });
-        }
-    }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".lore-adapter-")
-        .tempdir_in(parent)
-        .map_err(io(parent))?;
+    let dir = Staging::new(out, ".lore-adapter-")?;
     let config = serde_json::to_string_pretty(&adapter_config(lora, base_model)).expect("json");
-    std::fs::write(tmp.path().join("adapter_config.json"), config + "\n")
-        .map_err(io(&out.join("adapter_config.json")))?;
-    std::fs::write(tmp.path().join("adapter_model.safetensors"), weights)
-        .map_err(io(&out.join("adapter_model.safetensors")))?;
+    dir.write("adapter_config.json", (config + "\n").as_bytes())?;
+    dir.write("adapter_model.safetensors", weights)?;
     if let Some(record) = record {
         let lineage = serde_json::to_string_pretty(record).expect("json");
-        std::fs::write(tmp.path().join("lore_adapter.json"), lineage + "\n")
-            .map_err(io(&out.join("lore_adapter.json")))?;
+        dir.write("lore_adapter.json", (lineage + "\n").as_bytes())?;
     }
-    let _ = std::fs::remove_dir(out);
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        io(out)(e)
-    })
+    dir.finish()
 }

@@ -12,6 +12,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, TokenizerBuilder};
 
 use super::lora::{write_safetensors, SplitMix};
+use super::staging::Staging;
 use super::AdaptError;
 
 /// The end-of-text token of tiny models.
@@ -64,14 +65,6 @@ pub fn init_tiny(
         path: path.to_path_buf(),
         source: e,
     };
-    if let Ok(mut entries) = std::fs::read_dir(out) {
-        if entries.next().is_some() {
-            return Err(io(
-                out,
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not empty"),
-            ));
-        }
-    }
     if shape.heads == 0
         || shape.kv_heads == 0
         || !shape.hidden.is_multiple_of(shape.heads)
@@ -86,16 +79,8 @@ pub fn init_tiny(
             ),
         });
     }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".lore-model-")
-        .tempdir_in(parent)
-        .map_err(|e| io(parent, e))?;
-    let dir = tmp.path();
+    let staging = Staging::new(out, ".lore-model-")?;
+    let dir = staging.path();
 
     let mut trainer = BpeTrainerBuilder::new()
         .vocab_size(shape.vocab)
@@ -217,12 +202,7 @@ pub fn init_tiny(
     write_safetensors(&tensors, &mut bytes)?;
     std::fs::write(dir.join("model.safetensors"), bytes)
         .map_err(|e| io(&out.join("model.safetensors"), e))?;
-    let _ = std::fs::remove_dir(out);
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        io(out, e)
-    })?;
+    staging.finish()?;
     Ok(TinyReport {
         vocab,
         parameters,
