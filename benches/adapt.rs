@@ -89,7 +89,7 @@ fn throughput(args: &[String]) {
     let params: Vec<&candle_core::Var> = lora.named().into_iter().map(|(_, v)| v).collect();
     let mut opt = AdamW::new(AdamWConfig::default(), &params).unwrap();
     let batch = random_batch(dir.config.vocab_size, rows, seq, 1);
-    let mut step = |i: usize| -> f32 {
+    let mut step = || -> f32 {
         let (sum, n) = model.loss_sum(&batch, Some(&lora), true).unwrap().unwrap();
         let loss = (sum / n as f64).unwrap();
         let grads = loss.backward().unwrap();
@@ -99,18 +99,17 @@ fn throughput(args: &[String]) {
             .collect();
         optim::clip(&mut g, 1.0).unwrap();
         opt.update(&params, &g, 1e-4).unwrap();
-        let _ = i;
         loss.to_scalar::<f32>().unwrap()
     };
     let warm = num(args, "--warmup", 3);
-    for i in 0..warm {
-        step(i);
+    for _ in 0..warm {
+        step();
     }
     dev.synchronize().unwrap();
     let t = Instant::now();
     let mut loss = 0.0;
-    for i in 0..steps {
-        loss = step(i);
+    for _ in 0..steps {
+        loss = step();
     }
     dev.synchronize().unwrap();
     let dt = t.elapsed().as_secs_f64();
