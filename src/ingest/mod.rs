@@ -45,6 +45,13 @@ pub enum IngestError {
         #[source]
         source: BoxError,
     },
+    #[error("{} is not the repository {} was built from: it holds none of the file's root commits ({root}…) nor the ref tips it last ingested (the file's origin: {origin}); use another --kb for another project", path.display(), kb.display())]
+    OtherRepository {
+        path: PathBuf,
+        kb: PathBuf,
+        root: String,
+        origin: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -9,6 +9,7 @@
 //!    stopped. Watermarks are written with the last batch.
 
 mod diff;
+pub mod identity;
 pub mod linediff;
 pub mod numstat;
 mod refs;
@@ -107,6 +108,8 @@ pub fn ingest(
         progress.warn("the repository is a shallow clone: history before its boundary is absent, and boundary commits are diffed as roots");
     }
 
+    identity::check(store, &repo, repo_path)?;
+    let origin = identity::origin_url(&repo);
     let tips = refs::resolve(&repo, repo_path, &options.refs, &mut report.skipped_refs)?;
     for skipped in &report.skipped_refs {
         progress.warn(&format!("skipped ref {skipped}"));
@@ -158,6 +161,7 @@ pub fn ingest(
         }
         Ok(())
     })?;
+    identity::record_if_new(store, origin)?;
     report.elapsed_ms = duration_ms(started.elapsed());
     Ok(report)
 }
