@@ -77,7 +77,9 @@ impl GitSource {
     pub fn file_at(&self, commit: &[u8], path: &str) -> Option<String> {
         let id = ObjectId::try_from(commit).ok()?;
         let tree = self.repo.find_object(id).ok()?.peel_to_tree().ok()?;
-        let entry = tree.lookup_entry_by_path(path).ok()??;
+        let entry = tree
+            .lookup_entry_by_path(crate::store::paths::to_git_path(path))
+            .ok()??;
         self.text(entry.object_id().as_bytes())
     }
 

@@ -445,7 +445,12 @@ fn head(
         .records
         .into_iter()
         .filter(|e| e.mode.is_blob())
-        .map(|e| (e.filepath.to_string(), e.oid))
+        .map(|e| {
+            (
+                crate::store::paths::from_git(&e.filepath).into_owned(),
+                e.oid,
+            )
+        })
         .filter(|(p, _)| wanted(p, options))
         .collect();
     progress.phase("parsing code at HEAD", None);

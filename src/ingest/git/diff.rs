@@ -438,7 +438,7 @@ impl std::ops::Deref for Side<'_> {
 
 fn raw_change(change: gix::diff::tree::recorder::Change) -> Option<RawChange> {
     use gix::diff::tree::recorder::Change;
-    let lossy = |p: &gix::bstr::BStr| p.to_str_lossy().into_owned();
+    let stored = |p: &gix::bstr::BStr| crate::store::paths::from_git(p).into_owned();
     match change {
         Change::Addition {
             entry_mode,
@@ -446,7 +446,7 @@ fn raw_change(change: gix::diff::tree::recorder::Change) -> Option<RawChange> {
             path,
             ..
         } => (!entry_mode.is_tree()).then(|| RawChange {
-            path: lossy(path.as_ref()),
+            path: stored(path.as_ref()),
             change: ChangeKind::Added,
             old: None,
             new: Some((oid, entry_mode.is_commit())),
@@ -457,7 +457,7 @@ fn raw_change(change: gix::diff::tree::recorder::Change) -> Option<RawChange> {
             path,
             ..
         } => (!entry_mode.is_tree()).then(|| RawChange {
-            path: lossy(path.as_ref()),
+            path: stored(path.as_ref()),
             change: ChangeKind::Deleted,
             old: Some((oid, entry_mode.is_commit())),
             new: None,
@@ -481,7 +481,7 @@ fn raw_change(change: gix::diff::tree::recorder::Change) -> Option<RawChange> {
                 (None, None) => return None,
             };
             Some(RawChange {
-                path: lossy(path.as_ref()),
+                path: stored(path.as_ref()),
                 change,
                 old,
                 new,

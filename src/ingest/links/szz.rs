@@ -179,7 +179,9 @@ impl Blamer<'_> {
         };
         let blob_at = |c: ObjectId| -> Option<Vec<u8>> {
             let tree = self.repo.find_commit(c).ok()?.tree().ok()?;
-            let entry = tree.lookup_entry_by_path(path).ok()??;
+            let entry = tree
+                .lookup_entry_by_path(crate::store::paths::to_git_path(path))
+                .ok()??;
             read_blob(self.repo, entry.object_id())
         };
         let (Some(old), Some(new)) = (blob_at(parent), blob_at(rev)) else {
