@@ -159,3 +159,76 @@ fn a_dump_of_another_repository_warns() {
     ]);
     assert!(crate::common::stderr(&out).contains("unknown format `csv`"));
 }
+
+#[test]
+fn wrong_types_unknown_states_and_invalid_numbers_are_counted_by_reason() {
+    let fixture = Fixture::build();
+    let kb = fixture_with_links(&fixture);
+    let dump = serde_json::json!([
+        {"number": 3, "title": 5, "labels": "bug", "state": "weird", "user": {"login": "a"}},
+        {"number": 0, "title": "zero"},
+        {"number": -5, "title": "negative"},
+        {"number": 1.5, "title": "fraction"},
+        {"number": "abc", "title": "words"},
+        {"number": 60, "title": "epoch seconds", "created_at": 1704067200, "labels": [7, "ok"]},
+        {"number": 61, "title": "space-separated", "created_at": "2024-01-05 10:00:00", "body": ["not", "text"]},
+        {"title": "no number at all"}
+    ]);
+    let file = write(fixture.dir.path(), "typed.json", &dump.to_string());
+    let report = try_import(&kb, &file, &options(Format::Github, None)).expect("import");
+    let skipped = &report.skipped.0;
+    assert_eq!(skipped.get("wrong_type:title"), Some(&1), "{skipped:?}");
+    assert_eq!(skipped.get("wrong_type:body"), Some(&1), "{skipped:?}");
+    assert_eq!(skipped.get("wrong_type:labels"), Some(&2), "{skipped:?}");
+    assert_eq!(skipped.get("unknown_state"), Some(&1), "{skipped:?}");
+    assert_eq!(skipped.get("invalid_number"), Some(&4), "{skipped:?}");
+    assert_eq!(skipped.get("missing_number"), Some(&1), "{skipped:?}");
+    assert_eq!(skipped.get("invalid_date"), None, "{skipped:?}");
+    assert_eq!(report.created, 3);
+    let store = Store::open(&kb).unwrap();
+    let read = store.read().unwrap();
+    let get = |n| {
+        read.issue(read.issue_by_number(n).unwrap().unwrap())
+            .unwrap()
+    };
+    let three = get(3);
+    assert_eq!(three.title, "");
+    assert_eq!(three.labels, vec!["bug".to_string()]);
+    assert_eq!(get(60).created_at, Some(1_704_067_200));
+    assert_eq!(get(60).labels, vec!["ok".to_string()]);
+    assert_eq!(
+        get(61).created_at,
+        Some(1_704_448_800),
+        "10:00 UTC, not midnight"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_removed_and_counted_and_bad_utf8_is_located() {
+    let fixture = Fixture::build();
+    let kb = fixture_with_links(&fixture);
+    let dir = fixture.dir.path();
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(br#"[{"number": 70, "title": "saved by a Windows editor"}]"#);
+    let file = dir.join("bom.json");
+    std::fs::write(&file, &bom).unwrap();
+    let report = try_import(&kb, &file, &options(Format::Github, None)).expect("import");
+    assert_eq!(report.skipped.0.get("byte_order_mark"), Some(&1));
+    assert_eq!(report.created, 1);
+
+    let before = content_counts(&stats_json(&kb));
+    let mut latin1 = br#"{"number": 71, "title": "ok"}"#.to_vec();
+    latin1.extend_from_slice(b"\n{\"number\": 72, \"title\": \"caf\xE9\"}\n");
+    let file = dir.join("latin1.jsonl");
+    std::fs::write(&file, &latin1).unwrap();
+    let err = try_import(&kb, &file, &options(Format::Jsonl, None)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}:2:29: not UTF-8 (byte 58 is 0xe9)",
+            file.display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(content_counts(&stats_json(&kb)), before, "nothing imported");
+}

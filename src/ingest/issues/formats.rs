@@ -199,29 +199,89 @@ fn parse_time(s: &str) -> Option<i64> {
     s.parse::<jiff::civil::DateTime>().ok().and_then(utc)
 }
 
-fn labels(v: Option<&Value>) -> Vec<String> {
-    let mut out: Vec<String> = v
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|l| l.as_str().or_else(|| str_at(l, &["name"])))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+/// Labels: an array of names or of `{"name": …}` objects. A bare string is taken as one label
+/// and an item of another type is dropped, each counted as `wrong_type:labels`.
+fn labels(v: Option<&Value>, skips: &mut Skips) -> Vec<String> {
+    let mut out: Vec<String> = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|l| {
+                let name = l.as_str().or_else(|| str_at(l, &["name"]));
+                if name.is_none() {
+                    skips.count("wrong_type:labels");
+                }
+                name
+            })
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(one)) => {
+            skips.count("wrong_type:labels");
+            vec![one.clone()]
+        }
+        Some(_) => {
+            skips.count("wrong_type:labels");
+            Vec::new()
+        }
+    };
     out.sort();
     out.dedup();
     out
 }
 
-fn number(v: Option<&Value>) -> Option<u64> {
-    match v? {
+/// An issue number: a positive integer, or a string of one (`"12"`, `"#12"`). Absent is counted
+/// as `missing_number`; present but not a positive integer (0, −5, 1.5, `"abc"`) as
+/// `invalid_number`. Either way the record is skipped.
+fn number(v: Option<&Value>, skips: &mut Skips) -> Option<u64> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        skips.count("missing_number");
+        return None;
+    };
+    let n = match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().trim_start_matches('#').parse().ok(),
         _ => None,
     }
-    .filter(|&n| n > 0)
+    .filter(|&n| n > 0);
+    if n.is_none() {
+        skips.count("invalid_number");
+    }
+    n
+}
+
+/// A text field: absent or null is empty; a value of another type is dropped and counted as
+/// `wrong_type:<field>`.
+fn text(v: &Value, path: &[&str], skips: &mut Skips) -> String {
+    match value_at(v, path) {
+        None => String::new(),
+        Some(Value::String(s)) => limit(s.clone(), skips),
+        Some(_) => {
+            skips.count(&format!("wrong_type:{}", path.join(".")));
+            String::new()
+        }
+    }
+}
+
+/// A state among `known` (compared without case); another value is counted as
+/// `unknown_state` and the issue is taken as open, a value of another type as
+/// `wrong_type:<field>`.
+fn state_name(v: &Value, field: &str, known: &[&str], skips: &mut Skips) -> Option<String> {
+    match value_at(v, &[field]) {
+        None => None,
+        Some(Value::String(s)) => {
+            let lower = s.trim().to_ascii_lowercase();
+            if known.contains(&lower.as_str()) {
+                Some(lower)
+            } else {
+                skips.count("unknown_state");
+                None
+            }
+        }
+        Some(_) => {
+            skips.count(&format!("wrong_type:{field}"));
+            None
+        }
+    }
 }
 
 /// `https://github.com/owner/name/...` or `https://api.github.com/repos/owner/name/...` →
@@ -269,26 +329,26 @@ pub fn parse_record(
 }
 
 fn github(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> {
-    let Some(n) = number(obj.get("number")) else {
-        skips.count("missing_number");
-        return None;
-    };
+    let n = number(obj.get("number"), skips)?;
     let mut r = base(n, "github");
     r.is_pr = obj.contains_key("pull_request") || obj.contains_key("head");
-    r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
-    r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
+    r.title = text(v, &["title"], skips);
+    r.body = text(v, &["body"], skips);
     r.merged_at = date(
         value_at(v, &["pull_request", "merged_at"]).or_else(|| value_at(v, &["merged_at"])),
         skips,
     );
-    r.state = match (str_at(v, &["state"]), r.merged_at) {
+    r.state = match (
+        state_name(v, "state", &["open", "closed"], skips),
+        r.merged_at,
+    ) {
         (_, Some(_)) => IssueState::Merged,
-        (Some("closed"), _) => IssueState::Closed,
+        (Some(s), _) if s == "closed" => IssueState::Closed,
         _ => IssueState::Open,
     };
     r.state_reason = str_at(v, &["state_reason"]).map(str::to_string);
     r.author = str_at(v, &["user", "login"]).map(str::to_string);
-    r.labels = labels(obj.get("labels"));
+    r.labels = labels(obj.get("labels"), skips);
     r.created_at = date(value_at(v, &["created_at"]), skips);
     r.updated_at = date(value_at(v, &["updated_at"]), skips);
     r.closed_at = date(value_at(v, &["closed_at"]), skips);
@@ -330,33 +390,27 @@ pub fn github_comment(c: &Value, skips: &mut Skips) -> Comment {
 }
 
 fn gh(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> {
-    let Some(n) = number(obj.get("number")) else {
-        skips.count("missing_number");
-        return None;
-    };
+    let n = number(obj.get("number"), skips)?;
     let mut r = base(n, "gh");
     let url = str_at(v, &["url"]).unwrap_or("");
     r.is_pr = url.contains("/pull/")
         || obj.contains_key("mergedAt")
         || obj.contains_key("headRefName")
         || obj.get("isPullRequest").and_then(Value::as_bool) == Some(true);
-    r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
-    r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
+    r.title = text(v, &["title"], skips);
+    r.body = text(v, &["body"], skips);
     r.merged_at = date(value_at(v, &["mergedAt"]), skips);
-    r.state = match str_at(v, &["state"])
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        Some("MERGED") => IssueState::Merged,
+    r.state = match state_name(v, "state", &["open", "closed", "merged"], skips).as_deref() {
+        Some("merged") => IssueState::Merged,
         _ if r.merged_at.is_some() => IssueState::Merged,
-        Some("CLOSED") => IssueState::Closed,
+        Some("closed") => IssueState::Closed,
         _ => IssueState::Open,
     };
     r.state_reason = str_at(v, &["stateReason"])
         .filter(|s| !s.is_empty())
         .map(str::to_ascii_lowercase);
     r.author = str_at(v, &["author", "login"]).map(str::to_string);
-    r.labels = labels(obj.get("labels"));
+    r.labels = labels(obj.get("labels"), skips);
     r.created_at = date(value_at(v, &["createdAt"]), skips);
     r.updated_at = date(value_at(v, &["updatedAt"]), skips);
     r.closed_at = date(value_at(v, &["closedAt"]), skips);
@@ -410,13 +464,16 @@ fn jira_text(v: Option<&Value>) -> String {
 }
 
 fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
-    let key = str_at(v, &["key"]).unwrap_or("");
+    let Some(key) = str_at(v, &["key"]) else {
+        skips.count("missing_number");
+        return None;
+    };
     let Some(n) = key
         .rsplit_once('-')
         .and_then(|(_, n)| n.parse::<u64>().ok())
         .filter(|&n| n > 0)
     else {
-        skips.count("missing_number");
+        skips.count("invalid_number");
         return None;
     };
     let f = v.get("fields").cloned().unwrap_or(Value::Null);
@@ -425,7 +482,7 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
     // Jira has no pull requests; instances that mirror them use an issue type of that name.
     r.is_pr =
         str_at(&f, &["issuetype", "name"]).is_some_and(|t| t.eq_ignore_ascii_case("pull request"));
-    r.title = limit(str_at(&f, &["summary"]).unwrap_or("").to_string(), skips);
+    r.title = text(&f, &["summary"], skips);
     r.body = limit(jira_text(f.get("description")), skips);
     let done = str_at(&f, &["status", "statusCategory", "key"]) == Some("done")
         || matches!(
@@ -453,7 +510,7 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
         .or_else(|| str_at(&f, &["reporter", "displayName"]))
         .or_else(|| str_at(&f, &["creator", "name"]))
         .map(str::to_string);
-    r.labels = labels(f.get("labels"));
+    r.labels = labels(f.get("labels"), skips);
     r.created_at = date(value_at(&f, &["created"]), skips);
     r.updated_at = date(value_at(&f, &["updated"]), skips);
     r.closed_at = date(value_at(&f, &["resolutiondate"]), skips);
@@ -517,19 +574,13 @@ fn jira(v: &Value, skips: &mut Skips) -> Option<Parsed> {
 }
 
 fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parsed> {
-    let Some(n) = number(obj.get("number")) else {
-        skips.count("missing_number");
-        return None;
-    };
+    let n = number(obj.get("number"), skips)?;
     let mut r = base(n, "jsonl");
     r.is_pr = matches!(str_at(v, &["kind"]), Some("pr" | "pull_request" | "pull"));
-    r.title = limit(str_at(v, &["title"]).unwrap_or("").to_string(), skips);
-    r.body = limit(str_at(v, &["body"]).unwrap_or("").to_string(), skips);
+    r.title = text(v, &["title"], skips);
+    r.body = text(v, &["body"], skips);
     r.merged_at = date(value_at(v, &["merged_at"]), skips);
-    r.state = match str_at(v, &["state"])
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    r.state = match state_name(v, "state", &["open", "closed", "merged"], skips).as_deref() {
         Some("merged") => IssueState::Merged,
         _ if r.merged_at.is_some() => IssueState::Merged,
         Some("closed") => IssueState::Closed,
@@ -537,7 +588,7 @@ fn jsonl(obj: &Map<String, Value>, v: &Value, skips: &mut Skips) -> Option<Parse
     };
     r.state_reason = str_at(v, &["state_reason"]).map(str::to_string);
     r.author = str_at(v, &["author"]).map(str::to_string);
-    r.labels = labels(obj.get("labels"));
+    r.labels = labels(obj.get("labels"), skips);
     r.created_at = date(value_at(v, &["created_at"]), skips);
     r.updated_at = date(value_at(v, &["updated_at"]), skips);
     r.closed_at = date(value_at(v, &["closed_at"]), skips);

@@ -77,6 +77,16 @@ pub enum IssueError {
         column: usize,
         message: String,
     },
+    #[error(
+        "{path}:{line}:{column}: not UTF-8 (byte {offset} is 0x{byte:02x}); save the dump as UTF-8"
+    )]
+    NotUtf8 {
+        path: PathBuf,
+        offset: usize,
+        byte: u8,
+        line: usize,
+        column: usize,
+    },
     #[error("cannot tell the format of {path}: {detail}; pass --format github|gh|jira|jsonl")]
     UnknownFormat { path: PathBuf, detail: String },
     #[error("{path}:{line}: {detail}")]
@@ -131,16 +141,47 @@ pub struct ImportReport {
     pub elapsed_ms: u64,
 }
 
+/// The dump's text. A UTF-8 byte order mark is removed and counted as `byte_order_mark`;
+/// bytes that are not UTF-8 are an error naming their offset, line and column.
+fn read_text(path: &Path, skips: &mut Skips) -> Result<String, IssueError> {
+    let mut bytes = std::fs::read(path).map_err(|source| IssueError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+        skips.count("byte_order_mark");
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let offset = e.utf8_error().valid_up_to();
+        let before = &bytes[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        IssueError::NotUtf8 {
+            path: path.into(),
+            offset,
+            byte: bytes[offset],
+            line,
+            column,
+        }
+    })
+}
+
 /// Read a dump into records without touching the store.
 pub fn read_dump(
     path: &Path,
     options: &ImportOptions,
     report: &mut ImportReport,
 ) -> Result<Vec<IssueRecord>, IssueError> {
-    let text = std::fs::read_to_string(path).map_err(|source| IssueError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let text = read_text(path, &mut report.skipped)?;
     let dump = formats::parse_dump(path, &text)?;
     let format = match options.format {
         Format::Auto => formats::detect(path, &dump)?,
@@ -211,10 +252,7 @@ fn attach_comments(
     records: &mut BTreeMap<u64, IssueRecord>,
     report: &mut ImportReport,
 ) -> Result<(), IssueError> {
-    let text = std::fs::read_to_string(path).map_err(|source| IssueError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let text = read_text(path, &mut report.skipped)?;
     let dump = formats::parse_dump(path, &text)?;
     let mut by_issue: HashMap<u64, Vec<crate::store::records::Comment>> = HashMap::new();
     for (_, value) in &dump.records {
