@@ -113,8 +113,9 @@ pub fn run(kb: &Kb, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
     }
     let l = &report.links;
     println!(
-        "links: {} added, {} replaced; {} fix commits blamed, {} introduced_by edges in {:.2}s",
+        "links: {} added{}, {} replaced; {} fix commits blamed, {} introduced_by edges in {:.2}s",
         l.edges_added,
+        super::ingest::by_relation(l),
         l.edges_removed,
         l.fix_commits_blamed,
         l.introduced_by,

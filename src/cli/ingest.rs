@@ -145,9 +145,10 @@ fn print_report(kb_path: &Path, report: &IngestReport) {
     }
     if let Some(links) = links {
         println!(
-            "links: {} commits scanned, {} edges added, {} fix commits blamed, {} introduced_by in {:.2}s",
+            "links: {} commits scanned, {} edges added{}, {} fix commits blamed, {} introduced_by in {:.2}s",
             links.commits_scanned,
             links.edges_added,
+            by_relation(links),
             links.fix_commits_blamed,
             links.introduced_by,
             links.elapsed_ms as f64 / 1000.0
@@ -159,4 +160,17 @@ fn print_report(kb_path: &Path, report: &IngestReport) {
     if report.shallow {
         println!("note: shallow repository; history stops at its boundary");
     }
+}
+
+/// ` (1 fixed_by, 5176 mentions)`: the added edges by relation, as `lore stats` counts them.
+pub fn by_relation(links: &lore::ingest::links::LinkReport) -> String {
+    if links.added_by_relation.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = links
+        .added_by_relation
+        .iter()
+        .map(|(rel, n)| format!("{n} {rel}"))
+        .collect();
+    format!(" ({})", parts.join(", "))
 }

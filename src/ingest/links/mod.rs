@@ -52,7 +52,9 @@ pub const REPO_KEY: &str = "issues.repo";
 pub struct LinkReport {
     pub commits_scanned: u64,
     pub issues_linked: u64,
+    /// Edges that were not there before, in all and by relation (what `lore stats` counts).
     pub edges_added: u64,
+    pub added_by_relation: std::collections::BTreeMap<String, u64>,
     pub edges_removed: u64,
     /// References to another repository's issues, skipped.
     pub other_repo_refs: u64,
@@ -60,6 +62,19 @@ pub struct LinkReport {
     pub blame_errors: u64,
     pub introduced_by: u64,
     pub elapsed_ms: u64,
+}
+
+impl LinkReport {
+    /// Count an edge `add_edge` wrote, when it was new.
+    fn added(&mut self, rel: Rel, new: bool) {
+        if new {
+            self.edges_added += 1;
+            *self
+                .added_by_relation
+                .entry(rel.name().to_string())
+                .or_default() += 1;
+        }
+    }
 }
 
 fn meta(provenance: Provenance, confidence: f32, evidence: &str) -> EdgeMeta {
@@ -173,7 +188,8 @@ pub fn link_commits(
                             meta(Provenance::Mention, 0.5, &r.evidence),
                         ),
                     };
-                    report.edges_added += u64::from(tx.add_edge(src, rel, dst, &m)?);
+                    let new = tx.add_edge(src, rel, dst, &m)?;
+                    report.added(rel, new);
                 }
             }
             tx.set_meta(COMMITS_DONE, &end.to_le_bytes())?;
@@ -276,7 +292,8 @@ pub fn link_issue(
                 meta(Provenance::Mention, 0.5, &r.evidence),
             ),
         };
-        report.edges_added += u64::from(tx.add_edge(src, rel, dst, &m)?);
+        let new = tx.add_edge(src, rel, dst, &m)?;
+        report.added(rel, new);
     }
     report.other_repo_refs += skips.other_repo;
     for m in index.mentions(&text) {
@@ -286,7 +303,7 @@ pub fn link_issue(
             m.target,
             &meta(m.provenance, m.confidence, &m.evidence),
         )?;
-        report.edges_added += u64::from(new);
+        report.added(Rel::Mentions, new);
     }
     report.issues_linked += 1;
     Ok(())
@@ -348,13 +365,13 @@ pub fn link_through_prs(tx: &mut WriteTx<'_>, report: &mut LinkReport) -> Result
             .into_iter()
             .any(|(d, m)| d == commit && m.provenance != Provenance::ViaPullRequest);
         if !direct && !current.contains(&(issue, commit)) {
-            tx.add_edge(
+            let new = tx.add_edge(
                 issue,
                 Rel::FixedBy,
                 commit,
                 &meta(Provenance::ViaPullRequest, 0.9, &evidence),
             )?;
-            report.edges_added += 1;
+            report.added(Rel::FixedBy, new);
         }
     }
     Ok(())
@@ -480,9 +497,9 @@ pub fn szz(
                         },
                     },
                 };
-                tx.add_edge(*fix, Rel::IntroducedBy, candidate, &m)?;
-                report.edges_added += 1;
-                report.introduced_by += 1;
+                let new = tx.add_edge(*fix, Rel::IntroducedBy, candidate, &m)?;
+                report.added(Rel::IntroducedBy, new);
+                report.introduced_by += u64::from(new);
             }
         }
         Ok(())
