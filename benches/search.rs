@@ -123,7 +123,8 @@ fn main() {
     // 0. Building the text index, per directory.
     {
         let scratch = |name: &str| {
-            std::sync::Arc::new(redb::Database::create(tmp.path().join(name)).unwrap())
+            let path = tmp.path().join(name);
+            lore::store::Db::from_database(redb::Database::create(&path).unwrap(), &path)
         };
 
         let db = scratch("redb-dir.redb");

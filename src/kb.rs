@@ -30,6 +30,7 @@ use crate::ingest::issues::{self, ImportOptions, ImportReport};
 use crate::ingest::links::{self, LinkReport};
 use crate::progress::Progress;
 use crate::query::{self, QueryError, Rows, RunOptions};
+use crate::store::check::{CheckReport, RedbState};
 use crate::store::{ReadTx, Store, StoreError};
 use crate::{Error, Result};
 
@@ -123,6 +124,39 @@ impl Kb {
     /// Open an existing lore file.
     pub fn open(path: &Path) -> Result<Kb> {
         Ok(Kb::from_store(Store::open(path)?))
+    }
+
+    /// Open an existing lore file read-only: queries, `show`, `stats`, `locate` and the like
+    /// work, nothing is written, and any number of readers share the file with one writer,
+    /// each read seeing the writer's last commit. Methods that write return
+    /// [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> Result<Kb> {
+        Ok(Kb::from_store(Store::open_read_only(path)?))
+    }
+
+    /// Check whether the lore file at `path` is whole: redb's integrity check and lore's own
+    /// invariants over the store and the indexes, run on a private copy so the file itself is
+    /// never changed (see [`crate::store::check`]). Damage is in the report, not an error.
+    pub fn check(path: &Path) -> Result<CheckReport> {
+        let indexes = |store: &Store| -> Vec<String> {
+            let db = store.database();
+            let mut problems = match crate::index::text::directory::check_stored(&db) {
+                Ok(p) => p,
+                Err(e) => vec![format!("the text index cannot be read: {e}")],
+            };
+            match crate::index::vectors::check_stored(&db) {
+                Ok(p) => problems.extend(p),
+                Err(e) => problems.push(format!("the vector tables cannot be read: {e}")),
+            }
+            problems
+        };
+        Ok(crate::store::check::check(path, &indexes)?)
+    }
+
+    /// Recover a file a killed writer left behind, once [`Kb::check`] has shown on a copy that
+    /// redb's recovery succeeds; returns redb's verdict on the recovered file.
+    pub fn repair(path: &Path) -> Result<RedbState> {
+        Ok(crate::store::check::repair(path)?)
     }
 
     /// Create a new, empty lore file (an error if one exists).

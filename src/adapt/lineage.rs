@@ -5,7 +5,9 @@
 //! Three tables the adapt stage owns: `adapters` (id → JSON record), `adapter_weights`
 //! (id → safetensors with PEFT's keys) and `adapter_eval_sets` (id → postcard documents).
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
+
+use crate::store::Db;
 use serde::{Deserialize, Serialize};
 
 use super::data::Document;
@@ -85,7 +87,7 @@ pub struct AdapterRecord {
 
 /// The adapters of a lore file.
 pub struct AdapterStore<'a> {
-    db: &'a Database,
+    db: &'a Db,
 }
 
 fn corrupt(detail: String) -> AdaptError {
@@ -96,7 +98,7 @@ fn corrupt(detail: String) -> AdaptError {
 }
 
 impl<'a> AdapterStore<'a> {
-    pub fn new(db: &'a Database) -> AdapterStore<'a> {
+    pub fn new(db: &'a Db) -> AdapterStore<'a> {
         AdapterStore { db }
     }
 
@@ -168,7 +170,7 @@ impl<'a> AdapterStore<'a> {
         weights: &[u8],
         eval_set: &[Document],
     ) -> Result<u64, AdaptError> {
-        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        let txn = self.db.begin_write_for("recording an adapter")?;
         {
             let mut table = txn.open_table(ADAPTERS).map_err(redb::Error::from)?;
             let next = table

@@ -25,11 +25,11 @@ pub mod train;
 use std::path::PathBuf;
 
 use candle_core::Device;
-use redb::Database;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::progress::Progress;
+use crate::store::Db;
 use config::ModelDir;
 use data::{Document, ExportData};
 use lineage::{AdapterRecord, AdapterStore, DataRecord, EvalRow, Lineage};
@@ -125,7 +125,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Train the next adapter of its lineage on `data` and record it in `db`.
 pub fn adapt(
-    db: &Database,
+    db: &Db,
     data: &ExportData,
     options: &AdaptOptions,
     progress: &dyn Progress,
@@ -347,7 +347,7 @@ fn fingerprint(
 /// The loss of adapter `id` (and of the base model) on the validation sets of `sets` (adapter
 /// ids), with the base model at `model`, which must be the adapter's (compared by hash).
 pub fn evaluate(
-    db: &Database,
+    db: &Db,
     model: &std::path::Path,
     id: u64,
     sets: &[u64],

@@ -69,7 +69,7 @@ pub struct ExportArgs {
     name: Option<String>,
     /// Print counts, token totals and three rendered examples; write nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub dry_run: bool,
     /// Seed of the training order.
     #[arg(long, default_value_t = 0)]
     seed: u64,

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, dispatch, and error reporting.
 
 mod adapt;
+mod check;
 mod export;
 mod import;
 mod ingest;
@@ -171,6 +172,16 @@ earlier adapter's validation set (forgetting). Nothing new: it says so and exits
         #[command(subcommand)]
         command: adapt::ModelCommand,
     },
+    /// Check that the lore file is whole: redb's page checksums and lore's own invariants, on a
+    /// copy (the file is not changed). Exit 0: whole; 1: damaged; 3: a writer was killed and the
+    /// file needs recovery (`--repair`).
+    #[command(after_help = "Examples:
+  lore check
+  lore check --kb /data/vllm.lore --json
+  lore check --repair        # after a killed ingest: recover to the last commit
+
+Needs free space in the temporary directory (TMPDIR) for one copy of the file.")]
+    Check(check::CheckArgs),
     /// Propose likely duplicate issues; accept them as `duplicate_of` links.
     #[command(after_help = "Examples:
   lore duplicates
@@ -183,8 +194,26 @@ earlier adapter's validation set (forgetting). Nothing new: it says so and exits
 pub fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let kb = cli.kb.clone();
+    let outcome = match lore::store::check::contain(|| run(cli)) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            // A panic inside a dependency while reading the file (redb, a decoder) is how damage
+            // shows; one in lore itself is a bug, and its message has been printed already.
+            let Some(place) = DEPENDENCY_PANIC.lock().ok().and_then(|mut p| p.take()) else {
+                return ExitCode::from(101);
+            };
+            let _ = writeln!(
+                io::stderr().lock(),
+                "error: {} looks damaged: {panic} in {place}; `lore check --kb {}` reports what is wrong",
+                kb.display(),
+                kb.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match outcome {
+        Ok(code) => code,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
@@ -198,6 +227,9 @@ pub fn main() -> ExitCode {
 
 /// `println!` panics when stdout is a pipe whose reader has gone (`lore show issue 7 | head -1`);
 /// that is how a pipeline ends, not an error, so the process exits 0 without a word.
+///
+/// A panic inside a dependency (redb reading a damaged page, say) is recorded in
+/// [`DEPENDENCY_PANIC`] rather than printed: `main` reports it as a damaged file in one line.
 fn quiet_on_closed_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -210,8 +242,23 @@ fn quiet_on_closed_pipe() {
         if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
             std::process::exit(0);
         }
+        if let Some(place) = info.location().and_then(|l| dependency_of(l.file())) {
+            if let Ok(mut slot) = DEPENDENCY_PANIC.lock() {
+                *slot = Some(place);
+                return;
+            }
+        }
         default(info);
     }));
+}
+
+/// Where the last panic inside a dependency happened (`redb-4.5.0`), for `main` to report.
+static DEPENDENCY_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The crate a source path belongs to when it is a dependency's (`…/registry/src/…/redb-4.5.0/…`).
+fn dependency_of(file: &str) -> Option<String> {
+    let rest = file.split("/registry/src/").nth(1)?;
+    rest.split('/').nth(1).map(str::to_string)
 }
 
 /// An error and its causes, `: `-separated; a cause whose text the message already shows is
@@ -237,12 +284,20 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let quiet = cli.quiet;
-    let path = cli.kb;
-    let open = || Kb::open(&path);
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None | Some(Command::Repl) => repl::run(open()?),
+        Some(Command::Check(args)) => check::run(&cli.kb, args),
+        command => run_command(cli.kb, cli.quiet, command).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn run_command(path: PathBuf, quiet: bool, command: Option<Command>) -> anyhow::Result<()> {
+    // Commands that only read open the file read-only: any number of them run at once, beside
+    // one writer, and a file they may not write (mode 444) still opens.
+    let open = || Kb::open(&path);
+    let read = || Kb::open_read_only(&path);
+    match command {
+        None | Some(Command::Repl) => repl::run(read()?),
         Some(Command::Init { file }) => {
             let file = file.unwrap_or_else(|| path.clone());
             Kb::create(&file)?;
@@ -252,18 +307,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // Ingest creates the file when it does not exist.
         Some(Command::Ingest(args)) => ingest::run(&path, quiet, args),
         Some(Command::Import { what }) => import::run(&open()?, quiet, what),
-        Some(Command::Stats { json }) => stats::run(&open()?, json),
-        Some(Command::Query(args)) => query::run(&open()?, args),
-        Some(Command::Show { what }) => show::run(&open()?, what),
+        Some(Command::Stats { json }) => stats::run(&read()?, json),
+        Some(Command::Query(args)) => query::run(&read()?, args),
+        Some(Command::Show { what }) => show::run(&read()?, what),
         Some(Command::Index(args)) => search::run_index(&open()?, quiet, args),
         Some(Command::Embed(args)) => search::run_embed(&path, quiet, args),
-        Some(Command::Locate(args)) => search::run_locate(&open()?, args),
-        Some(Command::Eval { what }) => search::run_eval(&open()?, quiet, what),
+        Some(Command::Locate(args)) => search::run_locate(&read()?, args),
+        Some(Command::Eval { what }) => search::run_eval(&read()?, quiet, what),
+        // A dry run only reads; a real export records itself in the file.
+        Some(Command::Export(args)) if args.dry_run => export::run(&read()?, quiet, args),
         Some(Command::Export(args)) => export::run(&open()?, quiet, args),
+        Some(Command::Duplicates(args)) if args.accept.is_empty() => {
+            search::run_duplicates(&read()?, quiet, args)
+        }
         Some(Command::Duplicates(args)) => search::run_duplicates(&open()?, quiet, args),
         Some(Command::Adapt(args)) => adapt::run(&open()?, quiet, args),
-        Some(Command::Adapters { command }) => adapt::run_adapters(&open()?, quiet, command),
-        Some(Command::Model { command }) => adapt::run_model(&open()?, quiet, command),
+        Some(Command::Adapters { command }) => adapt::run_adapters(&read()?, quiet, command),
+        Some(Command::Model { command }) => adapt::run_model(&read()?, quiet, command),
+        Some(Command::Check(args)) => check::run(&path, args).map(drop),
     }
 }
 

@@ -279,7 +279,7 @@ pub struct DuplicatesArgs {
     limit: usize,
     /// Accept a pair: `N:M` records that #N duplicates #M (repeatable).
     #[arg(long, value_name = "N:M")]
-    accept: Vec<String>,
+    pub accept: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,

@@ -19,7 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use hnsw_rs::prelude::{AnnT, DistCosine, Hnsw, HnswIo};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
+
+use crate::store::{table_missing, Db};
 use serde::{Deserialize, Serialize};
 
 use super::documents::{self, Document};
@@ -79,7 +81,7 @@ pub struct KindVectors {
 
 /// The vector side of a lore file.
 pub struct VectorIndex {
-    db: Arc<Database>,
+    db: Db,
     loaded: Mutex<HashMap<(String, NodeKind), Arc<KindVectors>>>,
 }
 
@@ -110,13 +112,17 @@ fn is_zero(v: &[f32]) -> bool {
 }
 
 impl VectorIndex {
-    pub fn open(db: Arc<Database>) -> Result<VectorIndex, IndexError> {
-        let txn = db.begin_write()?;
-        txn.open_table(EMBEDDERS)?;
-        txn.open_table(INDEX_META)?;
-        txn.open_table(VECTORS)?;
-        txn.open_table(VECTOR_GRAPHS)?;
-        txn.commit()?;
+    /// Open the vector tables, creating them on a writable handle. On a read-only one, a file
+    /// no writer has indexed yet reads as one without vectors.
+    pub fn open(db: Db) -> Result<VectorIndex, IndexError> {
+        if !db.is_read_only() {
+            let txn = db.begin_write()?;
+            txn.open_table(EMBEDDERS)?;
+            txn.open_table(INDEX_META)?;
+            txn.open_table(VECTORS)?;
+            txn.open_table(VECTOR_GRAPHS)?;
+            txn.commit()?;
+        }
         Ok(VectorIndex {
             db,
             loaded: Mutex::new(HashMap::new()),
@@ -126,7 +132,10 @@ impl VectorIndex {
     /// The model id queries use, if any vectors were made.
     pub fn active_model(&self) -> Result<Option<String>, IndexError> {
         let txn = self.db.begin_read()?;
-        let meta = txn.open_table(INDEX_META)?;
+        let meta = match txn.open_table(INDEX_META) {
+            Err(e) if table_missing(&e) => return Ok(None),
+            t => t?,
+        };
         Ok(meta
             .get(ACTIVE_EMBEDDER)?
             .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
@@ -150,7 +159,10 @@ impl VectorIndex {
     /// Number of vectors stored under `model`.
     pub fn count(&self, model: &str) -> Result<u64, IndexError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(VECTORS)?;
+        let t = match txn.open_table(VECTORS) {
+            Err(e) if table_missing(&e) => return Ok(0),
+            t => t?,
+        };
         let mut n = 0;
         for row in t.range((model, 0u64)..=(model, u64::MAX))? {
             row?;
@@ -214,9 +226,7 @@ impl VectorIndex {
                 let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
                 vectors.extend(embedder.embed(&refs)?);
             }
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| IndexError::Db(e.into()))?;
+            let txn = self.db.begin_write()?;
             {
                 let mut t = txn.open_table(VECTORS)?;
                 for (d, v) in batch.iter().zip(&vectors) {
@@ -520,6 +530,52 @@ fn load_graph(record: &GraphRecord) -> Result<Option<Graph>, IndexError> {
             source: e.into(),
         })?;
     Ok(Some(graph))
+}
+
+/// `lore check`'s look at the vector tables: every embedder record and graph decodes, and the
+/// active embedder has a record. Returns the problems found.
+pub fn check_stored(db: &Db) -> Result<Vec<String>, IndexError> {
+    let txn = db.begin_read()?;
+    let mut problems = Vec::new();
+    let embedders = match txn.open_table(EMBEDDERS) {
+        Err(e) if table_missing(&e) => return Ok(problems),
+        t => t?,
+    };
+    for row in embedders.iter()? {
+        let (model, spec) = row?;
+        if postcard::from_bytes::<EmbedderSpec>(spec.value()).is_err() {
+            problems.push(format!(
+                "the record of embedder {} does not decode",
+                model.value()
+            ));
+        }
+    }
+    if let Some(active) = txn.open_table(INDEX_META)?.get(ACTIVE_EMBEDDER)? {
+        let model = String::from_utf8_lossy(active.value()).into_owned();
+        if embedders.get(model.as_str())?.is_none() {
+            problems.push(format!("the active embedder {model} has no record"));
+        }
+    }
+    for row in txn.open_table(VECTOR_GRAPHS)?.iter()? {
+        let (key, graph) = row?;
+        if postcard::from_bytes::<GraphRecord>(graph.value()).is_err() {
+            let (model, kind) = key.value();
+            problems.push(format!(
+                "the vector graph of {model}, kind {kind}, does not decode"
+            ));
+        }
+    }
+    for row in txn.open_table(VECTORS)?.iter()? {
+        let (key, v) = row?;
+        if v.value().len() < 8 || (v.value().len() - 8) % 4 != 0 {
+            let (model, node) = key.value();
+            problems.push(format!(
+                "the vector of node {node} under {model} has {} bytes",
+                v.value().len()
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 #[cfg(test)]

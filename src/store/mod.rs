@@ -2,8 +2,10 @@
 //! version. Writes go through [`Store::write`], one transaction per call: a crash at any point
 //! leaves the file as of the last committed call.
 
+pub mod check;
 mod codec;
 mod ids;
+pub mod paths;
 mod read;
 pub mod records;
 mod schema;
@@ -18,7 +20,7 @@ pub use read::{hex, Edge, ReadTx, Stats};
 pub use schema::SCHEMA_VERSION;
 pub use write::WriteTx;
 
-use redb::{Database, ReadableDatabase};
+use redb::{Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +42,12 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
-    #[error("{path} is already open in another lore process")]
+    #[error("{path} is being written by another lore process; a second writer cannot open it until that one ends (readers can)")]
     Locked { path: PathBuf },
+    #[error("{path} is open read-only; {what} needs a command that writes (e.g. `lore index`)")]
+    ReadOnly { path: PathBuf, what: &'static str },
+    #[error("{path} was left open by a lore process that ended without closing it (killed or crashed); readers cannot use it until it is recovered to its last commit: run `lore check --repair --kb {path}`, or any command that writes (`lore ingest`, `lore index`)")]
+    Unclean { path: PathBuf },
     #[error("cannot open or create {path}: {detail}")]
     Io { path: PathBuf, detail: String },
     #[error("{path} already exists")]
@@ -69,10 +75,75 @@ from_redb!(
     redb::DatabaseError
 );
 
+/// How processes share a lore file: one writer and any number of read-only handles, each
+/// reading the writer's last commit (redb's single-writer mode, byte-range locks).
+const SHARING: ConcurrencyMode = ConcurrencyMode::SingleWriter;
+
+/// The redb handle under a [`Store`]: writable (one process at a time) or read-only (any number
+/// of processes, beside the writer). Later stages keep their own tables through it.
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<Handle>,
+    path: Arc<PathBuf>,
+}
+
+enum Handle {
+    Writable(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl Db {
+    /// A writable handle over a redb database opened elsewhere (tests of the index tables).
+    pub fn from_database(db: Database, path: &Path) -> Db {
+        Db {
+            handle: Arc::new(Handle::Writable(db)),
+            path: Arc::new(path.into()),
+        }
+    }
+
+    /// A snapshot of the last commit.
+    pub fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match &*self.handle {
+            Handle::Writable(db) => db.begin_read(),
+            Handle::ReadOnly(db) => db.begin_read(),
+        }
+    }
+
+    /// A write transaction; an error on a read-only handle, naming `what` wanted to write.
+    pub fn begin_write_for(
+        &self,
+        what: &'static str,
+    ) -> Result<redb::WriteTransaction, StoreError> {
+        match &*self.handle {
+            Handle::Writable(db) => Ok(db.begin_write()?),
+            Handle::ReadOnly(_) => Err(StoreError::ReadOnly {
+                path: (*self.path).clone(),
+                what,
+            }),
+        }
+    }
+
+    /// A write transaction (an error on a read-only handle).
+    pub fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        self.begin_write_for("this")
+    }
+
+    /// Whether this handle only reads.
+    pub fn is_read_only(&self) -> bool {
+        matches!(&*self.handle, Handle::ReadOnly(_))
+    }
+}
+
 /// An open lore file.
 pub struct Store {
-    db: Arc<Database>,
+    db: Db,
     path: PathBuf,
+}
+
+/// Whether an opened table is missing: a file opened read-only before any writer made the table
+/// (its readers see an empty table).
+pub fn table_missing(e: &redb::TableError) -> bool {
+    matches!(e, redb::TableError::TableDoesNotExist(_))
 }
 
 impl Store {
@@ -81,33 +152,55 @@ impl Store {
         if path.exists() {
             return Err(StoreError::AlreadyExists { path: path.into() });
         }
-        let db = Database::create(path).map_err(|e| map_open_error(path, e))?;
-        let store = Store {
-            db: Arc::new(db),
-            path: path.into(),
-        };
+        let db = Builder::new()
+            .set_concurrency_mode(SHARING)
+            .create(path)
+            .map_err(|e| map_open_error(path, e))?;
+        let store = Store::with_handle(path, Handle::Writable(db));
         store.write(|tx| tx.initialise())?;
         Ok(store)
     }
 
-    /// Open an existing lore file, checking that it is one and that its schema is readable.
+    /// Open an existing lore file for writing, checking that it is one and that its schema is
+    /// readable. One process at a time writes; read-only handles may be open beside it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing { path: path.into() });
-        }
-        if path.is_dir() {
-            return Err(StoreError::NotAKb {
-                path: path.into(),
-                detail: "it is a directory".into(),
-            });
-        }
-        let db = Database::open(path).map_err(|e| map_open_error(path, e))?;
-        let store = Store {
-            db: Arc::new(db),
-            path: path.into(),
-        };
+        check_is_file(path)?;
+        let db = Builder::new()
+            .set_concurrency_mode(SHARING)
+            .open(path)
+            .map_err(|e| map_open_error(path, e))?;
+        let store = Store::with_handle(path, Handle::Writable(db));
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Open an existing lore file read-only: nothing is written to it (not even on a file a
+    /// killed writer left behind), any number of readers share it, and each read transaction
+    /// sees the writer's last commit. A file with write permission only for others still opens.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        check_is_file(path)?;
+        let db = Builder::new()
+            .set_concurrency_mode(SHARING)
+            .open_read_only(path)
+            .map_err(|e| map_open_error(path, e))?;
+        let store = Store::with_handle(path, Handle::ReadOnly(db));
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn with_handle(path: &Path, handle: Handle) -> Store {
+        Store {
+            db: Db {
+                handle: Arc::new(handle),
+                path: Arc::new(path.into()),
+            },
+            path: path.into(),
+        }
+    }
+
+    /// Whether this handle only reads.
+    pub fn is_read_only(&self) -> bool {
+        self.db.is_read_only()
     }
 
     /// Open `path`, creating it first if it does not exist. Returns whether it was created.
@@ -119,8 +212,8 @@ impl Store {
         }
     }
 
-    /// The underlying database, for the index stage, which keeps its own tables in the same file.
-    pub fn database(&self) -> Arc<Database> {
+    /// The underlying database, for the later stages, which keep their own tables in the file.
+    pub fn database(&self) -> Db {
         self.db.clone()
     }
 
@@ -157,6 +250,12 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        if (schema::OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&version) && self.is_read_only() {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                what: "upgrading a file written by an earlier lore",
+            });
+        }
         if (schema::OLDEST_UPGRADABLE..SCHEMA_VERSION).contains(&version) {
             // Newer versions only add tables, which opening a write transaction creates.
             return self.write(|tx| tx.set_schema_version(SCHEMA_VERSION));
@@ -176,7 +275,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let txn = self.db.begin_write_for("writing")?;
         let out = {
             let mut tx = WriteTx::open(&txn)?;
             let out = f(&mut tx)?;
@@ -199,9 +298,23 @@ impl Store {
     }
 }
 
+fn check_is_file(path: &Path) -> Result<(), StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing { path: path.into() });
+    }
+    if path.is_dir() {
+        return Err(StoreError::NotAKb {
+            path: path.into(),
+            detail: "it is a directory".into(),
+        });
+    }
+    Ok(())
+}
+
 fn map_open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.into() },
+        redb::DatabaseError::RepairAborted => StoreError::Unclean { path: path.into() },
         redb::DatabaseError::Storage(redb::StorageError::Io(io))
             if io.kind() == std::io::ErrorKind::InvalidData =>
         {

@@ -42,7 +42,7 @@ pub struct WriteTx<'txn> {
     next_string: Option<u32>,
 }
 
-fn counter_key_next(kind: NodeKind) -> String {
+pub(super) fn counter_key_next(kind: NodeKind) -> String {
     format!("next.{}", kind.plural())
 }
 

@@ -173,3 +173,157 @@ fn a_kb_path_that_cannot_be_created_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unrelated_repository_is_refused_and_a_clone_is_not() {
+    let fixture = Fixture::build();
+    let kb = fixture.kb();
+    let kb_arg = kb.to_str().unwrap();
+    let out = crate::common::lore(&[
+        "--kb",
+        kb_arg,
+        "-q",
+        "ingest",
+        fixture.repo().to_str().unwrap(),
+        "--no-index",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let before = crate::common::content_counts(&crate::common::stats_json(&kb));
+
+    // Another project, with a history of its own.
+    let other = fixture.dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    crate::common::git_in(&other, &["init", "-q", "-b", "main"]);
+    std::fs::write(other.join("a.txt"), "a\n").unwrap();
+    crate::common::git_in(&other, &["add", "."]);
+    crate::common::git_in(&other, &["commit", "-q", "-m", "unrelated"]);
+    let out = crate::common::lore(&["--kb", kb_arg, "-q", "ingest", other.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = crate::common::stderr(&out);
+    assert!(err.contains("is not the repository"), "{err}");
+    assert!(err.contains("use another --kb"), "{err}");
+    let after = crate::common::content_counts(&crate::common::stats_json(&kb));
+    assert_eq!(after, before, "the refusal wrote nothing");
+
+    // A clone of the same project is the same project.
+    let clone = fixture.dir.path().join("clone");
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q", "--mirror"])
+        .arg(fixture.repo())
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = crate::common::lore(&[
+        "--kb",
+        kb_arg,
+        "-q",
+        "ingest",
+        clone.to_str().unwrap(),
+        "--no-index",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+}
+
+#[test]
+fn paths_that_differ_only_in_invalid_utf8_bytes_stay_apart() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    crate::common::git_in(&repo, &["init", "-q", "-b", "main"]);
+    let name = |b: &[u8]| repo.join(std::ffi::OsStr::from_bytes(b));
+    std::fs::write(name(b"x\xff.py"), "def from_ff():\n    return 1\n").unwrap();
+    std::fs::write(name(b"x\xfe.py"), "def from_fe():\n    return 2\n").unwrap();
+    std::fs::write(
+        name(b"back\\slash.py"),
+        "def from_backslash():\n    return 3\n",
+    )
+    .unwrap();
+    crate::common::git_in(&repo, &["add", "."]);
+    crate::common::git_in(&repo, &["commit", "-q", "-m", "odd names"]);
+    let kb = dir.path().join("odd.lore");
+    let k = kb.to_str().unwrap();
+    let out = crate::common::lore(&[
+        "--kb",
+        k,
+        "-q",
+        "ingest",
+        repo.to_str().unwrap(),
+        "--no-index",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let symbols = |path: &str| {
+        let q = format!("symbols where path = \"{}\"", path.replace('\\', "\\\\"));
+        let out = crate::common::lore(&["--kb", k, "query", "--format", "csv", &q]);
+        assert!(out.status.success(), "{q}: {}", crate::common::stderr(&out));
+        crate::common::stdout(&out)
+    };
+    let ff = symbols("x\\xff.py");
+    let fe = symbols("x\\xfe.py");
+    assert!(ff.contains("from_ff") && !ff.contains("from_fe"), "{ff}");
+    assert!(fe.contains("from_fe") && !fe.contains("from_ff"), "{fe}");
+    let back = symbols("back\\\\slash.py");
+    assert!(back.contains("from_backslash"), "{back}");
+    let files = crate::common::stats_json(&kb)["nodes"]["files"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(files, 3);
+    // The stored names give back git's bytes.
+    assert_eq!(&*lore::store::paths::to_git("x\\xff.py"), b"x\xff.py");
+}
+
+#[test]
+fn the_link_report_counts_what_stats_stores_even_for_a_huge_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    crate::common::git_in(&repo, &["init", "-q", "-b", "main"]);
+    for name in ["alloc.py", "sched.py", "cache.py"] {
+        std::fs::write(repo.join("src").join(name), "def f():\n    return 1\n").unwrap();
+    }
+    crate::common::git_in(&repo, &["add", "."]);
+    crate::common::git_in(&repo, &["commit", "-q", "-m", "start"]);
+    std::fs::write(repo.join("src/alloc.py"), "def f():\n    return 2\n").unwrap();
+    crate::common::git_in(&repo, &["add", "."]);
+    // A 2 MB message: one closing reference, the same paths and issue numbers again and again.
+    let mut message = String::from("Fixes #1\n\n");
+    while message.len() < 2 << 20 {
+        message.push_str("see src/alloc.py and src/sched.py, as in #2 and #3; src/cache.py too\n");
+    }
+    let msg_file = dir.path().join("message.txt");
+    std::fs::write(&msg_file, &message).unwrap();
+    crate::common::git_in(&repo, &["commit", "-q", "-F", msg_file.to_str().unwrap()]);
+    let kb = dir.path().join("huge.lore");
+    let out = crate::common::lore(&[
+        "--kb",
+        kb.to_str().unwrap(),
+        "-q",
+        "ingest",
+        repo.to_str().unwrap(),
+        "--no-index",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added = report["links"]["added_by_relation"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let stats = crate::common::stats_json(&kb);
+    let mut total = 0;
+    for (rel, n) in &added {
+        assert_eq!(
+            &stats["edges"][rel], n,
+            "{rel}: report {n}, stats {}",
+            stats["edges"][rel]
+        );
+        total += n.as_u64().unwrap();
+    }
+    assert_eq!(report["links"]["edges_added"].as_u64(), Some(total));
+    assert_eq!(added["fixed_by"], 1);
+    assert_eq!(
+        added["references"], 2,
+        "#2 and #3, once each however often they are named"
+    );
+}

@@ -56,6 +56,20 @@ fn kill_during_ingest_then_resume_matches_a_clean_run() {
         if !kb.exists() {
             continue;
         }
+        // Readers refuse the file a killed writer left, and say how to recover it; `lore
+        // check` shows on a copy that recovery works, and `--repair` recovers it.
+        let out = lore(&["--kb", kb_arg, "stats"]);
+        if !out.status.success() {
+            assert!(
+                stderr(&out).contains("lore check --repair"),
+                "{}",
+                stderr(&out)
+            );
+            let check = lore(&["--kb", kb_arg, "check"]);
+            assert_eq!(check.status.code(), Some(3), "{}", stdout(&check));
+            let repair = lore(&["--kb", kb_arg, "check", "--repair"]);
+            assert!(repair.status.success(), "{}", stdout(&repair));
+        }
         // The file opens, and holds whole batches only.
         let partial = stats_json(&kb);
         let commits = partial["nodes"]["commits"].as_u64().unwrap();

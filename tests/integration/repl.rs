@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use crate::queries::fixture_kb;
 
-struct Session {
-    child: std::process::Child,
+pub(crate) struct Session {
+    pub(crate) child: std::process::Child,
     stdin: std::process::ChildStdin,
-    output: Arc<Mutex<String>>,
+    pub(crate) output: Arc<Mutex<String>>,
 }
 
 impl Session {
-    fn start(kb: &std::path::Path, history: &std::path::Path) -> Session {
+    pub(crate) fn start(kb: &std::path::Path, history: &std::path::Path) -> Session {
         let cmd = format!("{} --kb {} repl", env!("CARGO_BIN_EXE_lore"), kb.display());
         let mut child = Command::new("script")
             .args(["-qec", &cmd, "/dev/null"])
@@ -50,7 +50,7 @@ impl Session {
     }
 
     /// Wait until the output holds `needle` (after position `from`); returns where it ends.
-    fn wait_for(&self, needle: &str, from: usize) -> usize {
+    pub(crate) fn wait_for(&self, needle: &str, from: usize) -> usize {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             {
@@ -68,7 +68,7 @@ impl Session {
         }
     }
 
-    fn send(&mut self, keys: &str) {
+    pub(crate) fn send(&mut self, keys: &str) {
         self.stdin.write_all(keys.as_bytes()).unwrap();
         self.stdin.flush().unwrap();
     }

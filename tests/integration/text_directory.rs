@@ -3,9 +3,9 @@
 //! directory promises: the index survives closing and reopening the file.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use lore::index::text::RedbDirectory;
+use lore::store::Db;
 use tantivy::collector::TopDocs;
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{Directory, Lock, RamDirectory, TerminatingWrite};
@@ -16,7 +16,7 @@ use tantivy::{doc, Index, TantivyDocument};
 
 fn redb_directory(path: &Path) -> RedbDirectory {
     let db = redb::Database::create(path).unwrap();
-    RedbDirectory::open(Arc::new(db)).unwrap()
+    RedbDirectory::open(Db::from_database(db, path)).unwrap()
 }
 
 fn write_file(dir: &dyn Directory, path: &str, data: &[u8]) {
@@ -184,7 +184,7 @@ fn redb_directory_survives_closing_the_file() {
             Err(e) => panic!("reopening: {e}"),
         }
     };
-    let dir = RedbDirectory::open(Arc::new(db)).unwrap();
+    let dir = RedbDirectory::open(Db::from_database(db, &path)).unwrap();
     let index = Index::open(dir).unwrap();
     let searcher = index.reader().unwrap().searcher();
     assert_eq!(searcher.num_docs(), 1);

@@ -2,10 +2,11 @@
 //! the knowledge base and shares its crash safety.
 //!
 //! Tantivy writes each segment file once and never changes it; `meta.json` (written through
-//! [`Directory::atomic_write`]) names the live segments. Segment files are committed to redb with
-//! [`Durability::None`]; the `meta.json` write is an [`Durability::Immediate`] commit, which makes
-//! every earlier commit durable with it. A crash therefore leaves the index as of its last tantivy
-//! commit, with no half-written segment reachable.
+//! [`Directory::atomic_write`]) names the live segments. Finished segment files and deletions are
+//! held in memory until the next atomic write, which commits them together with it in one
+//! transaction. A crash therefore leaves the index as of its last tantivy commit, with no
+//! half-written segment reachable, and other processes reading the file (which rules out redb's
+//! non-durable commits) see whole index states only.
 //!
 //! Files are read whole on first open and cached, so searches run from memory. The lock files
 //! tantivy takes are held in memory only: redb already keeps a second process out of the file, and
@@ -17,7 +18,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use crate::store::{table_missing, Db};
+use redb::{ReadOnlyTable, ReadTransaction, TableDefinition};
 use tantivy::directory::error::{DeleteError, LockError, OpenReadError, OpenWriteError};
 use tantivy::directory::{
     AntiCallToken, Directory, DirectoryLock, FileHandle, FileSlice, Lock, TerminatingWrite,
@@ -34,11 +36,20 @@ pub struct RedbDirectory {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Db,
     /// Files already read or written in this process. Tantivy files are immutable once written.
     cache: RwLock<HashMap<PathBuf, FileSlice>>,
     locks: Mutex<HashSet<PathBuf>>,
     watchers: WatchCallbackList,
+    /// Finished files and deletions not yet committed; the next atomic write commits them.
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Written files (their bytes are in the cache).
+    written: HashSet<PathBuf>,
+    deleted: HashSet<PathBuf>,
 }
 
 impl fmt::Debug for RedbDirectory {
@@ -56,18 +67,33 @@ fn to_io(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
 }
 
+/// The files table, or `None` where no writer has made it yet.
+fn files_table(
+    txn: &ReadTransaction,
+) -> io::Result<Option<ReadOnlyTable<&'static str, &'static [u8]>>> {
+    match txn.open_table(TEXT_INDEX_FILES) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if table_missing(&e) => Ok(None),
+        Err(e) => Err(to_io(e)),
+    }
+}
+
 impl RedbDirectory {
-    /// Open the directory stored in `db`, creating its table if needed.
-    pub fn open(db: Arc<Database>) -> io::Result<RedbDirectory> {
-        let txn = db.begin_write().map_err(to_io)?;
-        txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
-        txn.commit().map_err(to_io)?;
+    /// Open the directory stored in `db`, creating its table on a writable handle (on a
+    /// read-only one, a missing table reads as an empty directory).
+    pub fn open(db: Db) -> io::Result<RedbDirectory> {
+        if !db.is_read_only() {
+            let txn = db.begin_write().map_err(to_io)?;
+            txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+            txn.commit().map_err(to_io)?;
+        }
         Ok(RedbDirectory {
             inner: Arc::new(Inner {
                 db,
                 cache: RwLock::new(HashMap::new()),
                 locks: Mutex::new(HashSet::new()),
                 watchers: WatchCallbackList::default(),
+                pending: Mutex::new(Pending::default()),
             }),
         })
     }
@@ -75,7 +101,9 @@ impl RedbDirectory {
     /// Total bytes stored for the index (for `lore stats`).
     pub fn stored_bytes(&self) -> io::Result<u64> {
         let txn = self.inner.db.begin_read().map_err(to_io)?;
-        let table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+        let Some(table) = files_table(&txn)? else {
+            return Ok(0);
+        };
         let mut total = 0u64;
         for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
             let (_, v) = row.map_err(to_io)?;
@@ -87,7 +115,9 @@ impl RedbDirectory {
     /// The paths of every stored file (to export the index, e.g. for benchmarks).
     pub fn file_names(&self) -> io::Result<Vec<String>> {
         let txn = self.inner.db.begin_read().map_err(to_io)?;
-        let table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+        let Some(table) = files_table(&txn)? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
             out.push(row.map_err(to_io)?.0.value().to_string());
@@ -96,20 +126,41 @@ impl RedbDirectory {
     }
 
     fn read_stored(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        if self.inner.pending.lock().unwrap().deleted.contains(path) {
+            return Ok(None);
+        }
         let txn = self.inner.db.begin_read().map_err(to_io)?;
-        let table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+        let Some(table) = files_table(&txn)? else {
+            return Ok(None);
+        };
         let got = table.get(key(path)?).map_err(to_io)?;
         Ok(got.map(|v| v.value().to_vec()))
     }
 
-    fn store(&self, path: &Path, data: &[u8], durability: Durability) -> io::Result<()> {
-        let mut txn = self.inner.db.begin_write().map_err(to_io)?;
-        txn.set_durability(durability).map_err(to_io)?;
+    /// Commit `path` with `data`, together with every pending file and deletion.
+    fn store_with_pending(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut pending = self.inner.pending.lock().unwrap();
+        let cache = self.inner.cache.read().unwrap();
+        let txn = self.inner.db.begin_write().map_err(to_io)?;
         {
             let mut table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+            for gone in &pending.deleted {
+                table.remove(key(gone)?).map_err(to_io)?;
+            }
+            for written in &pending.written {
+                let slice = cache.get(written).ok_or_else(|| {
+                    io::Error::other(format!("{} is pending but not cached", written.display()))
+                })?;
+                let bytes = slice.read_bytes()?;
+                table
+                    .insert(key(written)?, bytes.as_slice())
+                    .map_err(to_io)?;
+            }
             table.insert(key(path)?, data).map_err(to_io)?;
         }
-        txn.commit().map_err(to_io)
+        txn.commit().map_err(to_io)?;
+        *pending = Pending::default();
+        Ok(())
     }
 }
 
@@ -141,22 +192,14 @@ impl Directory for RedbDirectory {
             io_error: Arc::new(e),
             filepath: path.to_path_buf(),
         };
-        let k = key(path).map_err(io_err)?;
-        let mut txn = self.inner.db.begin_write().map_err(to_io).map_err(io_err)?;
-        txn.set_durability(Durability::None)
-            .map_err(to_io)
-            .map_err(io_err)?;
-        let existed = {
-            let mut table = txn
-                .open_table(TEXT_INDEX_FILES)
-                .map_err(to_io)
-                .map_err(io_err)?;
-            let removed = table.remove(k).map_err(to_io).map_err(io_err)?;
-            removed.is_some()
-        };
-        txn.commit().map_err(to_io).map_err(io_err)?;
+        let stored = self.read_stored(path).map_err(io_err)?.is_some();
+        let mut pending = self.inner.pending.lock().unwrap();
+        let was_pending = pending.written.remove(path);
+        if stored {
+            pending.deleted.insert(path.to_path_buf());
+        }
         let cached = self.inner.cache.write().unwrap().remove(path).is_some();
-        if existed || cached {
+        if stored || was_pending || cached {
             Ok(())
         } else {
             Err(DeleteError::FileDoesNotExist(path.to_path_buf()))
@@ -167,12 +210,14 @@ impl Directory for RedbDirectory {
         if self.inner.cache.read().unwrap().contains_key(path) {
             return Ok(true);
         }
+        if self.inner.pending.lock().unwrap().deleted.contains(path) {
+            return Ok(false);
+        }
         let io_err = |e: io::Error| OpenReadError::wrap_io_error(e, path.to_path_buf());
         let txn = self.inner.db.begin_read().map_err(to_io).map_err(io_err)?;
-        let table = txn
-            .open_table(TEXT_INDEX_FILES)
-            .map_err(to_io)
-            .map_err(io_err)?;
+        let Some(table) = files_table(&txn).map_err(io_err)? else {
+            return Ok(false);
+        };
         let k = key(path).map_err(io_err)?;
         Ok(table.get(k).map_err(to_io).map_err(io_err)?.is_some())
     }
@@ -200,7 +245,7 @@ impl Directory for RedbDirectory {
     }
 
     fn atomic_write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.store(path, data, Durability::Immediate)?;
+        self.store_with_pending(path, data)?;
         self.inner.cache.write().unwrap().remove(path);
         if path == Path::new("meta.json") {
             drop(self.inner.watchers.broadcast());
@@ -269,13 +314,55 @@ impl Write for FileWriter {
 impl TerminatingWrite for FileWriter {
     fn terminate_ref(&mut self, _: AntiCallToken) -> io::Result<()> {
         let data = std::mem::take(&mut self.data);
-        self.dir.store(&self.path, &data, Durability::None)?;
-        self.dir
-            .inner
+        let inner = &self.dir.inner;
+        let mut pending = inner.pending.lock().unwrap();
+        inner
             .cache
             .write()
             .unwrap()
             .insert(self.path.clone(), FileSlice::from(data));
+        pending.deleted.remove(&self.path);
+        pending.written.insert(self.path.clone());
         Ok(())
     }
+}
+
+/// `lore check`'s look at the stored index: `meta.json` parses, and every file of every segment
+/// it lists is stored. Returns the problems found.
+pub fn check_stored(db: &Db) -> io::Result<Vec<String>> {
+    let txn = db.begin_read().map_err(to_io)?;
+    let Some(table) = files_table(&txn)? else {
+        return Ok(Vec::new());
+    };
+    let Some(meta) = table.get("meta.json").map_err(to_io)? else {
+        return Ok(Vec::new());
+    };
+    let meta: serde_json::Value = match serde_json::from_slice(meta.value()) {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(vec![format!(
+                "the text index's meta.json does not parse: {e}"
+            )])
+        }
+    };
+    let mut names = Vec::new();
+    for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
+        names.push(row.map_err(to_io)?.0.value().to_string());
+    }
+    let mut problems = Vec::new();
+    for segment in meta["segments"].as_array().into_iter().flatten() {
+        let Some(id) = segment["segment_id"].as_str() else {
+            problems.push("the text index's meta.json lists a segment without an id".into());
+            continue;
+        };
+        let stem = id.replace('-', "");
+        let stored = names.iter().filter(|n| n.starts_with(&stem)).count();
+        // Every segment has at least its postings, terms, positions, store and field norms.
+        if stored < 4 {
+            problems.push(format!(
+                "text index segment {id} is listed in meta.json but {stored} of its files are stored"
+            ));
+        }
+    }
+    Ok(problems)
 }

@@ -13,9 +13,8 @@ mod tokenizer;
 use crate::progress::Progress;
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use tantivy::collector::TopDocs;
 use tantivy::directory::Directory;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
@@ -30,7 +29,7 @@ pub use tokenizer::CodeTokenizer;
 
 use super::documents::{self, Document};
 use super::IndexError;
-use crate::store::{NodeId, NodeKind, Store};
+use crate::store::{Db, NodeId, NodeKind, Store};
 
 /// node id -> fingerprint of the text indexed for it
 pub const TEXT_INDEX_DOCS: TableDefinition<u64, u64> = TableDefinition::new("text_index_docs");
@@ -111,7 +110,7 @@ pub struct TextUpdate {
 
 /// The full-text index of a lore file.
 pub struct TextIndex {
-    db: Arc<Database>,
+    db: Db,
     index: Index,
     reader: IndexReader,
     fields: Fields,
@@ -127,18 +126,21 @@ impl TextIndex {
     }
 
     /// Open over any tantivy directory (the shared test suite runs this over a RAM directory too).
-    pub fn open_in<D: tantivy::Directory>(
-        db: Arc<Database>,
-        dir: D,
-    ) -> Result<TextIndex, IndexError> {
+    /// On a read-only handle, a file no writer has indexed yet gets an empty index in memory.
+    pub fn open_in<D: tantivy::Directory>(db: Db, dir: D) -> Result<TextIndex, IndexError> {
         let (schema, fields) = schema();
-        let index = Index::open_or_create(dir, schema)?;
+        let index =
+            if db.is_read_only() && !Index::exists(&dir).map_err(tantivy::TantivyError::from)? {
+                Index::create_in_ram(schema)
+            } else {
+                Index::open_or_create(dir, schema)?
+            };
         index.tokenizers().register(ANALYZER, analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        {
+        if !db.is_read_only() {
             let txn = db.begin_write()?;
             txn.open_table(TEXT_INDEX_DOCS)?;
             txn.commit()?;

@@ -1,0 +1,185 @@
+//! Damaged files: for seeded random corruptions of a fixture file (random pages, truncations,
+//! zeroed ranges), every command exits with a clear one-line error or with the output of the
+//! undamaged file, never a panic or an abort, and `lore check` reports every file whose
+//! answers changed.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::{lore, stderr, stdout};
+use crate::queries::fixture_kb;
+
+const PAGE: u64 = 4096;
+
+/// xorshift64*: the corruptions are the same on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One corruption of `bytes`, described for the failure message.
+fn corrupt(bytes: &mut Vec<u8>, rng: &mut Seeded) -> String {
+    let len = bytes.len() as u64;
+    match rng.below(3) {
+        0 => {
+            let page = rng.below(len / PAGE);
+            let start = (page * PAGE) as usize;
+            for b in &mut bytes[start..start + PAGE as usize] {
+                *b = rng.next() as u8;
+            }
+            format!("page {page} overwritten with random bytes")
+        }
+        1 => {
+            let at = rng.below(len);
+            bytes.truncate(at as usize);
+            format!("truncated to {at} bytes")
+        }
+        _ => {
+            let start = rng.below(len);
+            let n = 1 + rng.below(3 * PAGE);
+            let end = (start + n).min(len);
+            bytes[start as usize..end as usize].fill(0);
+            format!("bytes {start}..{end} zeroed")
+        }
+    }
+}
+
+const COMMANDS: &[&[&str]] = &[
+    &["stats", "--json"],
+    &[
+        "query",
+        "--format",
+        "csv",
+        "issues fixed_by commit touching memory_utils",
+    ],
+    &[
+        "query",
+        "--format",
+        "csv",
+        "commits where merge = false order by date desc limit 5",
+    ],
+    &[
+        "query",
+        "--format",
+        "csv",
+        "issues matching \"free\" using hybrid",
+    ],
+    &["show", "issue", "7"],
+    &["locate", "7"],
+];
+
+fn run(kb: &Path, args: &[&str]) -> Output {
+    let mut full = vec!["--kb", kb.to_str().unwrap(), "-q"];
+    full.extend_from_slice(args);
+    lore(&full)
+}
+
+/// A clear error: exit status 1 and an `error:` line, not a panic, an abort or a signal.
+fn assert_clear_failure(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: exit {:?}\n{err}",
+        out.status
+    );
+    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+}
+
+fn stats_without_size(out: &Output) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_object_mut().unwrap().remove("file");
+    v
+}
+
+#[test]
+fn two_hundred_seeded_corruptions_give_clear_errors_or_true_answers() {
+    let (fixture, kb) = fixture_kb();
+    let pristine_bytes = std::fs::read(&kb).unwrap();
+    let pristine: Vec<Output> = COMMANDS.iter().map(|c| run(&kb, c)).collect();
+    for (c, out) in COMMANDS.iter().zip(&pristine) {
+        assert!(
+            out.status.success(),
+            "{c:?} on the good file: {}",
+            stderr(out)
+        );
+    }
+    let check = run(&kb, &["check", "--json"]);
+    assert!(
+        check.status.success(),
+        "the good file checks whole: {}",
+        stdout(&check)
+    );
+
+    let mut rng = Seeded(SEED);
+    let damaged = fixture.dir.path().join("damaged.lore");
+    let (mut reported, mut answered_wrong, mut harmless) = (0, 0, 0);
+    for case in 0..200 {
+        let mut bytes = pristine_bytes.clone();
+        let what = corrupt(&mut bytes, &mut rng);
+        std::fs::write(&damaged, &bytes).unwrap();
+        let check = run(&damaged, &["check", "--json"]);
+        let check_says_damaged = match check.status.code() {
+            Some(0) => false,
+            Some(1) => true,
+            other => panic!(
+                "case {case} ({what}): check exited {other:?}: {}",
+                stderr(&check)
+            ),
+        };
+        if check_says_damaged {
+            reported += 1;
+        }
+        let mut wrong = false;
+        for (c, good) in COMMANDS.iter().zip(&pristine) {
+            let out = run(&damaged, c);
+            let label = format!("case {case} ({what}), lore {}", c.join(" "));
+            if out.status.success() {
+                let same = if c[0] == "stats" {
+                    stats_without_size(&out) == stats_without_size(good)
+                } else {
+                    out.stdout == good.stdout
+                };
+                wrong |= !same;
+            } else {
+                assert_clear_failure(&out, &label);
+                wrong = true;
+            }
+        }
+        // No read command changed the damaged file.
+        assert_eq!(
+            std::fs::read(&damaged).unwrap(),
+            bytes,
+            "case {case} ({what}) was written to"
+        );
+        if wrong {
+            answered_wrong += 1;
+            assert!(
+                check_says_damaged,
+                "case {case} ({what}): commands failed or answered differently, but check says whole:\n{}",
+                stdout(&check)
+            );
+        } else if !check_says_damaged {
+            harmless += 1;
+        }
+    }
+    eprintln!(
+        "{reported} reported damaged, {answered_wrong} changed an answer, {harmless} harmless"
+    );
+    assert!(
+        reported >= 100,
+        "most corruptions of a 1 MiB file must be found: {reported}"
+    );
+}
+
+const SEED: u64 = 0x1085_2026;
