@@ -74,12 +74,20 @@ enum Command {
   lore ingest ~/src/vllm --repo vllm-project/vllm   # resolve owner/name#N references")]
     Ingest(ingest::IngestArgs),
     /// Counts per entity and relation, file size, watermarks and schema version.
-    #[command(after_help = "Examples:\n  lore stats\n  lore stats --json | jq .nodes")]
+    #[command(
+        after_help = "Examples:\n  lore stats\n  lore stats --json | jq .nodes\n  lore stats --storage    # where the file's bytes go, per table"
+    )]
     Stats {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Bytes per table (redb's table statistics: stored, page metadata, fragmentation).
+        #[arg(long)]
+        storage: bool,
     },
+    /// Rewrite the file without its free space (redb's compaction; needs the writer's place).
+    #[command(after_help = "Examples:\n  lore compact\n  lore compact --kb /data/vllm.lore")]
+    Compact,
     /// Import issues and pull requests (GitHub, gh, Jira, JSONL dumps) and link them.
     Import {
         #[command(subcommand)]
@@ -307,7 +315,8 @@ fn run_command(path: PathBuf, quiet: bool, command: Option<Command>) -> anyhow::
         // Ingest creates the file when it does not exist.
         Some(Command::Ingest(args)) => ingest::run(&path, quiet, args),
         Some(Command::Import { what }) => import::run(&open()?, quiet, what),
-        Some(Command::Stats { json }) => stats::run(&read()?, json),
+        Some(Command::Stats { json, storage }) => stats::run(&read()?, json, storage),
+        Some(Command::Compact) => stats::compact(&path),
         Some(Command::Query(args)) => query::run(&read()?, args),
         Some(Command::Show { what }) => show::run(&read()?, what),
         Some(Command::Index(args)) => search::run_index(&open()?, quiet, args),

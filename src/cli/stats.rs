@@ -3,7 +3,10 @@
 use lore::kb::Kb;
 use serde_json::json;
 
-pub fn run(kb: &Kb, json_out: bool) -> anyhow::Result<()> {
+pub fn run(kb: &Kb, json_out: bool, storage: bool) -> anyhow::Result<()> {
+    if storage {
+        return print_storage(kb, json_out);
+    }
     let stats = kb.read()?.stats()?;
     let index = kb.indexes()?.stats()?;
     let size = std::fs::metadata(kb.path())?.len();
@@ -61,5 +64,54 @@ pub fn run(kb: &Kb, json_out: bool) -> anyhow::Result<()> {
     if stats.watermarks.len() > 20 {
         println!("  … {} more (see --json)", stats.watermarks.len() - 20);
     }
+    Ok(())
+}
+
+fn print_storage(kb: &Kb, json_out: bool) -> anyhow::Result<()> {
+    let tables = kb.store().storage()?;
+    let size = std::fs::metadata(kb.path())?.len();
+    let in_tables: u64 = tables.iter().map(|t| t.total_bytes()).sum();
+    let unaccounted = size.saturating_sub(in_tables);
+    if json_out {
+        let value = json!({
+            "file": kb.path(),
+            "file_size": size,
+            "tables": tables,
+            "outside_tables": unaccounted,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let b = super::render::bytes;
+    println!("{} ({})", kb.path().display(), b(size));
+    println!(
+        "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "table", "entries", "total", "stored", "metadata", "fragmented"
+    );
+    for t in &tables {
+        println!(
+            "  {:<22} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            t.table,
+            t.entries,
+            b(t.total_bytes()),
+            b(t.stored_bytes),
+            b(t.metadata_bytes),
+            b(t.fragmented_bytes)
+        );
+    }
+    println!(
+        "  {:<22} {:>10} {:>10}   (free pages, redb's own trees, headers; `lore compact` returns free space)",
+        "outside tables",
+        "",
+        b(unaccounted)
+    );
+    Ok(())
+}
+
+/// `lore compact`
+pub fn compact(path: &std::path::Path) -> anyhow::Result<()> {
+    let (before, after) = lore::store::Store::compact(path)?;
+    let b = super::render::bytes;
+    println!("{}: {} -> {}", path.display(), b(before), b(after));
     Ok(())
 }

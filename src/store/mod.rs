@@ -338,3 +338,70 @@ fn map_open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
         other => other.into(),
     }
 }
+
+/// Where the bytes of a lore file go: one row per table, from redb's own table statistics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableStorage {
+    pub table: String,
+    pub entries: u64,
+    /// Bytes of keys and values in leaf pages.
+    pub stored_bytes: u64,
+    /// Bytes of page headers and offsets.
+    pub metadata_bytes: u64,
+    /// Bytes in the table's pages that hold nothing (free space inside pages).
+    pub fragmented_bytes: u64,
+    /// Pages of the table's tree, leaves and branches (values too large for a page live in
+    /// pages of their own, counted in `stored_bytes` but not here).
+    pub tree_pages: u64,
+}
+
+impl TableStorage {
+    /// The bytes the table takes in the file: stored, metadata and fragmentation.
+    pub fn total_bytes(&self) -> u64 {
+        self.stored_bytes + self.metadata_bytes + self.fragmented_bytes
+    }
+}
+
+impl Store {
+    /// Bytes per table, largest first (`lore stats --storage`).
+    pub fn storage(&self) -> Result<Vec<TableStorage>, StoreError> {
+        use redb::{ReadableTableMetadata, TableHandle};
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for handle in txn.list_tables()? {
+            let name = handle.name().to_string();
+            let table = txn.open_untyped_table(handle)?;
+            let stats = table.stats()?;
+            out.push(TableStorage {
+                table: name,
+                entries: table.len()?,
+                stored_bytes: stats.stored_bytes(),
+                metadata_bytes: stats.metadata_bytes(),
+                fragmented_bytes: stats.fragmented_bytes(),
+                tree_pages: stats.leaf_pages() + stats.branch_pages(),
+            });
+        }
+        out.sort_by(|a, b| {
+            b.total_bytes()
+                .cmp(&a.total_bytes())
+                .then(a.table.cmp(&b.table))
+        });
+        Ok(out)
+    }
+
+    /// Rewrite the file so it takes no more space than its data needs (redb's compaction), as
+    /// the one writer. Returns the file's size before and after.
+    pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
+        check_is_file(path)?;
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let before = size(path);
+        let mut db = Builder::new()
+            .set_concurrency_mode(SHARING)
+            .open(path)
+            .map_err(|e| map_open_error(path, e))?;
+        // Each pass moves pages toward the start; repeat until one moves nothing.
+        while db.compact().map_err(|e| StoreError::Db(e.into()))? {}
+        drop(db);
+        Ok((before, size(path)))
+    }
+}

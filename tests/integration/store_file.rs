@@ -271,3 +271,59 @@ fn a_real_schema_3_layout_with_links_from_older_rules_is_upgraded_and_derived_ag
     drop(kb);
     assert_eq!(link_lines(&kb_path), expected);
 }
+
+#[test]
+fn storage_explains_the_file_size_and_compact_keeps_the_content() {
+    let (_fixture, kb) = crate::queries::fixture_kb();
+    let k = kb.to_str().unwrap();
+    let out = crate::common::lore(&["--kb", k, "stats", "--storage", "--json"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = v["tables"].as_array().unwrap();
+    let names: Vec<&str> = tables
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    for table in [
+        "commits",
+        "edges",
+        "edges_rev",
+        "strings",
+        "issues",
+        "text_index_files",
+    ] {
+        assert!(names.contains(&table), "{table} missing from {names:?}");
+    }
+    let edges = tables.iter().find(|t| t["table"] == "edges").unwrap();
+    let stats = crate::common::stats_json(&kb);
+    let edge_count: u64 = stats["edges"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(edges["entries"].as_u64(), Some(edge_count));
+    let total: u64 = tables
+        .iter()
+        .map(|t| {
+            ["stored_bytes", "metadata_bytes", "fragmented_bytes"]
+                .iter()
+                .map(|f| t[f].as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(
+        total + v["outside_tables"].as_u64().unwrap(),
+        v["file_size"].as_u64().unwrap()
+    );
+
+    let before = crate::common::content_counts(&stats);
+    let out = crate::common::lore(&["--kb", k, "compact"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert_eq!(
+        crate::common::content_counts(&crate::common::stats_json(&kb)),
+        before
+    );
+    let check = crate::common::lore(&["--kb", k, "check"]);
+    assert!(check.status.success(), "{}", crate::common::stdout(&check));
+}
