@@ -13,13 +13,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lore::ingest::issues::{Format, ImportOptions};
-use lore::kb::{IngestOptions, Kb};
-use lore::progress::Silent;
 use lore::query::parser::parse;
+
+#[path = "common/fixture.rs"]
+mod fixture;
+use fixture::fixture_kb;
 
 const WORDS: &[&str] = &[
     "issues",
@@ -224,36 +224,6 @@ fn input(rng: &mut Rng, seeds: &[String]) -> String {
             mutate(rng, seed)
         }
     }
-}
-
-fn fixture_kb(dir: &Path) -> Kb {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let repo = dir.join("repo");
-    let status = Command::new("bash")
-        .arg(root.join("fixtures/make-repo.sh"))
-        .arg(&repo)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run make-repo.sh");
-    assert!(status.success());
-    let (kb, _) = Kb::open_or_create(&dir.join("fuzz.lore")).unwrap();
-    kb.ingest(&repo, &IngestOptions::default(), &Silent)
-        .unwrap();
-    let options = ImportOptions {
-        format: Format::Github,
-        repo: Some("minillm/minillm".into()),
-        comments: None,
-        git: None,
-        szz: true,
-    };
-    kb.import_issues(
-        &root.join("fixtures/issues/github.json"),
-        &options,
-        true,
-        &Silent,
-    )
-    .unwrap();
-    kb
 }
 
 fn main() {

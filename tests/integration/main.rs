@@ -19,5 +19,6 @@ mod query_schema;
 mod readers;
 mod repl;
 mod search;
+mod serve;
 mod store_file;
 mod text_directory;

@@ -337,6 +337,8 @@ pub fn import(
             }
         }
         for record in &records {
+            let mut merged;
+            let mut record = record;
             let (id, changed) = match tx.issue_by_number(record.number)? {
                 Some(id) => {
                     let old = tx.issue(id)?;
@@ -347,6 +349,22 @@ pub fn import(
                     }
                     if old.stub {
                         report.stubs_filled += 1;
+                    }
+                    // A dump without comments (a REST issue object counts them; a webhook
+                    // carries none) or without events keeps what the file has.
+                    if (record.comments.is_empty() && !old.comments.is_empty())
+                        || (record.state_history.is_empty() && !old.state_history.is_empty())
+                    {
+                        merged = record.clone();
+                        if merged.comments.is_empty() && !old.comments.is_empty() {
+                            merged.comments = old.comments;
+                            report.skipped.count("kept_stored_comments");
+                        }
+                        if merged.state_history.is_empty() && !old.state_history.is_empty() {
+                            merged.state_history = old.state_history;
+                        }
+                        merged.facets = facets_of(&merged);
+                        record = &merged;
                     }
                     report.updated += 1;
                     (tx.put_issue(record)?.0, true)
