@@ -8,6 +8,7 @@ use crate::ingest::IngestError;
 use crate::kb::KbError;
 use crate::query::QueryError;
 use crate::store::StoreError;
+use crate::watch::WatchError;
 
 /// Any error lore's library can return. Each variant wraps one layer's own error type.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum Error {
     Adapt(#[from] AdaptError),
     #[error(transparent)]
     Kb(KbError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
 }
 
 /// `Result` with lore's umbrella [`Error`].

@@ -36,6 +36,8 @@ pub mod ingest;
 pub mod kb;
 pub mod progress;
 pub mod query;
+pub mod serve;
 pub mod store;
+pub mod watch;
 
 pub use error::{Error, Result};

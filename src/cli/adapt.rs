@@ -14,6 +14,7 @@ use lore::export::{Context, ExportOptions, Split, Template};
 use lore::kb::adapt::AdaptData;
 use lore::kb::Kb;
 use lore::progress::Progress;
+use lore::watch::WatchAdapt;
 
 use super::progress::Bar;
 
@@ -206,8 +207,8 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
-pub fn run(kb: &Kb, quiet: bool, args: AdaptArgs) -> anyhow::Result<()> {
-    keep_freed_memory();
+/// The adapt options `args` give, checked.
+fn adapt_options(kb: &Kb, args: &AdaptArgs) -> anyhow::Result<AdaptOptions> {
     for t in &args.targets {
         if !ALL_TARGETS.contains(&t.as_str()) {
             bail!(
@@ -258,27 +259,53 @@ pub fn run(kb: &Kb, quiet: bool, args: AdaptArgs) -> anyhow::Result<()> {
         device: device(&args.device)?,
         work_dir: args.work_dir.clone().unwrap_or_else(|| work_dir(kb.path())),
     };
+    Ok(options)
+}
+
+/// The export `--query` trains on (recorded under `adapt-TEMPLATE`).
+fn query_export(args: &AdaptArgs, template: &Template) -> ExportOptions {
+    ExportOptions {
+        name: format!("adapt-{}", template.name),
+        out: PathBuf::new(),
+        force: true,
+        tokenizer: Some(args.model.clone()),
+        seq_len: args.seq_len,
+        split: Split::Fraction { val: 0.1 },
+        context: Context::parse("oracle", args.seq_len / 2).expect("oracle is a context"),
+        min_quality: 0.0,
+        newer_than: None,
+        dry_run: false,
+        seed: args.seed,
+        swebench: false,
+    }
+}
+
+/// What `lore watch` trains, from the adapt arguments after its `--`.
+pub fn watch_adapt(kb: &Kb, args: &AdaptArgs, min_new: u64) -> anyhow::Result<WatchAdapt> {
+    let Some(query) = &args.query else {
+        bail!("lore watch trains from a query: give `-- --model DIR --query Q -t TEMPLATE`");
+    };
+    keep_freed_memory();
+    let template = Template::built_in(&args.template)?;
+    Ok(WatchAdapt {
+        query: query.clone(),
+        export: query_export(args, &template),
+        template,
+        options: adapt_options(kb, args)?,
+        min_new,
+    })
+}
+
+pub fn run(kb: &Kb, quiet: bool, args: AdaptArgs) -> anyhow::Result<()> {
+    keep_freed_memory();
+    let options = adapt_options(kb, &args)?;
     let source = match (&args.data, &args.query) {
         (Some(dir), _) => AdaptData::Export(dir.clone()),
         (None, Some(query)) => {
             let template = Template::built_in(&args.template)?;
             AdaptData::Query {
                 query: query.clone(),
-                export: Box::new(ExportOptions {
-                    name: format!("adapt-{}", template.name),
-                    out: PathBuf::new(),
-                    force: true,
-                    tokenizer: Some(args.model.clone()),
-                    seq_len: args.seq_len,
-                    split: Split::Fraction { val: 0.1 },
-                    context: Context::parse("oracle", args.seq_len / 2)
-                        .expect("oracle is a context"),
-                    min_quality: 0.0,
-                    newer_than: None,
-                    dry_run: false,
-                    seed: args.seed,
-                    swebench: false,
-                }),
+                export: Box::new(query_export(&args, &template)),
                 template: Box::new(template),
             }
         }

@@ -10,11 +10,13 @@ mod query;
 mod render;
 mod repl;
 mod search;
+mod serve;
 mod show;
 mod show_code;
 mod show_issue;
 mod stats;
 mod table;
+mod watch;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -190,6 +192,27 @@ earlier adapter's validation set (forgetting). Nothing new: it says so and exits
 
 Needs free space in the temporary directory (TMPDIR) for one copy of the file.")]
     Check(check::CheckArgs),
+    /// Answer queries and GitHub webhooks over HTTP (the process owns the file as its writer).
+    #[command(after_help = "Examples:
+  lore serve                                   # http://127.0.0.1:7700
+  curl 'http://127.0.0.1:7700/query?q=issues+where+state+%3D+open+count'
+  curl -d 'issues fixed_by commit touching memory_utils' http://127.0.0.1:7700/query
+  lore serve --webhook-secret-file /etc/lore/secret --repo vllm-project/vllm --repo-path ~/src/vllm
+  lore serve --addr 0.0.0.0:7700 --token-file /etc/lore/token   # others on the network: a token
+
+GitHub webhook: payload URL http://HOST:7700/github, content type application/json, the same
+secret; events: issues, issue comments, pull requests, pushes. docs/serve.md has the details.")]
+    Serve(serve::ServeArgs),
+    /// Keep the file current: fetch, ingest, index, and train the next adapter when enough is new.
+    #[command(after_help = "Examples:
+  lore watch ~/mirrors/vllm.git --once                   # one pass (cron)
+  lore watch ~/mirrors/vllm.git --interval 900 --log watch.jsonl
+  lore watch ~/mirrors/vllm.git --once --min-new 50 -- --model ~/models/qwen \\
+      --query 'issues fixed_by commit' -t issue_fix --device cuda
+
+Each pass prints one JSON line: commits added, new examples, the adapter trained, what was
+skipped and why, and how long each stage took. One watcher per lore file.")]
+    Watch(watch::WatchArgs),
     /// Propose likely duplicate issues; accept them as `duplicate_of` links.
     #[command(after_help = "Examples:
   lore duplicates
@@ -317,6 +340,8 @@ fn run_command(path: PathBuf, quiet: bool, command: Option<Command>) -> anyhow::
         Some(Command::Import { what }) => import::run(&open()?, quiet, what),
         Some(Command::Stats { json, storage }) => stats::run(&read()?, json, storage),
         Some(Command::Compact) => stats::compact(&path),
+        Some(Command::Serve(args)) => serve::run(open()?, args),
+        Some(Command::Watch(args)) => watch::run(&path, args),
         Some(Command::Query(args)) => query::run(&read()?, args),
         Some(Command::Show { what }) => show::run(&read()?, what),
         Some(Command::Index(args)) => search::run_index(&open()?, quiet, args),

@@ -59,6 +59,7 @@ pub enum Builder {
 }
 
 /// A loaded template.
+#[derive(Clone)]
 pub struct Template {
     pub name: String,
     pub takes: Takes,

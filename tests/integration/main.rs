@@ -22,3 +22,4 @@ mod search;
 mod serve;
 mod store_file;
 mod text_directory;
+mod watch;
