@@ -8,6 +8,7 @@ use crate::ingest::IngestError;
 use crate::kb::KbError;
 use crate::query::QueryError;
 use crate::store::StoreError;
+use crate::sync::SyncError;
 use crate::watch::WatchError;
 
 /// Any error lore's library can return. Each variant wraps one layer's own error type.
@@ -32,6 +33,8 @@ pub enum Error {
     Kb(KbError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
 }
 
 /// `Result` with lore's umbrella [`Error`].

@@ -38,6 +38,7 @@ pub mod progress;
 pub mod query;
 pub mod serve;
 pub mod store;
+pub mod sync;
 pub mod watch;
 
 pub use error::{Error, Result};

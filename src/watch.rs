@@ -27,6 +27,8 @@ pub struct WatchConfig {
     /// Run `git fetch --prune` in it first.
     pub fetch: bool,
     pub ingest: IngestOptions,
+    /// Sync issues from GitHub after the ingest.
+    pub sync: Option<crate::sync::SyncOptions>,
     pub adapt: Option<WatchAdapt>,
 }
 
@@ -47,6 +49,8 @@ pub struct PassReport {
     pub fetch_ms: Option<u64>,
     pub commits_added: u64,
     pub ingest_ms: u64,
+    /// What `lore sync` did, when configured.
+    pub sync: Option<crate::sync::SyncReport>,
     pub index_ms: u64,
     /// New examples for the configured adapter, and whether one was trained.
     pub new_examples: Option<u64>,
@@ -125,6 +129,9 @@ pub fn pass(kb: &Kb, config: &WatchConfig, progress: &dyn Progress) -> Result<Pa
     report.ingest_ms = ms(t);
     if report.commits_added == 0 {
         report.skipped.push("ingest: no new commits".into());
+    }
+    if let Some(options) = &config.sync {
+        report.sync = Some(crate::sync::sync(kb, options, progress)?);
     }
     let t = Instant::now();
     kb.update_indexes(progress)?;

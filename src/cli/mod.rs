@@ -15,6 +15,7 @@ mod show;
 mod show_code;
 mod show_issue;
 mod stats;
+mod sync;
 mod table;
 mod watch;
 
@@ -203,6 +204,11 @@ Needs free space in the temporary directory (TMPDIR) for one copy of the file.")
 GitHub webhook: payload URL http://HOST:7700/github, content type application/json, the same
 secret; events: issues, issue comments, pull requests, pushes. docs/serve.md has the details.")]
     Serve(serve::ServeArgs),
+    /// Bring issues, pull requests and comments from a tracker's API (GitHub).
+    Sync {
+        #[command(subcommand)]
+        what: sync::SyncWhat,
+    },
     /// Keep the file current: fetch, ingest, index, and train the next adapter when enough is new.
     #[command(after_help = "Examples:
   lore watch ~/mirrors/vllm.git --once                   # one pass (cron)
@@ -342,6 +348,7 @@ fn run_command(path: PathBuf, quiet: bool, command: Option<Command>) -> anyhow::
         Some(Command::Compact) => stats::compact(&path),
         Some(Command::Serve(args)) => serve::run(open()?, args),
         Some(Command::Watch(args)) => watch::run(&path, args),
+        Some(Command::Sync { what }) => sync::run(&open()?, quiet, what),
         Some(Command::Query(args)) => query::run(&read()?, args),
         Some(Command::Show { what }) => show::run(&read()?, what),
         Some(Command::Index(args)) => search::run_index(&open()?, quiet, args),

@@ -30,6 +30,13 @@ pub struct WatchArgs {
     /// arguments after `--`).
     #[arg(long, default_value_t = 1, value_name = "N")]
     min_new: u64,
+    /// Also sync issues and pull requests from this GitHub repository (owner/name; the token
+    /// from GITHUB_TOKEN or GH_TOKEN).
+    #[arg(long = "github", value_name = "OWNER/NAME")]
+    github: Option<String>,
+    /// The GitHub API's base URL (GitHub Enterprise).
+    #[arg(long, default_value = "https://api.github.com", value_name = "URL")]
+    api_url: String,
     /// Append each pass's JSON line to this file too.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
@@ -64,6 +71,13 @@ pub fn run(kb_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
         repo: args.repo.clone(),
         fetch: !args.no_fetch,
         ingest: IngestOptions::default(),
+        sync: args.github.as_deref().map(|repo| lore::sync::SyncOptions {
+            api_url: args.api_url.clone(),
+            token: ["GITHUB_TOKEN", "GH_TOKEN"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|t| !t.is_empty())),
+            ..lore::sync::SyncOptions::new(repo)
+        }),
         adapt,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

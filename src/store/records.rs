@@ -99,6 +99,8 @@ pub enum Provenance {
     HedgedClosing,
     /// A closing keyword that is denied (`Does not fix #7`): a reference, not a fix.
     NegatedClosing,
+    /// GitHub's own record: a `closed` event of the issue that names the commit that closed it.
+    GithubClosedEvent,
 }
 
 impl Provenance {
@@ -126,6 +128,7 @@ impl Provenance {
             Provenance::Similarity => "similarity",
             Provenance::HedgedClosing => "hedged-closing-keyword",
             Provenance::NegatedClosing => "negated-closing-keyword",
+            Provenance::GithubClosedEvent => "github-closed-event",
         }
     }
 }

@@ -21,5 +21,6 @@ mod repl;
 mod search;
 mod serve;
 mod store_file;
+mod sync;
 mod text_directory;
 mod watch;

@@ -407,3 +407,62 @@ pub fn import(
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
+
+/// Comments that arrived on their own (the GitHub comments endpoint, a comment webhook),
+/// merged into the issues they belong to: a comment with the same author and time as a stored
+/// one replaces it (an edit), any other is added. The issues' links are derived again. Comments
+/// of issues the file does not hold are counted as `comment_of_unknown_issue`.
+pub fn merge_comments(
+    store: &Store,
+    comments: &BTreeMap<u64, Vec<crate::store::records::Comment>>,
+    repo: Option<&str>,
+) -> Result<ImportReport, IssueError> {
+    let mut report = ImportReport::default();
+    let mut link_report = LinkReport::default();
+    let (index, parser) = {
+        let read = store.read()?;
+        let stored = links::repo_name(&read)?;
+        let repo = repo.map(str::to_string).or(stored);
+        (CodeIndex::build(&read)?, RefParser::new(repo.as_deref()))
+    };
+    store.write(|tx| -> Result<(), StoreError> {
+        for (number, new) in comments {
+            let Some(id) = tx.issue_by_number(*number)? else {
+                report.skipped.count("comment_of_unknown_issue");
+                continue;
+            };
+            let mut record = tx.issue(id)?;
+            let mut changed = false;
+            for c in new {
+                report.records += 1;
+                let same = record
+                    .comments
+                    .iter()
+                    .position(|o| o.author == c.author && o.created_at == c.created_at);
+                match same {
+                    Some(i) if record.comments[i] == *c => {}
+                    Some(i) => {
+                        record.comments[i] = c.clone();
+                        changed = true;
+                    }
+                    None => {
+                        record.comments.push(c.clone());
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                record.comments.sort_by_key(|c| c.created_at);
+                record.facets = facets_of(&record);
+                tx.put_issue(&record)?;
+                links::link_issue(tx, &index, &parser, id, &record, &mut link_report)?;
+                report.updated += 1;
+            } else {
+                report.unchanged += 1;
+            }
+        }
+        Ok(())
+    })?;
+    report.links = link_report;
+    Ok(report)
+}
