@@ -8,9 +8,10 @@
 //!   with the shared secret, compared in constant time). Unsigned or wrongly signed: 401 and
 //!   nothing written; a body over 25 MiB: 413; malformed JSON: 400. `issues`, `pull_request` and
 //!   `issue_comment` payloads go through the issue importer (so a webhook and a dump are the same
-//!   thing); `push` ingests the repository when one is configured; `ping` answers 200; other
-//!   events are acknowledged (202) and ignored. The indexes are brought up to date by one
-//!   debounced pass after a burst of events.
+//!   thing); `push` queues a fetch and ingest of the repository when one is configured; `ping`
+//!   answers 200; other events are acknowledged (202) and ignored. One debounced pass after a
+//!   burst of events fetches and ingests (after a push, as a `lore watch` pass does) and brings
+//!   the indexes up to date.
 //!
 //! Reads run on redb read transactions beside the one writer, so a query never sees a
 //! half-written webhook. Writes are serialized. Bound to 127.0.0.1 unless told otherwise.
@@ -86,10 +87,10 @@ pub struct Server {
 struct Shared {
     kb: Arc<Kb>,
     options: ServeOptions,
-    /// One webhook write at a time.
-    writing: Mutex<()>,
-    /// Wakes the index updater after a write.
-    wrote: Mutex<mpsc::Sender<()>>,
+    /// One write at a time (webhooks and the pipeline).
+    writing: Arc<Mutex<()>>,
+    /// Wakes the pipeline: `true` when a push asks for a fetch and an ingest.
+    wrote: Mutex<mpsc::Sender<bool>>,
 }
 
 impl Server {
@@ -102,14 +103,15 @@ impl Server {
         })?;
         let kb = Arc::new(kb);
         let (tx, rx) = mpsc::channel();
-        spawn_indexer(kb.clone(), rx);
+        let writing = Arc::new(Mutex::new(()));
+        spawn_pipeline(kb.clone(), options.repo_path.clone(), writing.clone(), rx);
         let threads = options.threads.max(1);
         Ok(Server {
             http: Arc::new(http),
             shared: Arc::new(Shared {
                 kb,
                 options,
-                writing: Mutex::new(()),
+                writing,
                 wrote: Mutex::new(tx),
             }),
             threads,
@@ -139,14 +141,37 @@ impl Server {
     }
 }
 
-/// Bring the indexes up to date once writes have been quiet for [`INDEX_DEBOUNCE`].
-fn spawn_indexer(kb: Arc<Kb>, rx: mpsc::Receiver<()>) {
+/// The debounced pass after a burst of events: once writes have been quiet for
+/// [`INDEX_DEBOUNCE`], fetch and ingest the repository when a push asked for it (a `lore watch`
+/// pass), else bring the indexes up to date.
+fn spawn_pipeline(
+    kb: Arc<Kb>,
+    repo: Option<PathBuf>,
+    writing: Arc<Mutex<()>>,
+    rx: mpsc::Receiver<bool>,
+) {
     std::thread::spawn(move || {
-        while rx.recv().is_ok() {
-            // Swallow the rest of a burst.
-            while rx.recv_timeout(INDEX_DEBOUNCE).is_ok() {}
-            if let Err(e) = kb.update_indexes(&Silent) {
-                eprintln!("lore serve: index update failed: {e}");
+        while let Ok(first) = rx.recv() {
+            let mut pushed = first;
+            while let Ok(more) = rx.recv_timeout(INDEX_DEBOUNCE) {
+                pushed |= more;
+            }
+            let _writing = writing.lock().unwrap_or_else(|p| p.into_inner());
+            let outcome = match (&repo, pushed) {
+                (Some(repo), true) => {
+                    let config = crate::watch::WatchConfig {
+                        repo: repo.clone(),
+                        fetch: true,
+                        ingest: IngestOptions::default(),
+                        sync: None,
+                        adapt: None,
+                    };
+                    crate::watch::pass(&kb, &config, &Silent).map(drop)
+                }
+                _ => kb.update_indexes(&Silent).map(drop),
+            };
+            if let Err(e) = outcome {
+                eprintln!("lore serve: the pass after a webhook failed: {e}");
             }
         }
     });
@@ -313,27 +338,22 @@ impl Shared {
         }
     }
 
+    /// A push: the pipeline fetches and ingests once the burst is over.
     fn push(&self) -> Reply {
-        let Some(repo) = &self.options.repo_path else {
+        if self.options.repo_path.is_none() {
             return Reply(202, json!({ "ignored": "push (no --repo-path to ingest)" }));
-        };
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let options = IngestOptions {
-            index: false,
-            ..IngestOptions::default()
-        };
-        match self.kb.ingest(repo, &options, &Silent) {
-            Ok(report) => {
-                self.indexes_stale();
-                Reply(200, json!({ "commits_added": report.git.commits_added }))
-            }
-            Err(e) => error(500, e.to_string()),
         }
+        self.wake(true);
+        Reply(202, json!({ "queued": "fetch and ingest" }))
     }
 
     fn indexes_stale(&self) {
+        self.wake(false);
+    }
+
+    fn wake(&self, fetch: bool) {
         if let Ok(tx) = self.wrote.lock() {
-            let _ = tx.send(());
+            let _ = tx.send(fetch);
         }
     }
 }

@@ -9,6 +9,9 @@
 //! * For each closed issue of the pages, `/repos/O/N/issues/N/events`: a `closed` event with a
 //!   `commit_id` is GitHub's record of the commit that closed it, stored as a `fixed_by` link
 //!   with provenance `github-closed-event` and confidence 1.0.
+//! * For each merged pull request of the pages, `/repos/O/N/pulls/N`: its `merge_commit_sha` is
+//!   stored as a `merged_as` link with provenance `github-pull-request` (a rebase merge names no
+//!   pull request in its commit messages).
 //! * Every URL's `ETag` is kept in the file and sent as `If-None-Match`: an unchanged page
 //!   answers 304, which costs no rate limit and writes nothing.
 //! * Rate limits: with `X-RateLimit-Remaining: 0` lore waits for `X-RateLimit-Reset` when that is
@@ -76,6 +79,10 @@ pub struct SyncReport {
     pub closed_by_commit: u64,
     /// Closing events naming a commit the file does not hold.
     pub closing_commits_missing: u64,
+    /// `merged_as` links from merged pull requests' `merge_commit_sha` (new ones).
+    pub merge_commits: u64,
+    /// Merge commits the file does not hold (not ingested yet, or on a deleted branch).
+    pub merge_commits_missing: u64,
     pub skipped: Skips,
     /// The cursor after the sync (newest `updated_at` imported).
     pub cursor: Option<String>,
@@ -312,6 +319,7 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
         "{base}/issues?state=all&sort=updated&direction=asc&per_page=100{since}"
     ));
     let mut closed: Vec<u64> = Vec::new();
+    let mut merged: Vec<u64> = Vec::new();
     progress.phase("syncing issues", None);
     while let Some(page_url) = url.take() {
         let etag = meta(kb, &etag_key(&page_url))?;
@@ -335,7 +343,13 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
         closed.extend(
             records
                 .iter()
-                .filter(|r| r["state"] == "closed")
+                .filter(|r| r["state"] == "closed" && r.get("pull_request").is_none())
+                .filter_map(|r| r["number"].as_u64()),
+        );
+        merged.extend(
+            records
+                .iter()
+                .filter(|r| r["pull_request"]["merged_at"].is_string())
                 .filter_map(|r| r["number"].as_u64()),
         );
         if !records.is_empty() {
@@ -485,6 +499,48 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
             if let Some(tag) = &answer.etag {
                 set_meta(kb, &etag_key(&events_url), tag)?;
             }
+        }
+    }
+    // GitHub's record of the commit each merged pull request became.
+    merged.sort_unstable();
+    merged.dedup();
+    for number in merged {
+        let pull_url = format!("{base}/pulls/{number}");
+        let etag = meta(kb, &etag_key(&pull_url))?;
+        let answer = client.get(&pull_url, etag.as_deref())?;
+        if answer.status == 304 {
+            continue;
+        }
+        let pull: Value = serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
+            url: pull_url.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Some(sha) = pull["merge_commit_sha"].as_str() {
+            let sha = sha.to_string();
+            let (added, missing) = kb.store().write(|tx| -> Result<(u64, u64), StoreError> {
+                let Some(pr) = tx.issue_by_number(number)? else {
+                    return Ok((0, 0));
+                };
+                let Some(commit) = decode_sha(&sha)
+                    .map(|b| tx.commit_id(&b))
+                    .transpose()?
+                    .flatten()
+                else {
+                    return Ok((0, 1));
+                };
+                let meta = EdgeMeta {
+                    provenance: Provenance::GithubPullRequest,
+                    confidence: 1.0,
+                    evidence: Some(format!("GitHub: #{number} merge_commit_sha {sha}")),
+                    detail: EdgeDetail::None,
+                };
+                Ok((u64::from(tx.add_edge(pr, Rel::MergedAs, commit, &meta)?), 0))
+            })?;
+            client.report.merge_commits += added;
+            client.report.merge_commits_missing += missing;
+        }
+        if let Some(tag) = &answer.etag {
+            set_meta(kb, &etag_key(&pull_url), tag)?;
         }
     }
     if report.records > 0 || report.comments > 0 || report.closed_by_commit > 0 {

@@ -101,6 +101,8 @@ pub enum Provenance {
     NegatedClosing,
     /// GitHub's own record: a `closed` event of the issue that names the commit that closed it.
     GithubClosedEvent,
+    /// GitHub's own record: a merged pull request's `merge_commit_sha`.
+    GithubPullRequest,
 }
 
 impl Provenance {
@@ -129,6 +131,7 @@ impl Provenance {
             Provenance::HedgedClosing => "hedged-closing-keyword",
             Provenance::NegatedClosing => "negated-closing-keyword",
             Provenance::GithubClosedEvent => "github-closed-event",
+            Provenance::GithubPullRequest => "github-pull-request",
         }
     }
 }

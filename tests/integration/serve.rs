@@ -336,3 +336,37 @@ fn queries_keep_answering_while_webhooks_write() {
     // Every accepted event is in the file.
     assert_eq!(count(&s.addr, "issues count"), before + events);
 }
+
+#[test]
+fn a_push_webhook_fetches_and_ingests_the_new_commits() {
+    let (fixture, kb) = fixture_kb();
+    let mirror = fixture.dir.path().join("mirror.git");
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q", "--mirror"])
+        .arg(fixture.repo())
+        .arg(&mirror)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = serve(&kb, &["--repo-path", mirror.to_str().unwrap()]);
+    let before = count(&s.addr, "commits count");
+    crate::common::git_in(&fixture.repo(), &["checkout", "-q", "main"]);
+    std::fs::write(fixture.repo().join("PUSHED.md"), "pushed\n").unwrap();
+    crate::common::git_in(&fixture.repo(), &["add", "."]);
+    crate::common::git_in(&fixture.repo(), &["commit", "-q", "-m", "A pushed commit"]);
+    let (status, v) = signed(
+        "push",
+        &s.addr,
+        &json!({"ref": "refs/heads/main", "after": "0"}),
+    );
+    assert_eq!(status, 202, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count(&s.addr, "commits count") == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push was never ingested"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(count(&s.addr, "commits count"), before + 1);
+}

@@ -24,6 +24,8 @@ type Reply = (u16, Vec<(String, String)>, String);
 struct State {
     issues: Vec<Value>,
     comments: Vec<Value>,
+    /// `/pulls/N` answers, by number.
+    pulls: Vec<Value>,
     /// Requests seen, path and query.
     seen: Vec<String>,
     /// Answers to give before the real one, in order (rate limit, 502…).
@@ -129,6 +131,12 @@ fn answer(state: &Mutex<State>, base: &str, request: &tiny_http::Request) -> Rep
         } else if path == "/repos/minillm/minillm/issues/comments" {
             let all: Vec<Value> = s.comments.iter().filter(|v| newer(v)).cloned().collect();
             Some((vec![], Value::Array(all).to_string()))
+        } else if let Some(n) = path.strip_prefix("/repos/minillm/minillm/pulls/") {
+            let number: u64 = n.parse().unwrap_or(0);
+            s.pulls
+                .iter()
+                .find(|p| p["number"] == number)
+                .map(|p| (vec![], p.to_string()))
         } else if let Some(n) = path
             .strip_prefix("/repos/minillm/minillm/issues/")
             .and_then(|r| r.strip_suffix("/events"))
@@ -491,4 +499,43 @@ fn watch_once_syncs_issues_after_the_ingest() {
     assert_eq!(line["sync"]["records"], 5, "{line}");
     assert_eq!(line["sync"]["closed_by_commit"], 1, "{line}");
     assert_eq!(imported_issues(&kb), 5);
+}
+
+#[test]
+fn a_merged_pull_requests_merge_commit_becomes_a_merged_as_link() {
+    let fixture = Fixture::build();
+    let kb = history_only(&fixture);
+    let mut pr = issue(41, "closed", "2024-02-06T00:00:00Z", "Rebased onto main");
+    pr["pull_request"] = json!({"url": "https://api.github.com/repos/minillm/minillm/pulls/41",
+                                "merged_at": "2024-02-06T00:00:00Z"});
+    let mut list = issues();
+    list.push(pr);
+    let server = FakeGithub::start(State {
+        issues: list,
+        pulls: vec![
+            json!({"number": 41, "state": "closed", "merged_at": "2024-02-06T00:00:00Z",
+                           "merge_commit_sha": CLOSING_COMMIT,
+                           "base": {"ref": "main"}, "head": {"ref": "rebased"}}),
+        ],
+        ..State::default()
+    });
+    let report = run(&kb, &server);
+    assert_eq!(report.merge_commits, 1, "{report:?}");
+    let k = Kb::open_read_only(&kb).unwrap();
+    let read = k.read().unwrap();
+    let pr = read.issue_by_number(41).unwrap().unwrap();
+    assert!(read.issue(pr).unwrap().is_pr);
+    let merged = read.edges_from(pr, Rel::MergedAs).unwrap();
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0].meta.provenance, Provenance::GithubPullRequest);
+    assert_eq!(
+        lore::store::hex(&read.commit(merged[0].dst).unwrap().sha),
+        CLOSING_COMMIT
+    );
+    // No closing-event request for a pull request.
+    let seen = server.state.lock().unwrap().seen.clone();
+    assert!(
+        !seen.iter().any(|u| u.contains("/issues/41/events")),
+        "{seen:?}"
+    );
 }
