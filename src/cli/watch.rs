@@ -61,7 +61,14 @@ pub fn run(kb_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
     } else {
         let parsed = AdaptCli::try_parse_from(
             std::iter::once("lore watch --".to_string()).chain(args.adapt.iter().cloned()),
-        )?;
+        )
+        .map_err(|e| {
+            let text = e.to_string();
+            anyhow::anyhow!(
+                "the adapt arguments after `--`: {}",
+                text.trim().trim_start_matches("error: ")
+            )
+        })?;
         Some(super::adapt::watch_adapt(&kb, &parsed.args, args.min_new)?)
     };
     if args.interval == 0 && !args.once {
