@@ -42,13 +42,59 @@ impl fmt::Display for Diagnostic {
             .chars()
             .count()
             .max(1);
+        let line: Vec<char> = text[line_start..line_end].chars().collect();
+        // A long line (a query of 20,000 parentheses) is shown around the caret only.
+        let (from, to) = if line.len() <= WINDOW {
+            (0, line.len())
+        } else {
+            let from = col.saturating_sub(WINDOW / 3);
+            (from, (from + WINDOW).min(line.len()))
+        };
+        let shown: String = line[from..to].iter().collect();
+        let (before, after) = (
+            if from > 0 { "…" } else { "" },
+            if to < line.len() { "…" } else { "" },
+        );
+        let pad = col - from + before.chars().count();
+        let width = width.min(to.saturating_sub(col).max(1));
         write!(
             f,
-            "\n  {}\n  {}{}",
-            &text[line_start..line_end],
-            " ".repeat(col),
+            "\n  {before}{shown}{after}\n  {}{}",
+            " ".repeat(pad),
             "^".repeat(width)
         )
+    }
+}
+
+/// The most characters of a query line an error shows.
+const WINDOW: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::Diagnostic;
+
+    #[test]
+    fn a_long_query_is_shown_around_the_caret() {
+        let text = format!("issues where {}x", "(".repeat(20_000));
+        let at = text.len() - 1;
+        let shown = Diagnostic::new(&text, (at, at + 1), "bad".into()).to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].chars().count() < 110, "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("  …") && lines[1].ends_with('x'),
+            "{}",
+            lines[1]
+        );
+        // The caret sits under the `x`.
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(
+            lines[1].chars().nth(lines[2][..caret].chars().count()),
+            Some('x')
+        );
+        // A short query is shown whole.
+        let short = Diagnostic::new("issues whre", (7, 11), "bad".into()).to_string();
+        assert!(short.ends_with("  issues whre\n         ^^^^"), "{short}");
     }
 }
 
