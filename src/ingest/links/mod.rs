@@ -390,9 +390,13 @@ pub fn fixes(read: &ReadTx) -> Result<HashMap<NodeId, Vec<NodeId>>, StoreError> 
     Ok(out)
 }
 
-/// SZZ: blame every fix commit not blamed yet, then rewrite each fix commit's
-/// `introduced_by` edges from the blame, keeping candidates older than one of the issues it
-/// fixes (all candidates, at half confidence, when none of them has a creation date).
+/// Fix commits blamed per transaction.
+const SZZ_BATCH: usize = 256;
+
+/// SZZ: blame every fix commit not blamed yet (committing the blames batch by batch), then
+/// rewrite each fix commit's `introduced_by` edges from the blame, keeping candidates older
+/// than one of the issues it fixes (all candidates, at half confidence, when none of them has
+/// a creation date).
 pub fn szz(
     store: &Store,
     repo_path: &Path,
@@ -409,7 +413,6 @@ pub fn szz(
         }
     }
     todo.sort();
-    let mut blamed: Vec<(NodeId, SzzBlame)> = Vec::new();
     if !todo.is_empty() {
         let repo = gix::open(repo_path).map_err(|e| IngestError::NotARepository {
             path: repo_path.into(),
@@ -418,34 +421,42 @@ pub fn szz(
         let ignore = szz::ignore_revs(&repo);
         let sync = repo.into_sync();
         progress.phase("blaming fix commits (SZZ)", Some(todo.len() as u64));
-        let results: Vec<(NodeId, Result<SzzBlame, IngestError>)> = todo
-            .par_iter()
-            .map_init(
-                || sync.to_thread_local(),
-                |repo, fix| {
-                    let out = szz::blame_fix(repo, &read, *fix, &ignore);
-                    progress.advance(1);
-                    (*fix, out)
-                },
-            )
-            .collect();
-        progress.done();
-        for (fix, result) in results {
-            match result {
-                Ok(b) => blamed.push((fix, b)),
-                Err(e) => {
-                    report.blame_errors += 1;
-                    progress.warn(&format!("SZZ skipped a fix commit: {e}"));
+        // Blames are committed batch by batch: an interrupted SZZ keeps what it blamed, and
+        // the next ingest or import blames only the rest.
+        for batch in todo.chunks(SZZ_BATCH) {
+            let results: Vec<(NodeId, Result<SzzBlame, IngestError>)> = batch
+                .par_iter()
+                .map_init(
+                    || sync.to_thread_local(),
+                    |repo, fix| {
+                        let out = szz::blame_fix(repo, &read, *fix, &ignore);
+                        progress.advance(1);
+                        (*fix, out)
+                    },
+                )
+                .collect();
+            let mut done: Vec<(NodeId, SzzBlame)> = Vec::new();
+            for (fix, result) in results {
+                match result {
+                    Ok(b) => done.push((fix, b)),
+                    Err(e) => {
+                        report.blame_errors += 1;
+                        progress.warn(&format!("SZZ skipped a fix commit: {e}"));
+                    }
                 }
             }
+            store.write(|tx| -> Result<(), StoreError> {
+                for (fix, blame) in &done {
+                    tx.set_szz_blame(*fix, blame)?;
+                }
+                Ok(())
+            })?;
+            report.fix_commits_blamed += done.len() as u64;
         }
-        report.fix_commits_blamed += blamed.len() as u64;
+        progress.done();
     }
     drop(read);
     store.write(|tx| -> Result<(), StoreError> {
-        for (fix, blame) in &blamed {
-            tx.set_szz_blame(*fix, blame)?;
-        }
         // A commit that no longer fixes anything (its link was re-derived away) introduced
         // nothing either.
         for local in 0..commit_count {
