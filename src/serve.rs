@@ -19,6 +19,7 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,6 +92,8 @@ struct Shared {
     writing: Arc<Mutex<()>>,
     /// Wakes the pipeline: `true` when a push asks for a fetch and an ingest.
     wrote: Mutex<mpsc::Sender<bool>>,
+    /// Query threads running (timed-out ones included).
+    running: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -113,6 +116,7 @@ impl Server {
                 options,
                 writing,
                 wrote: Mutex::new(tx),
+                running: Arc::new(AtomicUsize::new(0)),
             }),
             threads,
         })
@@ -156,19 +160,25 @@ fn spawn_pipeline(
             while let Ok(more) = rx.recv_timeout(INDEX_DEBOUNCE) {
                 pushed |= more;
             }
+            // The fetch runs without the write lock, so webhooks keep being applied meanwhile.
+            let fetched = match (&repo, pushed) {
+                (Some(repo), true) => crate::watch::fetch(repo).map(|()| Some(repo.clone())),
+                _ => Ok(None),
+            };
             let _writing = writing.lock().unwrap_or_else(|p| p.into_inner());
-            let outcome = match (&repo, pushed) {
-                (Some(repo), true) => {
+            let outcome = match fetched {
+                Ok(Some(repo)) => {
                     let config = crate::watch::WatchConfig {
-                        repo: repo.clone(),
-                        fetch: true,
+                        repo,
+                        fetch: false,
                         ingest: IngestOptions::default(),
                         sync: None,
                         adapt: None,
                     };
                     crate::watch::pass(&kb, &config, &Silent).map(drop)
                 }
-                _ => kb.update_indexes(&Silent).map(drop),
+                Ok(None) => kb.update_indexes(&Silent).map(drop),
+                Err(e) => Err(e),
             };
             if let Err(e) = outcome {
                 eprintln!("lore serve: the pass after a webhook failed: {e}");
@@ -239,16 +249,35 @@ impl Shared {
         if let Some(token) = &self.options.token {
             let given = header(request, "Authorization")
                 .and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
-            let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+            let ok = given.is_some_and(|g| {
+                // Digests of equal length: the comparison reveals neither content nor length.
+                use sha2::Digest;
+                constant_time_eq(
+                    &Sha256::digest(g.as_bytes()),
+                    &Sha256::digest(token.as_bytes()),
+                )
+            });
             if !ok {
                 return error(401, "a bearer token is required (Authorization: Bearer …)");
             }
         }
+        // Queries that ran past the timeout still hold their threads; past a bound, new ones
+        // are turned away rather than piling up.
+        let limit = self.options.threads.max(1) * 4;
+        if self.running.fetch_add(1, Ordering::SeqCst) >= limit {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            return error(
+                503,
+                format!("{limit} queries are running; try again shortly"),
+            );
+        }
         let (tx, rx) = mpsc::channel();
         let kb = self.kb.clone();
         let text = text.to_string();
+        let running = self.running.clone();
         std::thread::spawn(move || {
             let _ = tx.send(kb.query(&text).map_err(|e| e.to_string()));
+            running.fetch_sub(1, Ordering::SeqCst);
         });
         match rx.recv_timeout(self.options.query_timeout) {
             Ok(Ok(rows)) => Reply(
@@ -273,14 +302,14 @@ impl Shared {
                 "webhooks are off: start lore serve with --webhook-secret-file",
             );
         };
-        let signature = header(request, "X-Hub-Signature-256");
+        // An unsigned request is turned away before its body is read.
+        let Some(signature) = header(request, "X-Hub-Signature-256") else {
+            return error(401, "the request is not signed (X-Hub-Signature-256)");
+        };
         let event = header(request, "X-GitHub-Event").unwrap_or_default();
         let body = match read_body(request, MAX_WEBHOOK_BODY) {
             Ok(b) => b,
             Err(reply) => return reply,
-        };
-        let Some(signature) = signature else {
-            return error(401, "the request is not signed (X-Hub-Signature-256)");
         };
         if !signature_matches(secret, &body, &signature) {
             return error(401, "the signature does not match the body");
@@ -291,22 +320,25 @@ impl Shared {
         };
         match event.as_str() {
             "ping" => Reply(200, json!({ "ok": "pong" })),
-            "issues" => self.upsert(payload.get("issue").cloned()),
-            "pull_request" => self.upsert(payload.get("pull_request").cloned()),
-            "issue_comment" => match with_comment(&self.kb, &payload) {
-                Some(issue) => self.upsert(Some(issue)),
-                None => error(400, "an issue_comment payload needs `issue` and `comment`"),
-            },
+            "issues" => self.upsert(|_| payload.get("issue").cloned()),
+            "pull_request" => self.upsert(|_| payload.get("pull_request").cloned()),
+            // The stored comments are read under the write lock, so two comments arriving
+            // together are both kept.
+            "issue_comment" => self.upsert(|kb| with_comment(kb, &payload)),
             "push" => self.push(),
             other => Reply(202, json!({ "ignored": other })),
         }
     }
 
-    fn upsert(&self, record: Option<Value>) -> Reply {
-        let Some(record) = record.filter(Value::is_object) else {
-            return error(400, "the payload has no issue or pull request object");
-        };
+    /// Import the record `build` makes (under the write lock) as a one-record GitHub dump.
+    fn upsert(&self, build: impl FnOnce(&Kb) -> Option<Value>) -> Reply {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = build(&self.kb).filter(Value::is_object) else {
+            return error(
+                400,
+                "the payload has no issue or pull request object (an issue_comment needs `issue` and `comment`)",
+            );
+        };
         let dump = match tempfile::Builder::new().suffix(".json").tempfile() {
             Ok(f) => f,
             Err(e) => return error(500, format!("no temporary file for the payload: {e}")),

@@ -3,8 +3,12 @@
 //!
 //! * Issues and pull requests: `/repos/O/N/issues?state=all&sort=updated&direction=asc
 //!   &per_page=100&since=CURSOR`, page by page along the `Link` header. Each page is imported in
-//!   one transaction; the cursor (the newest `updated_at` imported) moves only after that, so a
-//!   killed sync fetches the page again and the importer's upsert keeps everything once.
+//!   one transaction. The cursor moves only when the whole run has succeeded, to the *oldest*
+//!   `updated_at` of the last page: an issue updated while the run paged moves to the end of
+//!   the list, the issues after it shift one place back, and one of them can slip into a page
+//!   already read; it is no newer than that page's oldest, so the next run (GitHub's `since` is
+//!   inclusive) sees it. A killed or rate-limited run fetches its pages again, and the
+//!   importer's upsert keeps everything once.
 //! * Comments: `/repos/O/N/issues/comments?since=CURSOR`, merged into their issues.
 //! * For each closed issue of the pages, `/repos/O/N/issues/N/events`: a `closed` event with a
 //!   `commit_id` is GitHub's record of the commit that closed it, stored as a `fixed_by` link
@@ -12,8 +16,9 @@
 //! * For each merged pull request of the pages, `/repos/O/N/pulls/N`: its `merge_commit_sha` is
 //!   stored as a `merged_as` link with provenance `github-pull-request` (a rebase merge names no
 //!   pull request in its commit messages).
-//! * Every URL's `ETag` is kept in the file and sent as `If-None-Match`: an unchanged page
-//!   answers 304, which costs no rate limit and writes nothing.
+//! * Every URL's `ETag` is kept in the file (with the page that followed it) and sent as
+//!   `If-None-Match`: an unchanged page answers 304, which writes nothing and, authenticated,
+//!   costs no rate limit.
 //! * Rate limits: with `X-RateLimit-Remaining: 0` lore waits for `X-RateLimit-Reset` when that is
 //!   within `max_wait`, else stops with a clear message (the next run resumes from the cursor);
 //!   403/429 with `Retry-After` waits that long. 5xx answers and connection errors are retried
@@ -84,7 +89,7 @@ pub struct SyncReport {
     /// Merge commits the file does not hold (not ingested yet, or on a deleted branch).
     pub merge_commits_missing: u64,
     pub skipped: Skips,
-    /// The cursor after the sync (newest `updated_at` imported).
+    /// The cursor after the sync (the oldest `updated_at` of the last page).
     pub cursor: Option<String>,
     pub elapsed_ms: u64,
 }
@@ -125,6 +130,7 @@ impl Client<'_> {
     /// GET `url` with its stored ETag; retries, waits for rate limits.
     fn get(&mut self, url: &str, etag: Option<&str>) -> Result<Answer, SyncError> {
         let mut attempt = 0;
+        let mut waits = 0;
         loop {
             self.report.requests += 1;
             let mut request = self
@@ -179,7 +185,8 @@ impl Client<'_> {
                     }
                     (None, None) => Duration::from_secs(60),
                 };
-                if wait > self.options.max_wait {
+                waits += 1;
+                if wait > self.options.max_wait || waits > MAX_WAITS {
                     let reset = reset
                         .and_then(|r| jiff::Timestamp::from_second(r).ok())
                         .map_or_else(
@@ -231,6 +238,9 @@ impl Client<'_> {
     }
 }
 
+/// Rate-limit waits for one request before lore stops.
+const MAX_WAITS: u32 = 5;
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250 << attempt.min(6))
 }
@@ -261,6 +271,38 @@ fn comments_cursor_key(repo: &str) -> String {
 
 fn etag_key(url: &str) -> String {
     format!("sync.etag.{url}")
+}
+
+/// Items per page of the list endpoints.
+const PER_PAGE: usize = 100;
+
+/// A list page's ETag and the page to read after it when it is unchanged (a 304 carries no
+/// body, so the `Link` of the last 200 is kept with the ETag).
+fn page_mark(kb: &Kb, url: &str) -> Result<(Option<String>, Option<String>), StoreError> {
+    let Some(stored) = meta(kb, &etag_key(url))? else {
+        return Ok((None, None));
+    };
+    let (etag, next) = stored.split_once('\n').unwrap_or((&stored, ""));
+    Ok((
+        Some(etag.to_string()),
+        (!next.is_empty()).then(|| next.to_string()),
+    ))
+}
+
+/// Where to go after a page: its `rel="next"`, or, for a full page without one, the next page
+/// number (a page that was full can grow a successor while it stays unchanged itself).
+fn after_page(url: &str, next: Option<String>, count: usize) -> Option<String> {
+    next.or_else(|| {
+        (count >= PER_PAGE).then(|| {
+            let page: u64 = url
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix("page="))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
+            let rest: Vec<&str> = url.split('&').filter(|p| !p.starts_with("page=")).collect();
+            format!("{}&page={}", rest.join("&"), page + 1)
+        })
+    })
 }
 
 fn meta(kb: &Kb, key: &str) -> Result<Option<String>, StoreError> {
@@ -316,16 +358,18 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
 
     // Issues and pull requests, page by page.
     let mut url = Some(format!(
-        "{base}/issues?state=all&sort=updated&direction=asc&per_page=100{since}"
+        "{base}/issues?state=all&sort=updated&direction=asc&per_page={PER_PAGE}{since}"
     ));
     let mut closed: Vec<u64> = Vec::new();
+    let mut last_oldest: Option<String> = None;
     let mut merged: Vec<u64> = Vec::new();
     progress.phase("syncing issues", None);
     while let Some(page_url) = url.take() {
-        let etag = meta(kb, &etag_key(&page_url))?;
+        let (etag, unchanged_next) = page_mark(kb, &page_url)?;
         let answer = client.get(&page_url, etag.as_deref())?;
         if answer.status == 304 {
-            break;
+            url = unchanged_next;
+            continue;
         }
         let records: Vec<Value> =
             serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
@@ -335,10 +379,10 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
         client.report.pages += 1;
         client.report.records += records.len() as u64;
         progress.advance(records.len() as u64);
-        let newest = records
+        let oldest = records
             .iter()
             .filter_map(|r| r["updated_at"].as_str())
-            .max()
+            .min()
             .map(str::to_string);
         closed.extend(
             records
@@ -372,35 +416,36 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
                 *client.report.skipped.0.entry(k).or_default() += v;
             }
         }
-        // The cursor and the page's ETag move only once the page is committed.
-        if let Some(newest) = &newest {
-            if cursor.as_deref().is_none_or(|c| newest.as_str() > c) {
-                set_meta(kb, &cursor_key(&options.repo), newest)?;
-                client.report.cursor = Some(newest.clone());
-            }
+        if oldest.is_some() {
+            last_oldest = oldest;
         }
+        // The page's ETag is kept once the page is committed.
+        let next = after_page(&page_url, answer.next.clone(), records.len());
         if let Some(tag) = &answer.etag {
-            set_meta(kb, &etag_key(&page_url), tag)?;
+            let mark = format!("{tag}\n{}", next.as_deref().unwrap_or(""));
+            set_meta(kb, &etag_key(&page_url), &mark)?;
         }
-        url = answer.next;
+        url = next;
     }
     progress.done();
 
     // Comments since their own cursor (an interrupted run may have moved the issues' cursor
     // before it reached the comments).
     let comments_cursor = meta(kb, &comments_cursor_key(&options.repo))?;
+    let mut last_comment_oldest: Option<String> = None;
     let comments_since = comments_cursor
         .as_deref()
         .map(|c| format!("&since={c}"))
         .unwrap_or_default();
     let mut url = Some(format!(
-        "{base}/issues/comments?sort=updated&direction=asc&per_page=100{comments_since}"
+        "{base}/issues/comments?sort=updated&direction=asc&per_page={PER_PAGE}{comments_since}"
     ));
     while let Some(page_url) = url.take() {
-        let etag = meta(kb, &etag_key(&page_url))?;
+        let (etag, unchanged_next) = page_mark(kb, &page_url)?;
         let answer = client.get(&page_url, etag.as_deref())?;
         if answer.status == 304 {
-            break;
+            url = unchanged_next;
+            continue;
         }
         let comments: Vec<Value> =
             serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
@@ -425,22 +470,22 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
         }
         let merged = issues::merge_comments(kb.store(), &by_issue, Some(&options.repo))?;
         client.report.comments += comments.len() as u64;
-        let newest = comments
+        if let Some(oldest) = comments
             .iter()
             .filter_map(|c| c["updated_at"].as_str().or(c["created_at"].as_str()))
-            .max();
-        if let Some(newest) = newest {
-            if comments_cursor.as_deref().is_none_or(|c| newest > c) {
-                set_meta(kb, &comments_cursor_key(&options.repo), newest)?;
-            }
+            .min()
+        {
+            last_comment_oldest = Some(oldest.to_string());
         }
         for (k, v) in skips.0.into_iter().chain(merged.skipped.0) {
             *client.report.skipped.0.entry(k).or_default() += v;
         }
+        let next = after_page(&page_url, answer.next.clone(), comments.len());
         if let Some(tag) = &answer.etag {
-            set_meta(kb, &etag_key(&page_url), tag)?;
+            let mark = format!("{tag}\n{}", next.as_deref().unwrap_or(""));
+            set_meta(kb, &etag_key(&page_url), &mark)?;
         }
-        url = answer.next;
+        url = next;
     }
 
     // GitHub's record of the commit that closed each closed issue.
@@ -454,11 +499,23 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
             if answer.status == 304 {
                 continue;
             }
-            let events: Vec<Value> =
+            let mut events: Vec<Value> =
                 serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
                     url: events_url.clone(),
                     detail: e.to_string(),
                 })?;
+            // A busy issue has more than one page of events.
+            let mut next = answer.next.clone();
+            while let Some(page_url) = next.take() {
+                let more = client.get(&page_url, None)?;
+                let page: Vec<Value> =
+                    serde_json::from_str(&more.body).map_err(|e| SyncError::Shape {
+                        url: page_url.clone(),
+                        detail: e.to_string(),
+                    })?;
+                events.extend(page);
+                next = more.next;
+            }
             let commits: Vec<(String, String)> = events
                 .iter()
                 .filter(|e| e["event"] == "closed")
@@ -496,7 +553,8 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
             })?;
             client.report.closed_by_commit += added;
             client.report.closing_commits_missing += missing;
-            if let Some(tag) = &answer.etag {
+            // A commit not ingested yet is looked for again next time.
+            if let Some(tag) = answer.etag.as_ref().filter(|_| missing == 0) {
                 set_meta(kb, &etag_key(&events_url), tag)?;
             }
         }
@@ -538,9 +596,27 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
             })?;
             client.report.merge_commits += added;
             client.report.merge_commits_missing += missing;
+            if missing > 0 {
+                continue;
+            }
         }
         if let Some(tag) = &answer.etag {
             set_meta(kb, &etag_key(&pull_url), tag)?;
+        }
+    }
+    // Everything of this run is committed: now the cursors move (never back).
+    if let Some(oldest) = last_oldest {
+        if cursor.as_deref().is_none_or(|c| oldest.as_str() > c) {
+            set_meta(kb, &cursor_key(&options.repo), &oldest)?;
+        }
+        client.report.cursor = Some(oldest);
+    }
+    if let Some(oldest) = last_comment_oldest {
+        if comments_cursor
+            .as_deref()
+            .is_none_or(|c| oldest.as_str() > c)
+        {
+            set_meta(kb, &comments_cursor_key(&options.repo), &oldest)?;
         }
     }
     if report.records > 0 || report.comments > 0 || report.closed_by_commit > 0 {
@@ -572,5 +648,21 @@ mod tests {
             Some("https://api.github.com/repositories/1/issues?page=2")
         );
         assert_eq!(next_link(r#"<https://x/?page=1>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn a_full_page_without_a_link_still_has_a_successor() {
+        use super::{after_page, PER_PAGE};
+        let url = "https://x/repos/o/n/issues?state=all&per_page=100";
+        assert_eq!(after_page(url, None, 3), None);
+        assert_eq!(
+            after_page(url, None, PER_PAGE).as_deref(),
+            Some("https://x/repos/o/n/issues?state=all&per_page=100&page=2")
+        );
+        assert_eq!(
+            after_page(&format!("{url}&page=2"), None, PER_PAGE).as_deref(),
+            Some("https://x/repos/o/n/issues?state=all&per_page=100&page=3")
+        );
+        assert_eq!(after_page(url, Some("L".into()), 1).as_deref(), Some("L"));
     }
 }

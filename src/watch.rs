@@ -167,8 +167,9 @@ pub fn pass(kb: &Kb, config: &WatchConfig, progress: &dyn Progress) -> Result<Pa
     Ok(report)
 }
 
-/// `git fetch --prune` in `repo` (every remote; a mirror clone updates its branches).
-fn fetch(repo: &Path) -> Result<()> {
+/// `git fetch --prune` in `repo` (every remote; a mirror clone updates its branches). git never
+/// prompts for credentials here: a remote that needs them fails the fetch instead of hanging.
+pub fn fetch(repo: &Path) -> Result<()> {
     let remotes = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -187,6 +188,7 @@ fn fetch(repo: &Path) -> Result<()> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .args(["fetch", "--prune", "--quiet", "--all"])
         .output()
         .map_err(|e| fetch_error(repo, e.to_string()))?;

@@ -50,7 +50,7 @@ fn print_report(report: &CheckReport, repaired: bool, asked_to_repair: bool) {
         RedbState::Intact if repaired => println!("redb: recovered to its last commit; every page verified"),
         RedbState::Intact => println!("redb: intact (every page checksum verified)"),
         RedbState::NeedsRecovery => println!(
-            "redb: a writer ended without closing the file; recovery to its last commit succeeds on a copy"
+            "redb: the file is not closed: a writer ended without closing it (recovery to its last commit succeeds on a copy), or one is writing it now (lore serve, watch, ingest); check it when no writer runs"
         ),
         RedbState::Damaged(why) => println!("redb: DAMAGED: {why}"),
     }

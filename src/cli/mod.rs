@@ -235,8 +235,8 @@ pub fn main() -> ExitCode {
     let outcome = match lore::store::check::contain(|| run(cli)) {
         Ok(outcome) => outcome,
         Err(panic) => {
-            // A panic inside a dependency while reading the file (redb, a decoder) is how damage
-            // shows; one in lore itself is a bug, and its message has been printed already.
+            // A panic inside redb while reading the file is how damage shows; any other panic is
+            // a bug, and its message has been printed already.
             let Some(place) = DEPENDENCY_PANIC.lock().ok().and_then(|mut p| p.take()) else {
                 return ExitCode::from(101);
             };
@@ -265,8 +265,8 @@ pub fn main() -> ExitCode {
 /// `println!` panics when stdout is a pipe whose reader has gone (`lore show issue 7 | head -1`);
 /// that is how a pipeline ends, not an error, so the process exits 0 without a word.
 ///
-/// A panic inside a dependency (redb reading a damaged page, say) is recorded in
-/// [`DEPENDENCY_PANIC`] rather than printed: `main` reports it as a damaged file in one line.
+/// A panic inside redb (reading a damaged page) is recorded in [`DEPENDENCY_PANIC`] rather than
+/// printed: `main` reports it as a damaged file in one line.
 fn quiet_on_closed_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -279,7 +279,12 @@ fn quiet_on_closed_pipe() {
         if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
             std::process::exit(0);
         }
-        if let Some(place) = info.location().and_then(|l| dependency_of(l.file())) {
+        // Only redb reads the file's pages; a panic anywhere else is a bug, printed as such.
+        let in_store = info
+            .location()
+            .and_then(|l| dependency_of(l.file()))
+            .filter(|krate| krate.starts_with("redb-"));
+        if let Some(place) = in_store {
             if let Ok(mut slot) = DEPENDENCY_PANIC.lock() {
                 *slot = Some(place);
                 return;

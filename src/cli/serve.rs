@@ -57,7 +57,8 @@ pub fn run(kb: Kb, args: ServeArgs) -> anyhow::Result<()> {
         token: secret(args.token_file.as_deref(), "LORE_QUERY_TOKEN")?,
         github_repo: args.github,
         repo_path: args.repo_path,
-        query_timeout: Duration::from_secs_f64(args.query_timeout),
+        query_timeout: Duration::try_from_secs_f64(args.query_timeout)
+            .map_err(|_| anyhow::anyhow!("--query-timeout {} is too large", args.query_timeout))?,
         threads: args.threads,
     };
     let webhooks = options.webhook_secret.is_some();

@@ -34,8 +34,8 @@ const LISTED: usize = 50;
 pub enum RedbState {
     /// Every page checksum matched and the file was closed cleanly.
     Intact,
-    /// A writer ended without closing the file (killed, crashed); redb's recovery brings it
-    /// back to its last commit, and did so on the copy.
+    /// A writer ended without closing the file (killed, crashed), or one has it open now;
+    /// redb's recovery brings it back to its last commit, and did so on the copy.
     NeedsRecovery,
     /// The file is damaged: redb cannot open, verify or repair it.
     Damaged(String),

@@ -59,6 +59,7 @@ pub fn to_git(stored: &str) -> Cow<'_, [u8]> {
             Some((_, 'x')) => {
                 let hex = stored
                     .get(i + 2..i + 4)
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
@@ -117,6 +118,8 @@ mod tests {
         assert_ne!(from_git(b"x\xff.py"), from_git(b"x\xfe.py"));
         // A real backslash followed by `xff` is not the byte 0xff.
         assert_ne!(from_git(b"a\\xff"), from_git(b"a\xff"));
+        // Only two hex digits make a byte: `\x+f` is not 0x0f.
+        assert_eq!(&*to_git("a\\x+f"), b"a\\x+f");
     }
 
     #[test]

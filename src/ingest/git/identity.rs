@@ -1,7 +1,8 @@
 //! Which repository a lore file was built from. The first ingest records the history's root
 //! commits and the `origin` URL; a later ingest from a repository that holds none of those
 //! roots, nor any ref tip the file last ingested, is another project and is refused (a fork, a
-//! mirror or a fresh clone of the same project holds them).
+//! mirror or a full clone of the same project holds them; a shallow clone whose history starts
+//! after every recorded tip does not, and is refused too).
 
 use std::path::Path;
 
