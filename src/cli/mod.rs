@@ -191,7 +191,8 @@ earlier adapter's validation set (forgetting). Nothing new: it says so and exits
   lore check --kb /data/vllm.lore --json
   lore check --repair        # after a killed ingest: recover to the last commit
 
-Needs free space in the temporary directory (TMPDIR) for one copy of the file.")]
+Needs free space in the temporary directory (TMPDIR) for one copy of the file. Run it when no
+writer (ingest, watch, serve) has the file open: a file being written reads as not closed.")]
     Check(check::CheckArgs),
     /// Answer queries and GitHub webhooks over HTTP (the process owns the file as its writer).
     #[command(after_help = "Examples:

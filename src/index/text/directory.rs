@@ -5,8 +5,11 @@
 //! [`Directory::atomic_write`]) names the live segments. Finished segment files and deletions are
 //! held in memory until the next atomic write, which commits them together with it in one
 //! transaction. A crash therefore leaves the index as of its last tantivy commit, with no
-//! half-written segment reachable, and other processes reading the file (which rules out redb's
-//! non-durable commits) see whole index states only.
+//! half-written segment reachable. (Other processes may read the file, which rules out redb's
+//! non-durable commits.) A reader in another process reads `meta.json` and then the segment
+//! files it names, in separate read transactions, and keeps them in memory; a merge committed
+//! in between can remove a segment it was about to read, and that open fails with "file does
+//! not exist" (the next one succeeds).
 //!
 //! Files are read whole on first open and cached, so searches run from memory. The lock files
 //! tantivy takes are held in memory only: redb already keeps a second process out of the file, and
