@@ -305,6 +305,35 @@ fn after_page(url: &str, next: Option<String>, count: usize) -> Option<String> {
     })
 }
 
+/// A list page: unchanged since the last run (with the page after it), or read afresh.
+enum Page {
+    Unchanged(Option<String>),
+    Fresh(Answer, Vec<Value>),
+}
+
+fn read_page(client: &mut Client<'_>, kb: &Kb, url: &str) -> Result<Page> {
+    let (etag, unchanged_next) = page_mark(kb, url)?;
+    let answer = client.get(url, etag.as_deref())?;
+    if answer.status == 304 {
+        return Ok(Page::Unchanged(unchanged_next));
+    }
+    let items: Vec<Value> = serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
+        url: url.into(),
+        detail: e.to_string(),
+    })?;
+    Ok(Page::Fresh(answer, items))
+}
+
+/// Keep a committed page's ETag with the page after it; returns that page.
+fn keep_page(kb: &Kb, url: &str, answer: &Answer, count: usize) -> Result<Option<String>> {
+    let next = after_page(url, answer.next.clone(), count);
+    if let Some(tag) = &answer.etag {
+        let mark = format!("{tag}\n{}", next.as_deref().unwrap_or(""));
+        set_meta(kb, &etag_key(url), &mark)?;
+    }
+    Ok(next)
+}
+
 fn meta(kb: &Kb, key: &str) -> Result<Option<String>, StoreError> {
     Ok(kb
         .read()?
@@ -365,17 +394,13 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
     let mut merged: Vec<u64> = Vec::new();
     progress.phase("syncing issues", None);
     while let Some(page_url) = url.take() {
-        let (etag, unchanged_next) = page_mark(kb, &page_url)?;
-        let answer = client.get(&page_url, etag.as_deref())?;
-        if answer.status == 304 {
-            url = unchanged_next;
-            continue;
-        }
-        let records: Vec<Value> =
-            serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
-                url: page_url.clone(),
-                detail: e.to_string(),
-            })?;
+        let (answer, records) = match read_page(&mut client, kb, &page_url)? {
+            Page::Unchanged(next) => {
+                url = next;
+                continue;
+            }
+            Page::Fresh(answer, items) => (answer, items),
+        };
         client.report.pages += 1;
         client.report.records += records.len() as u64;
         progress.advance(records.len() as u64);
@@ -420,12 +445,7 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
             last_oldest = oldest;
         }
         // The page's ETag is kept once the page is committed.
-        let next = after_page(&page_url, answer.next.clone(), records.len());
-        if let Some(tag) = &answer.etag {
-            let mark = format!("{tag}\n{}", next.as_deref().unwrap_or(""));
-            set_meta(kb, &etag_key(&page_url), &mark)?;
-        }
-        url = next;
+        url = keep_page(kb, &page_url, &answer, records.len())?;
     }
     progress.done();
 
@@ -441,17 +461,13 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
         "{base}/issues/comments?sort=updated&direction=asc&per_page={PER_PAGE}{comments_since}"
     ));
     while let Some(page_url) = url.take() {
-        let (etag, unchanged_next) = page_mark(kb, &page_url)?;
-        let answer = client.get(&page_url, etag.as_deref())?;
-        if answer.status == 304 {
-            url = unchanged_next;
-            continue;
-        }
-        let comments: Vec<Value> =
-            serde_json::from_str(&answer.body).map_err(|e| SyncError::Shape {
-                url: page_url.clone(),
-                detail: e.to_string(),
-            })?;
+        let (answer, comments) = match read_page(&mut client, kb, &page_url)? {
+            Page::Unchanged(next) => {
+                url = next;
+                continue;
+            }
+            Page::Fresh(answer, items) => (answer, items),
+        };
         let mut by_issue: BTreeMap<u64, Vec<crate::store::records::Comment>> = BTreeMap::new();
         let mut skips = Skips::default();
         for c in &comments {
@@ -480,12 +496,7 @@ pub fn sync(kb: &Kb, options: &SyncOptions, progress: &dyn Progress) -> Result<S
         for (k, v) in skips.0.into_iter().chain(merged.skipped.0) {
             *client.report.skipped.0.entry(k).or_default() += v;
         }
-        let next = after_page(&page_url, answer.next.clone(), comments.len());
-        if let Some(tag) = &answer.etag {
-            let mark = format!("{tag}\n{}", next.as_deref().unwrap_or(""));
-            set_meta(kb, &etag_key(&page_url), &mark)?;
-        }
-        url = next;
+        url = keep_page(kb, &page_url, &answer, comments.len())?;
     }
 
     // GitHub's record of the commit that closed each closed issue.

@@ -102,15 +102,7 @@ pub fn run(kb: &Kb, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
         report.issues,
         report.pull_requests
     );
-    if !report.skipped.0.is_empty() {
-        let parts: Vec<String> = report
-            .skipped
-            .0
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        println!("skipped or repaired: {}", parts.join(", "));
-    }
+    print_skipped(&report.skipped);
     let l = &report.links;
     println!(
         "links: {} added{}, {} replaced; {} fix commits blamed, {} introduced_by edges in {:.2}s",
@@ -125,4 +117,12 @@ pub fn run(kb: &Kb, quiet: bool, what: ImportWhat) -> anyhow::Result<()> {
         super::search::print_index_report(index);
     }
     Ok(())
+}
+
+/// `skipped or repaired: invalid_date 2, wrong_type:title 1` (nothing when nothing was).
+pub fn print_skipped(skipped: &lore::ingest::issues::Skips) {
+    if !skipped.0.is_empty() {
+        let parts: Vec<String> = skipped.0.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("skipped or repaired: {}", parts.join(", "));
+    }
 }

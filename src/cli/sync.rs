@@ -75,14 +75,6 @@ pub fn run(kb: &Kb, quiet: bool, what: SyncWhat) -> anyhow::Result<()> {
         report.rate_limit_waits,
         report.elapsed_ms as f64 / 1000.0
     );
-    if !report.skipped.0.is_empty() {
-        let parts: Vec<String> = report
-            .skipped
-            .0
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        println!("skipped or repaired: {}", parts.join(", "));
-    }
+    super::import::print_skipped(&report.skipped);
     Ok(())
 }

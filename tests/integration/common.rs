@@ -41,6 +41,20 @@ impl Fixture {
         self.dir.path().join("test.lore")
     }
 
+    /// A mirror clone of the fixture repository (what `lore watch` and `lore serve --repo-path`
+    /// keep current), next to it.
+    pub fn mirror(&self) -> PathBuf {
+        let mirror = self.dir.path().join("mirror.git");
+        let status = Command::new("git")
+            .args(["clone", "-q", "--mirror"])
+            .arg(self.repo())
+            .arg(&mirror)
+            .status()
+            .expect("run git clone");
+        assert!(status.success(), "git clone --mirror failed");
+        mirror
+    }
+
     /// Run git in the fixture repository with the fixture's isolated, fixed environment.
     pub fn git(&self, args: &[&str]) -> String {
         git_in(&self.repo(), args)

@@ -206,14 +206,7 @@ fn an_unrelated_repository_is_refused_and_a_clone_is_not() {
     assert_eq!(after, before, "the refusal wrote nothing");
 
     // A clone of the same project is the same project.
-    let clone = fixture.dir.path().join("clone");
-    let status = std::process::Command::new("git")
-        .args(["clone", "-q", "--mirror"])
-        .arg(fixture.repo())
-        .arg(&clone)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let clone = fixture.mirror();
     let out = crate::common::lore(&[
         "--kb",
         kb_arg,

@@ -340,14 +340,7 @@ fn queries_keep_answering_while_webhooks_write() {
 #[test]
 fn a_push_webhook_fetches_and_ingests_the_new_commits() {
     let (fixture, kb) = fixture_kb();
-    let mirror = fixture.dir.path().join("mirror.git");
-    let status = std::process::Command::new("git")
-        .args(["clone", "-q", "--mirror"])
-        .arg(fixture.repo())
-        .arg(&mirror)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let mirror = fixture.mirror();
     let s = serve(&kb, &["--repo-path", mirror.to_str().unwrap()]);
     let before = count(&s.addr, "commits count");
     crate::common::git_in(&fixture.repo(), &["checkout", "-q", "main"]);

@@ -31,23 +31,10 @@ fn commit(repo: &Path, file: &str, text: &str, message: &str) {
     git_in(repo, &["commit", "-q", "-m", message]);
 }
 
-/// The fixture as the upstream, a mirror clone of it as what lore watches.
-fn mirror_of(fixture: &Fixture) -> std::path::PathBuf {
-    let mirror = fixture.dir.path().join("mirror.git");
-    let status = std::process::Command::new("git")
-        .args(["clone", "-q", "--mirror"])
-        .arg(fixture.repo())
-        .arg(&mirror)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    mirror
-}
-
 #[test]
 fn watch_once_ingests_exactly_the_new_commits_of_the_remote() {
     let fixture = Fixture::build();
-    let mirror = mirror_of(&fixture);
+    let mirror = fixture.mirror();
     let kb = fixture.dir.path().join("watched.lore");
     let first = watch_once(&kb, &mirror, &[]);
     let all = crate::common::stats_json(&kb)["nodes"]["commits"]
@@ -100,7 +87,7 @@ fn a_second_watcher_on_the_same_file_refuses() {
 #[test]
 fn an_adapter_is_trained_when_enough_is_new_and_not_otherwise() {
     let fixture = Fixture::build();
-    let mirror = mirror_of(&fixture);
+    let mirror = fixture.mirror();
     let kb = fixture.dir.path().join("watched.lore");
     assert_eq!(
         watch_once(&kb, &mirror, &[])["commits_added"]
