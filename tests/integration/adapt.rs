@@ -41,7 +41,7 @@ const EARLY: &str = "commits where merge = false until 2024-01-19";
 const ALL: &str = "commits where merge = false";
 const FOUR: &str = "commits where merge = false until 2024-01-19 limit 4";
 
-fn tiny_shape() -> TinyShape {
+pub(crate) fn tiny_shape() -> TinyShape {
     TinyShape {
         vocab: 512,
         hidden: 64,

@@ -97,6 +97,20 @@ pub fn lore(args: &[&str]) -> Output {
         .expect("run lore")
 }
 
+/// `lore query --format csv QUERY` on `kb`, which must succeed; its output.
+pub fn query_csv(kb: &Path, query: &str) -> String {
+    let out = lore(&[
+        "--kb",
+        kb.to_str().unwrap(),
+        "query",
+        "--format",
+        "csv",
+        query,
+    ]);
+    assert!(out.status.success(), "{query}: {}", stderr(&out));
+    stdout(&out)
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

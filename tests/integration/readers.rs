@@ -35,16 +35,8 @@ fn spawn_query(kb: &Path, query: &str) -> Child {
 }
 
 fn count(kb: &Path, query: &str) -> u64 {
-    let out = lore(&[
-        "--kb",
-        kb.to_str().unwrap(),
-        "query",
-        "--format",
-        "csv",
-        query,
-    ]);
-    assert!(out.status.success(), "{query}: {}", stderr(&out));
-    stdout(&out).lines().nth(1).unwrap().trim().parse().unwrap()
+    let csv = crate::common::query_csv(kb, query);
+    csv.lines().nth(1).unwrap().trim().parse().unwrap()
 }
 
 #[test]

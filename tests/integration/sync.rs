@@ -327,18 +327,7 @@ fn an_updated_issue_re_derives_its_links() {
         ..State::default()
     });
     run(&kb, &server);
-    let mentions = || {
-        let out = lore(&[
-            "--kb",
-            kb.to_str().unwrap(),
-            "query",
-            "--format",
-            "csv",
-            "files mentioned_by issue #25",
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        crate::common::stdout(&out)
-    };
+    let mentions = || crate::common::query_csv(&kb, "files mentioned_by issue #25");
     assert!(!mentions().contains("memory_utils.py"));
     server.state.lock().unwrap().issues[2] = issue(
         25,

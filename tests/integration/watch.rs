@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use lore::adapt::tiny::TinyShape;
 use lore::kb::Kb;
 use serde_json::Value;
 
@@ -97,18 +96,9 @@ fn an_adapter_is_trained_when_enough_is_new_and_not_otherwise() {
     );
     let model = fixture.dir.path().join("model");
     {
-        let shape = TinyShape {
-            vocab: 512,
-            hidden: 64,
-            layers: 2,
-            heads: 4,
-            kv_heads: 2,
-            intermediate: 128,
-            max_positions: 1024,
-        };
         Kb::open(&kb)
             .unwrap()
-            .init_tiny_model(&model, &shape, 1)
+            .init_tiny_model(&model, &crate::adapt::tiny_shape(), 1)
             .unwrap();
     }
     let work = fixture.dir.path().join("work");
