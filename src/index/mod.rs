@@ -38,7 +38,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum IndexError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("full-text index: {0}")]
+    #[error("full-text index: {0}; if the file is damaged, `lore check` says what is wrong")]
     Text(#[from] tantivy::TantivyError),
     /// Embedding cannot go on (too little text to learn from, no record of the model, a
     /// vector of the wrong size).
@@ -52,7 +52,7 @@ pub enum IndexError {
         source: BoxError,
     },
     /// A record the index stage wrote cannot be read back.
-    #[error("{what} is corrupt")]
+    #[error("{what} is corrupt; `lore check` says what else is damaged")]
     Corrupt {
         what: String,
         #[source]
@@ -73,7 +73,7 @@ pub enum IndexError {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("database error in the index tables: {0}")]
+    #[error("database error in the index tables: {0}; if the file is damaged, `lore check` says what is wrong")]
     Db(#[from] redb::Error),
     #[error("{0}")]
     Usage(String),

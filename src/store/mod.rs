@@ -28,7 +28,7 @@ use redb::{Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabas
 pub enum StoreError {
     #[error("no lore file at {path}; create one with `lore init {path}` or `lore ingest REPO --kb {path}`")]
     Missing { path: PathBuf },
-    #[error("{path} is not a lore file ({detail})")]
+    #[error("{path} is not a lore file ({detail}); if it is a damaged one, `lore check` says what is wrong")]
     NotAKb { path: PathBuf, detail: String },
     #[error("{path} was written by a newer lore (schema version {found}; this build reads version {supported}); upgrade lore to read it")]
     NewerSchema {
@@ -52,9 +52,9 @@ pub enum StoreError {
     Io { path: PathBuf, detail: String },
     #[error("{path} already exists")]
     AlreadyExists { path: PathBuf },
-    #[error("corrupt {what} record: {detail}")]
+    #[error("corrupt {what} record: {detail}; `lore check` says what else is damaged")]
     Corrupt { what: &'static str, detail: String },
-    #[error("database error: {0}")]
+    #[error("database error: {0}; if the file is damaged, `lore check` says what is wrong")]
     Db(#[from] redb::Error),
 }
 

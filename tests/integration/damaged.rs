@@ -94,6 +94,10 @@ fn assert_clear_failure(out: &Output, what: &str) {
     );
     assert!(err.starts_with("error: "), "{what}: {err}");
     assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(
+        err.contains("lore check"),
+        "{what}: the error does not name `lore check`: {err}"
+    );
 }
 
 fn stats_without_size(out: &Output) -> serde_json::Value {
