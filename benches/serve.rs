@@ -1,6 +1,6 @@
 //! `lore serve` under load, against the same work done through the library in the same run.
 //!
-//! * Queries: C concurrent clients (1, 4, 16) each send R queries over HTTP (one connection per
+//! * Queries: C concurrent clients (1, 4, 16) each send R `GET /query` requests (one connection per
 //!   request, loopback) to a server with 4 threads; the baseline is C threads calling
 //!   `Kb::query` on the same file with the same queries. Throughput and p50/p99 latency.
 //! * Webhooks: E signed `issues` events, one after another; the baseline imports the same number
@@ -38,6 +38,18 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// `q` for a URL query string: unreserved bytes as they are, everything else `%XX`.
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn http(addr: &str, head: &str, body: &[u8]) -> u16 {
@@ -162,11 +174,11 @@ fn main() {
             clients,
             requests,
             Arc::new(move |i| {
-                let status = http(
-                    &a,
-                    "POST /query HTTP/1.1",
-                    QUERIES[i % QUERIES.len()].as_bytes(),
+                let head = format!(
+                    "GET /query?q={} HTTP/1.1",
+                    encode(QUERIES[i % QUERIES.len()])
                 );
+                let status = http(&a, &head, b"");
                 assert_eq!(status, 200);
             }),
         );
