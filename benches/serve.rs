@@ -17,7 +17,6 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lore::ingest::issues::{Format, ImportOptions};
 use lore::progress::Silent;
 use lore::serve::{signature, ServeOptions, Server};
 use serde_json::json;
@@ -135,13 +134,7 @@ fn main() {
             }),
         ));
     }
-    let options = ImportOptions {
-        format: Format::Github,
-        repo: Some("minillm/minillm".into()),
-        comments: None,
-        git: None,
-        szz: true,
-    };
+    let options = fixture::github_import();
     let started = Instant::now();
     for n in 0..events {
         let dump = dir.path().join("one.json");

@@ -22,19 +22,23 @@ pub fn fixture_kb(dir: &Path) -> Kb {
     let (kb, _) = Kb::open_or_create(&dir.join("fixture.lore")).unwrap();
     kb.ingest(&repo, &IngestOptions::default(), &Silent)
         .unwrap();
-    let options = ImportOptions {
-        format: Format::Github,
-        repo: Some("minillm/minillm".into()),
-        comments: None,
-        git: None,
-        szz: true,
-    };
     kb.import_issues(
         &root.join("fixtures/issues/github.json"),
-        &options,
+        &github_import(),
         true,
         &Silent,
     )
     .unwrap();
     kb
+}
+
+/// A GitHub issue import for the fixture's project.
+pub fn github_import() -> ImportOptions {
+    ImportOptions {
+        format: Format::Github,
+        repo: Some("minillm/minillm".into()),
+        comments: None,
+        git: None,
+        szz: true,
+    }
 }
