@@ -28,6 +28,7 @@ use crate::ingest::code::{self, CodeIngestOptions, CodeIngestReport};
 use crate::ingest::git::{self, GitIngestOptions, GitIngestReport};
 use crate::ingest::issues::{self, ImportOptions, ImportReport};
 use crate::ingest::links::{self, LinkReport};
+use crate::ingest::provenance::{self, ProvenanceReport};
 use crate::progress::Progress;
 use crate::query::{self, QueryError, Rows, RunOptions};
 use crate::store::check::{CheckReport, RedbState};
@@ -47,6 +48,9 @@ pub struct IngestOptions {
     pub git: GitIngestOptions,
     /// The code stage (tree-sitter symbols); `None` skips it.
     pub code: Option<CodeIngestOptions>,
+    /// Carry each line's origin commit over the history (what `lore blame` prints and SZZ
+    /// reads); SZZ brings it up to date itself when it runs.
+    pub provenance: bool,
     /// Derive links from commit messages (`fixed_by`, `references`, pull-request merges).
     pub links: bool,
     /// Blame what each fix commit changed (SZZ), with `links`; a later run with it blames what
@@ -63,6 +67,7 @@ impl Default for IngestOptions {
         IngestOptions {
             git: GitIngestOptions::default(),
             code: Some(CodeIngestOptions::default()),
+            provenance: true,
             links: true,
             szz: true,
             index: true,
@@ -75,6 +80,7 @@ impl Default for IngestOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestReport {
     pub git: GitIngestReport,
+    pub provenance: Option<ProvenanceReport>,
     pub code: Option<CodeIngestReport>,
     pub links: Option<LinkReport>,
     pub index: Option<IndexReport>,
@@ -221,6 +227,11 @@ impl Kb {
                 .write(|tx| tx.set_meta(links::REPO_KEY, name.as_bytes()))?;
         }
         let git = git::ingest(&self.store, repo, &options.git, progress)?;
+        let provenance = if options.provenance {
+            Some(provenance::run(&self.store, repo, progress)?)
+        } else {
+            None
+        };
         let code = match &options.code {
             Some(o) => Some(code::ingest(&self.store, repo, o, progress)?),
             None => None,
@@ -242,6 +253,7 @@ impl Kb {
         };
         Ok(IngestReport {
             git,
+            provenance,
             code,
             links,
             index,

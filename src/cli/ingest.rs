@@ -32,6 +32,10 @@ pub struct IngestArgs {
     /// Skip source files larger than this many bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     max_file_size: usize,
+    /// Skip the line provenance pass (each line's origin commit, for `lore blame`); SZZ still
+    /// runs it when it has fix commits to blame.
+    #[arg(long)]
+    no_provenance: bool,
     /// Skip SZZ (blaming what each fix commit changed); a later ingest or import without this
     /// flag does it. On large histories SZZ costs about as much as `git blame` on every fix.
     #[arg(long)]
@@ -63,6 +67,7 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
             include_vendored: args.include_vendored,
             ..Default::default()
         }),
+        provenance: !args.no_provenance,
         links: true,
         szz: !args.no_szz,
         index: !args.no_index,
@@ -99,6 +104,7 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
 fn print_report(kb_path: &Path, report: &IngestReport) {
     let IngestReport {
         git: report,
+        provenance,
         code,
         links,
         index,
@@ -128,6 +134,16 @@ fn print_report(kb_path: &Path, report: &IngestReport) {
         println!(
             "missing objects: {} file changes with unknown line stats, {} commits without a diff",
             report.stats_unknown, report.diffs_failed
+        );
+    }
+    if let Some(p) = provenance.as_ref().filter(|p| p.commits > 0) {
+        println!(
+            "provenance: {} commits, {} file versions with line origins ({} shared with a parent, {} binary or unreadable) in {:.2}s",
+            p.commits,
+            p.versions + p.shared,
+            p.shared,
+            p.unknown,
+            p.elapsed_ms as f64 / 1000.0
         );
     }
     if let Some(code) = code {

@@ -3,6 +3,7 @@
 //! * [`git`] — commits, parents, authors and per-file diff stats from a git repository.
 //! * [`code`] — symbols and imports of every file version (tree-sitter), symbol history.
 //! * [`issues`] — issues and pull requests from GitHub, `gh`, Jira and JSONL dumps.
+//! * [`provenance`] — each line's origin commit, carried over the history as `git blame` finds it.
 //! * [`links`] — the edges between them: fixes, references, mentions, SZZ.
 //!
 //! Ingest reports progress through the [`crate::progress::Progress`] trait so that the library stays free of
@@ -12,6 +13,7 @@ pub mod code;
 pub mod git;
 pub mod issues;
 pub mod links;
+pub mod provenance;
 
 use std::path::PathBuf;
 

@@ -10,6 +10,7 @@ use super::records::{
     AuthorRecord, BlobRecord, CommitFacets, CommitRecord, EdgeMeta, FileRecord, IssueRecord,
     StoredBlob, SymbolNode, SzzBlame, Watermark,
 };
+use super::records::{FileVersion, OriginRun};
 use super::schema::*;
 use super::write::counter_key_edges;
 use super::{NodeId, NodeKind, Rel, StoreError, StrId};
@@ -57,6 +58,9 @@ pub struct ReadTx {
     pub(super) issue_by_number: ReadOnlyTable<u64, u64>,
     pub(super) commit_facets: ReadOnlyTable<u64, &'static [u8]>,
     pub(super) szz_blame: ReadOnlyTable<u64, &'static [u8]>,
+    pub(super) line_origins: ReadOnlyTable<(u64, u64), &'static [u8]>,
+    pub(super) version_by_blob: ReadOnlyTable<(u64, &'static [u8], u64), ()>,
+    pub(super) first_parents: ReadOnlyTable<u64, u64>,
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -93,7 +97,57 @@ impl ReadTx {
             issue_by_number: txn.open_table(ISSUE_BY_NUMBER)?,
             commit_facets: txn.open_table(COMMIT_FACETS)?,
             szz_blame: txn.open_table(SZZ_BLAME)?,
+            line_origins: txn.open_table(LINE_ORIGINS)?,
+            version_by_blob: txn.open_table(VERSION_BY_BLOB)?,
+            first_parents: txn.open_table(FIRST_PARENTS)?,
         })
+    }
+
+    /// The commit holding the version of `file` with content `blob` that `commit` sees.
+    pub fn version_with_blob(
+        &self,
+        file: NodeId,
+        blob: &[u8],
+        commit: NodeId,
+    ) -> Result<Option<NodeId>, StoreError> {
+        Ok(super::origins::version_with_blob(
+            &self.version_by_blob,
+            &self.first_parents,
+            file.local(),
+            blob,
+            commit.local(),
+        )?
+        .map(|c| NodeId::new(NodeKind::Commit, c)))
+    }
+
+    /// The line origins of the version of `file` stored at `commit`.
+    pub fn origin_runs(
+        &self,
+        file: NodeId,
+        commit: NodeId,
+    ) -> Result<Option<Vec<OriginRun>>, StoreError> {
+        super::origins::runs(&self.line_origins, file.local(), commit.local())
+    }
+
+    /// The commit whose version of `file` is the file as of `commit`, with that version.
+    pub fn file_version_at(
+        &self,
+        file: NodeId,
+        commit: NodeId,
+    ) -> Result<Option<(NodeId, FileVersion)>, StoreError> {
+        Ok(super::origins::version_at(
+            &self.line_origins,
+            &self.first_parents,
+            file.local(),
+            commit.local(),
+        )?
+        .map(|(c, v)| (NodeId::new(NodeKind::Commit, c), v)))
+    }
+
+    /// The first parent of `commit`, as the provenance stage recorded it.
+    pub fn first_parent(&self, commit: NodeId) -> Result<Option<NodeId>, StoreError> {
+        Ok(super::origins::first_parent(&self.first_parents, commit.local())?
+            .map(|c| NodeId::new(NodeKind::Commit, c)))
     }
 
     pub fn string(&self, id: StrId) -> Result<String, StoreError> {
@@ -380,6 +434,14 @@ impl ReadTx {
             .file_by_path
             .get(sid.value())?
             .map(|v| NodeId::new(NodeKind::File, v.value())))
+    }
+
+    /// The metadata of edge `src -rel-> dst`, if it exists.
+    pub fn edge_meta(&self, src: NodeId, rel: Rel, dst: NodeId) -> Result<Option<EdgeMeta>, StoreError> {
+        match self.edges.get((src.0, rel as u8, dst.0))? {
+            Some(v) => Ok(Some(decode("edge", v.value())?)),
+            None => Ok(None),
+        }
     }
 
     /// Edges `src -rel-> *`, in destination id order.

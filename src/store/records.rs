@@ -553,6 +553,39 @@ pub struct SzzBlame {
     pub ignored_revs: u32,
 }
 
+/// `len` consecutive lines of a file version that commit `commit` introduced as lines
+/// `line..line + len` (0-based) of file `file` (the path it had in that commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginRun {
+    pub commit: u64,
+    pub file: u64,
+    pub line: u32,
+    pub len: u32,
+}
+
+/// Where a file version's lines come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LineOrigins {
+    /// Every line, in order, as runs.
+    Runs(Vec<OriginRun>),
+    /// The same lines as the version of file `file` stored at commit `commit` (a merge that
+    /// took a parent's version, a rename without edits): stored once, there.
+    SameAs { file: u64, commit: u64 },
+    /// Binary, unreadable or too large to diff: no line origins.
+    Unknown,
+    /// The commit deleted the file.
+    Deleted,
+}
+
+/// A file as one commit left it, in the provenance table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileVersion {
+    /// The blob id (absent for a deletion).
+    pub blob: Option<Vec<u8>>,
+    pub lines: u32,
+    pub origins: LineOrigins,
+}
+
 /// A line as evidence: trimmed, at most 200 characters.
 pub fn evidence(line: &str) -> String {
     let line = line.trim();

@@ -3,7 +3,7 @@
 use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it whenever a table or record layout changes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Files of this version and later open, after adding the tables they lack.
 pub const OLDEST_UPGRADABLE: u32 = 2;
@@ -52,6 +52,15 @@ pub const ISSUE_BY_NUMBER: TableDefinition<u64, u64> = TableDefinition::new("iss
 pub const COMMIT_FACETS: TableDefinition<u64, &[u8]> = TableDefinition::new("commit_facets");
 /// fix commit local id -> SzzBlame (cached blame of the lines it changed)
 pub const SZZ_BLAME: TableDefinition<u64, &[u8]> = TableDefinition::new("szz_blame");
+
+/// (file local id, commit local id) -> FileVersion: the file as the commit left it, each line
+/// with the commit that introduced it (written for every commit that changed the file).
+pub const LINE_ORIGINS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("line_origins");
+/// (file local id, blob id, commit local id) -> (): the versions of a file with given content.
+pub const VERSION_BY_BLOB: TableDefinition<(u64, &[u8], u64), ()> =
+    TableDefinition::new("version_by_blob");
+/// commit local id -> its first parent's local id (absent for a root or shallow boundary).
+pub const FIRST_PARENTS: TableDefinition<u64, u64> = TableDefinition::new("first_parents");
 
 /// `"git:refs/heads/main"` -> Watermark
 pub const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");

@@ -10,6 +10,7 @@ use super::records::{
     AuthorRecord, BlobRecord, CommitFacets, CommitRecord, EdgeMeta, FileRecord, IssueRecord,
     StoredBlob, StoredSymbol, SymbolKind, SymbolNode, SzzBlame, Watermark,
 };
+use super::records::{FileVersion, OriginRun};
 use super::schema::*;
 use super::{NodeId, NodeKind, Rel, StoreError, StrId};
 
@@ -37,6 +38,9 @@ pub struct WriteTx<'txn> {
     issue_by_number: Table<'txn, u64, u64>,
     commit_facets: Table<'txn, u64, &'static [u8]>,
     szz_blame: Table<'txn, u64, &'static [u8]>,
+    line_origins: Table<'txn, (u64, u64), &'static [u8]>,
+    version_by_blob: Table<'txn, (u64, &'static [u8], u64), ()>,
+    first_parents: Table<'txn, u64, u64>,
     /// Counter deltas, flushed in `finish`.
     pending_counters: HashMap<String, i64>,
     next_string: Option<u32>,
@@ -76,6 +80,9 @@ impl<'txn> WriteTx<'txn> {
             issue_by_number: txn.open_table(ISSUE_BY_NUMBER)?,
             commit_facets: txn.open_table(COMMIT_FACETS)?,
             szz_blame: txn.open_table(SZZ_BLAME)?,
+            line_origins: txn.open_table(LINE_ORIGINS)?,
+            version_by_blob: txn.open_table(VERSION_BY_BLOB)?,
+            first_parents: txn.open_table(FIRST_PARENTS)?,
             pending_counters: HashMap::new(),
             next_string: None,
         })
@@ -451,6 +458,68 @@ impl<'txn> WriteTx<'txn> {
     }
 
     /// Every `src -rel-> dst` edge's destination and metadata.
+    /// Store the version of `file` that `commit` left (see [`super::origins`]).
+    pub fn put_file_version(
+        &mut self,
+        file: NodeId,
+        commit: NodeId,
+        version: &FileVersion,
+    ) -> Result<(), StoreError> {
+        self.line_origins
+            .insert((file.local(), commit.local()), encode(version).as_slice())?;
+        if let Some(blob) = &version.blob {
+            self.version_by_blob
+                .insert((file.local(), blob.as_slice(), commit.local()), ())?;
+        }
+        Ok(())
+    }
+
+    pub fn set_first_parent(&mut self, commit: NodeId, parent: NodeId) -> Result<(), StoreError> {
+        self.first_parents.insert(commit.local(), parent.local())?;
+        Ok(())
+    }
+
+    /// The commit holding the version of `file` with content `blob` that `commit` sees.
+    pub fn version_with_blob(
+        &self,
+        file: NodeId,
+        blob: &[u8],
+        commit: NodeId,
+    ) -> Result<Option<NodeId>, StoreError> {
+        Ok(super::origins::version_with_blob(
+            &self.version_by_blob,
+            &self.first_parents,
+            file.local(),
+            blob,
+            commit.local(),
+        )?
+        .map(|c| NodeId::new(NodeKind::Commit, c)))
+    }
+
+    /// The line origins of the version of `file` stored at `commit`.
+    pub fn origin_runs(
+        &self,
+        file: NodeId,
+        commit: NodeId,
+    ) -> Result<Option<Vec<OriginRun>>, StoreError> {
+        super::origins::runs(&self.line_origins, file.local(), commit.local())
+    }
+
+    /// The commit whose version of `file` is the file as of `commit`, with that version.
+    pub fn file_version_at(
+        &self,
+        file: NodeId,
+        commit: NodeId,
+    ) -> Result<Option<(NodeId, FileVersion)>, StoreError> {
+        Ok(super::origins::version_at(
+            &self.line_origins,
+            &self.first_parents,
+            file.local(),
+            commit.local(),
+        )?
+        .map(|(c, v)| (NodeId::new(NodeKind::Commit, c), v)))
+    }
+
     pub fn edges_from(&self, src: NodeId, rel: Rel) -> Result<Vec<(NodeId, EdgeMeta)>, StoreError> {
         let r = rel as u8;
         let mut out = Vec::new();

@@ -418,6 +418,9 @@ pub fn szz(
             path: repo_path.into(),
             detail: Some(e.to_string()),
         })?;
+        // Blame reads line origins: bring them up to date first (a no-op after an ingest).
+        crate::ingest::provenance::run(store, repo_path, progress)?;
+        let read = store.read()?;
         let ignore = szz::ignore_revs(&repo);
         let sync = repo.into_sync();
         progress.phase("blaming fix commits (SZZ)", Some(todo.len() as u64));

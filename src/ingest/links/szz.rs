@@ -1,10 +1,12 @@
 //! SZZ: which earlier commits introduced the lines a fix deleted or changed.
 //!
 //! For a fix commit, every line it deleted or changed in a modified or renamed file (diffed
-//! against its first parent) is blamed in the parent. Blank and comment-only lines are
-//! skipped. A line whose blame falls on a commit listed in `.git-blame-ignore-revs` is
-//! followed into that commit's parent (through the commit's own diff, at the same offset
-//! inside the hunk, as `git blame --ignore-revs-file` does) up to three times.
+//! against its first parent) is blamed in the parent: its origin is read from the line
+//! provenance the ingest stored ([`crate::ingest::provenance`]), so blaming costs a lookup,
+//! not a walk of the history. Blank and comment-only lines are skipped. A line whose origin
+//! is a commit listed in `.git-blame-ignore-revs` is followed into that commit's parent
+//! (through the commit's own diff, at the same offset inside the hunk, as
+//! `git blame --ignore-revs-file` does) up to three times.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,9 +14,10 @@ use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
 use crate::ingest::git::linediff::LineCounter;
+use crate::ingest::provenance;
 use crate::ingest::IngestError;
 use crate::store::records::{ChangeKind, EdgeDetail, SzzBlame};
-use crate::store::{NodeId, ReadTx, Rel};
+use crate::store::{NodeId, NodeKind, ReadTx, Rel};
 
 /// How the introducing commits were found, recorded on each `introduced_by` edge.
 pub const VARIANT: &str = "blame-deleted-lines,skip-cosmetic,ignore-revs,before-issue";
@@ -98,132 +101,24 @@ fn one_based(lines: &[u32]) -> Vec<std::ops::RangeInclusive<u32>> {
     out
 }
 
-struct Blamer<'r> {
-    repo: &'r gix::Repository,
-    ignore: &'r HashSet<ObjectId>,
-    lines: LineCounter,
-}
-
-impl Blamer<'_> {
-    /// The commits that last touched `lines` (0-based) of `path` as of `commit`, following
-    /// ignored revisions into their parents. Returns `(commit, line count, evidence)` and how
-    /// many lines were carried past ignored revisions.
-    fn blame(
-        &mut self,
-        path: &str,
-        commit: ObjectId,
-        lines: &[u32],
-        depth: u32,
-        out: &mut HashMap<ObjectId, (u32, String)>,
-        carried: &mut u32,
-    ) -> Result<(), String> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let ranges = gix::blame::BlameRanges::from_one_based_inclusive_ranges(one_based(lines))
-            .map_err(|e| e.to_string())?;
-        let outcome = self
-            .repo
-            .blame_file(
-                path.as_bytes().as_bstr(),
-                commit,
-                gix::repository::blame_file::Options {
-                    ranges,
-                    rewrites: Some(Default::default()),
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        // Lines attributed to an ignored revision, by (revision, its path), as 0-based lines
-        // of that revision's version of the file.
-        let mut ignored: HashMap<(ObjectId, String), Vec<u32>> = HashMap::new();
-        for entry in &outcome.entries {
-            let source_path = entry
-                .source_file_name
-                .as_ref()
-                .map_or_else(|| path.to_string(), |p| p.to_string());
-            let len = entry.len.get();
-            if depth < 3 && self.ignore.contains(&entry.commit_id) {
-                *carried += len;
-                ignored
-                    .entry((entry.commit_id, source_path))
-                    .or_default()
-                    .extend(entry.start_in_source_file..entry.start_in_source_file + len);
-                continue;
-            }
-            let slot = out.entry(entry.commit_id).or_insert_with(|| {
-                let first = entry.start_in_source_file + 1;
-                (0, format!("{source_path}:{first}-{}", first + len - 1))
-            });
-            slot.0 += len;
-        }
-        for ((rev, rev_path), rev_lines) in ignored {
-            let Some(parent) = self.parent_lines(rev, &rev_path, &rev_lines)? else {
-                continue;
-            };
-            self.blame(&rev_path, parent.0, &parent.1, depth + 1, out, carried)?;
-        }
-        Ok(())
-    }
-
-    /// Map lines of `path` in `rev` to its first parent through the revision's own diff.
-    fn parent_lines(
-        &mut self,
-        rev: ObjectId,
-        path: &str,
-        lines: &[u32],
-    ) -> Result<Option<(ObjectId, Vec<u32>)>, String> {
-        let commit = self.repo.find_commit(rev).map_err(|e| e.to_string())?;
-        let Some(parent) = commit.parent_ids().next().map(|p| p.detach()) else {
-            return Ok(None);
-        };
-        let blob_at = |c: ObjectId| -> Option<Vec<u8>> {
-            let tree = self.repo.find_commit(c).ok()?.tree().ok()?;
-            let entry = tree
-                .lookup_entry_by_path(crate::store::paths::to_git_path(path))
-                .ok()??;
-            read_blob(self.repo, entry.object_id())
-        };
-        let (Some(old), Some(new)) = (blob_at(parent), blob_at(rev)) else {
-            return Ok(None);
-        };
-        let hunks = self.lines.hunks(&old, &new);
-        let mut mapped = Vec::new();
-        for &line in lines {
-            let mut shift: i64 = 0;
-            let mut target = None;
-            for (before, after) in &hunks {
-                if line < after.start {
-                    break;
-                }
-                if line < after.end {
-                    // Inside a hunk: the same offset on the old side, if it has lines.
-                    target = (!before.is_empty())
-                        .then(|| before.start + (line - after.start).min(before.len() as u32 - 1));
-                    shift = i64::MIN;
-                    break;
-                }
-                shift = before.end as i64 - after.end as i64;
-            }
-            if shift != i64::MIN {
-                target = Some((line as i64 + shift) as u32);
-            }
-            mapped.extend(target);
-        }
-        mapped.sort_unstable();
-        mapped.dedup();
-        Ok(Some((parent, mapped)))
-    }
-}
-
 /// The lines a fix commit deleted or changed, per file of its first parent.
 #[derive(Debug, Clone, Default)]
 pub struct FixLines {
     /// The first parent, where the lines are blamed (`None` for a root commit).
     pub parent: Option<ObjectId>,
-    /// `(path in the parent, 0-based lines)`, blank and comment-only lines left out.
-    pub files: Vec<(String, Vec<u32>)>,
+    /// The files, with the lines (0-based) blank and comment-only lines left out.
+    pub files: Vec<FixFile>,
     pub skipped_cosmetic: u32,
+}
+
+/// One file a fix changed, as it was in the fix's parent.
+#[derive(Debug, Clone)]
+pub struct FixFile {
+    /// The path in the parent.
+    pub path: String,
+    pub file: NodeId,
+    pub blob: ObjectId,
+    pub lines: Vec<u32>,
 }
 
 /// What `fix` deleted or changed in modified and renamed files, against its first parent.
@@ -265,6 +160,9 @@ pub fn fix_lines(
             Some(p) => read.string(p)?,
             None => read.string(read.file(edge.dst)?.path)?,
         };
+        let Some(file) = read.file_by_path(&path)? else {
+            continue;
+        };
         let old_lines: Vec<&[u8]> = old.split_inclusive(|&b| b == b'\n').collect();
         let mut picked = Vec::new();
         for (before, _) in lines.hunks(&old, &new) {
@@ -277,7 +175,12 @@ pub fn fix_lines(
             }
         }
         if !picked.is_empty() {
-            out.files.push((path, picked));
+            out.files.push(FixFile {
+                path,
+                file,
+                blob: old_id,
+                lines: picked,
+            });
         }
     }
     Ok(out)
@@ -288,19 +191,190 @@ pub fn line_ranges(lines: &[u32]) -> Vec<std::ops::RangeInclusive<u32>> {
     one_based(lines)
 }
 
-/// Blame the lines fix commit `fix` deleted or changed.
+/// Reads the origins of lines from the provenance the ingest stored, following ignored
+/// revisions into their parents.
+struct Origins<'a> {
+    repo: &'a gix::Repository,
+    read: &'a ReadTx,
+    /// Ignored revisions by local id.
+    ignore: HashSet<NodeId>,
+    lines: LineCounter,
+}
+
+/// Per introducing commit: blamed lines and the evidence of its first stretch.
+type Found = HashMap<NodeId, (u32, String)>;
+
+fn missing(what: String) -> IngestError {
+    IngestError::Store(crate::store::StoreError::Corrupt {
+        what: "line origins",
+        detail: what,
+    })
+}
+
+impl Origins<'_> {
+    /// Attribute `lines` (0-based, sorted) of the version of `file` with content `blob` that
+    /// `commit` sees. Returns how many lines were carried past ignored revisions.
+    fn attribute(
+        &mut self,
+        file: NodeId,
+        blob: ObjectId,
+        commit: NodeId,
+        lines: &[u32],
+        depth: u32,
+        found: &mut Found,
+    ) -> Result<u32, IngestError> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let at = self
+            .read
+            .version_with_blob(file, blob.as_bytes(), commit)?
+            .ok_or_else(|| missing(format!("no version of file {file} as of commit {commit}; the provenance pass has not covered it")))?;
+        let runs = self
+            .read
+            .origin_runs(file, at)?
+            .ok_or_else(|| missing(format!("the version of file {file} at {at} has no line origins")))?;
+        let origin = provenance::lines::expand(&runs);
+        let mut carried = 0;
+        // Lines whose origin is an ignored revision, by (revision, file there).
+        let mut ignored: HashMap<(NodeId, NodeId), Vec<u32>> = HashMap::new();
+        let mut i = 0;
+        while i < lines.len() {
+            let Some(first) = origin.get(lines[i] as usize).copied() else {
+                i += 1;
+                continue;
+            };
+            // A stretch: consecutive lines here from consecutive lines there.
+            let mut len = 1;
+            while let Some(next) = lines.get(i + len as usize) {
+                match origin.get(*next as usize) {
+                    Some(o)
+                        if *next == lines[i] + len
+                            && o.commit == first.commit
+                            && o.file == first.file
+                            && o.line == first.line + len =>
+                    {
+                        len += 1;
+                    }
+                    _ => break,
+                }
+            }
+            let source = NodeId::new(NodeKind::Commit, first.commit);
+            let source_file = NodeId::new(NodeKind::File, first.file);
+            if depth < 3 && self.ignore.contains(&source) {
+                carried += len;
+                ignored
+                    .entry((source, source_file))
+                    .or_default()
+                    .extend(first.line..first.line + len);
+            } else {
+                let slot = match found.entry(source) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let path = self.read.string(self.read.file(source_file)?.path)?;
+                        let start = first.line + 1;
+                        e.insert((0, format!("{path}:{start}-{}", start + len - 1)))
+                    }
+                };
+                slot.0 += len;
+            }
+            i += len as usize;
+        }
+        let mut revs: Vec<_> = ignored.into_iter().collect();
+        revs.sort();
+        for ((rev, rev_file), rev_lines) in revs {
+            if let Some((parent, old_file, old_blob, mapped)) =
+                self.parent_lines(rev, rev_file, &rev_lines)?
+            {
+                self.attribute(old_file, old_blob, parent, &mapped, depth + 1, found)?;
+            }
+        }
+        Ok(carried)
+    }
+
+    /// Map lines of `file` in `rev` to its first parent through the revision's own diff (at
+    /// the same offset inside a hunk, as `git blame --ignore-revs-file` does): the parent, the
+    /// file and blob there, and the lines.
+    fn parent_lines(
+        &mut self,
+        rev: NodeId,
+        file: NodeId,
+        lines: &[u32],
+    ) -> Result<Option<(NodeId, NodeId, ObjectId, Vec<u32>)>, IngestError> {
+        let Some(parent) = self.read.first_parent(rev)? else {
+            return Ok(None);
+        };
+        let Some(meta) = self.read.edge_meta(rev, Rel::Touches, file)? else {
+            return Ok(None);
+        };
+        let EdgeDetail::Touch(stats) = meta.detail else {
+            return Ok(None);
+        };
+        let oid = |b: &Option<Vec<u8>>| {
+            b.as_ref()
+                .and_then(|b| ObjectId::try_from(b.as_slice()).ok())
+        };
+        let (Some(old_id), Some(new_id)) = (oid(&stats.old_blob), oid(&stats.new_blob)) else {
+            return Ok(None);
+        };
+        let old_file = match stats.old_path {
+            Some(p) => match self.read.file_by_path(&self.read.string(p)?)? {
+                Some(f) => f,
+                None => return Ok(None),
+            },
+            None => file,
+        };
+        let (Some(old), Some(new)) = (read_blob(self.repo, old_id), read_blob(self.repo, new_id))
+        else {
+            return Ok(None);
+        };
+        let hunks = self.lines.hunks(&old, &new);
+        let mut mapped = Vec::new();
+        for &line in lines {
+            let mut shift: i64 = 0;
+            let mut target = None;
+            for (before, after) in &hunks {
+                if line < after.start {
+                    break;
+                }
+                if line < after.end {
+                    // Inside a hunk: the same offset on the old side, if it has lines.
+                    target = (!before.is_empty())
+                        .then(|| before.start + (line - after.start).min(before.len() as u32 - 1));
+                    shift = i64::MIN;
+                    break;
+                }
+                shift = before.end as i64 - after.end as i64;
+            }
+            if shift != i64::MIN {
+                target = Some((line as i64 + shift) as u32);
+            }
+            mapped.extend(target);
+        }
+        mapped.sort_unstable();
+        mapped.dedup();
+        Ok(Some((parent, old_file, old_id, mapped)))
+    }
+}
+
+/// Blame the lines fix commit `fix` deleted or changed, from the line origins the ingest
+/// stored (`lore ingest` runs the provenance pass before SZZ).
 pub fn blame_fix(
     repo: &gix::Repository,
     read: &ReadTx,
     fix: NodeId,
     ignore: &HashSet<ObjectId>,
 ) -> Result<SzzBlame, IngestError> {
-    let mut blamer = Blamer {
+    let mut origins = Origins {
         repo,
-        ignore,
+        read,
+        ignore: ignore
+            .iter()
+            .filter_map(|sha| read.commit_by_sha(sha.as_bytes()).transpose())
+            .collect::<Result<_, _>>()?,
         lines: LineCounter::default(),
     };
-    let target = fix_lines(repo, read, fix, &mut blamer.lines)?;
+    let target = fix_lines(repo, read, fix, &mut origins.lines)?;
     let mut blame = SzzBlame {
         candidates: Vec::new(),
         blamed_lines: 0,
@@ -310,25 +384,16 @@ pub fn blame_fix(
     let Some(parent) = target.parent else {
         return Ok(blame);
     };
-    let mut found: HashMap<ObjectId, (u32, String)> = HashMap::new();
-    for (path, lines) in &target.files {
-        blame.blamed_lines += lines.len() as u32;
-        let mut carried = 0;
-        blamer
-            .blame(path, parent, lines, 0, &mut found, &mut carried)
-            .map_err(|e| {
-                crate::ingest::git::git_error_in(
-                    repo.path(),
-                    format!("blame of {path} at {parent}"),
-                    e,
-                )
-            })?;
-        blame.ignored_revs += carried;
+    let Some(parent) = read.commit_by_sha(parent.as_bytes())? else {
+        return Ok(blame);
+    };
+    let mut found: Found = HashMap::new();
+    for f in &target.files {
+        blame.blamed_lines += f.lines.len() as u32;
+        blame.ignored_revs += origins.attribute(f.file, f.blob, parent, &f.lines, 0, &mut found)?;
     }
-    for (sha, (lines, evidence)) in found {
-        if let Some(id) = read.commit_by_sha(sha.as_bytes())? {
-            blame.candidates.push((id.local(), lines, evidence));
-        }
+    for (id, (lines, evidence)) in found {
+        blame.candidates.push((id.local(), lines, evidence));
     }
     blame.candidates.sort();
     Ok(blame)
