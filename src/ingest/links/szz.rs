@@ -201,6 +201,10 @@ struct Origins<'a> {
     lines: LineCounter,
 }
 
+/// Lines of a file mapped into a revision's parent: the parent, the file and blob there, and
+/// the lines.
+type ParentLines = (NodeId, NodeId, ObjectId, Vec<u32>);
+
 /// Per introducing commit: blamed lines and the evidence of its first stretch.
 type Found = HashMap<NodeId, (u32, String)>;
 
@@ -300,7 +304,7 @@ impl Origins<'_> {
         rev: NodeId,
         file: NodeId,
         lines: &[u32],
-    ) -> Result<Option<(NodeId, NodeId, ObjectId, Vec<u32>)>, IngestError> {
+    ) -> Result<Option<ParentLines>, IngestError> {
         let Some(parent) = self.read.first_parent(rev)? else {
             return Ok(None);
         };
