@@ -14,6 +14,7 @@
 //! ```
 
 pub mod adapt;
+pub mod blame;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -124,6 +125,9 @@ pub enum KbError {
     StubIssue { number: u64 },
     #[error("--repo `{repo}` is not of the form owner/name")]
     BadRepoName { repo: String },
+    /// `lore blame` could not answer: the message says why and what to do.
+    #[error("{0}")]
+    Blame(String),
 }
 
 impl Kb {

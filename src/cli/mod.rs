@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, dispatch, and error reporting.
 
 mod adapt;
+mod blame;
 mod check;
 mod export;
 mod import;
@@ -110,6 +111,14 @@ The language: docs/query-language.md (grammar: grammar/lore.ebnf). Exit code 1 i
         after_help = "Examples:\n  lore repl\n  lore --kb vllm.lore\n\nInside: .help, .schema, .format csv, .timer on, Tab to complete, Ctrl-C to cancel."
     )]
     Repl,
+    /// Who wrote each line of a file, at HEAD or any ingested revision (from the file: no
+    /// walk of the history).
+    #[command(after_help = "Examples:
+  lore blame src/cargo/core/resolver/mod.rs
+  lore blame minillm/worker/memory_utils.py --at v0.1 -L 20,40
+  lore blame README.md --at 3fa9c1 --porcelain     # git blame --porcelain's format
+  lore blame setup.py --json | jq '.hunks[].commit'")]
+    Blame(blame::BlameArgs),
     /// Show one item and its links.
     Show {
         #[command(subcommand)]
@@ -357,6 +366,7 @@ fn run_command(path: PathBuf, quiet: bool, command: Option<Command>) -> anyhow::
         Some(Command::Sync { what }) => sync::run(&open()?, quiet, what),
         Some(Command::Query(args)) => query::run(&read()?, args),
         Some(Command::Show { what }) => show::run(&read()?, what),
+        Some(Command::Blame(args)) => blame::run(&read()?, args),
         Some(Command::Index(args)) => search::run_index(&open()?, quiet, args),
         Some(Command::Embed(args)) => search::run_embed(&path, quiet, args),
         Some(Command::Locate(args)) => search::run_locate(&read()?, args),

@@ -33,6 +33,10 @@ use crate::store::{NodeId, NodeKind, ReadTx, Rel, Store, StoreError, WriteTx};
 /// Meta key: how many commits (in id order) have their file versions stored.
 pub const DONE_KEY: &str = "provenance.commits_done";
 
+/// Meta key: the commit the repository's HEAD pointed at when the pass last ran (raw id), the
+/// default revision of `lore blame`.
+pub const HEAD_KEY: &str = "provenance.head";
+
 /// Commits per write transaction.
 const BATCH: usize = 512;
 
@@ -328,17 +332,34 @@ pub fn run(
 ) -> Result<ProvenanceReport, IngestError> {
     let started = Instant::now();
     let mut report = ProvenanceReport::default();
-    let (done, total) = {
-        let read = store.read()?;
-        (done_count(&read)?, read.commit_count()?)
-    };
-    if done >= total {
-        return Ok(report);
-    }
     let repo = gix::open(repo_path).map_err(|e| IngestError::NotARepository {
         path: repo_path.into(),
         detail: Some(e.to_string()),
     })?;
+    let head = repo.head_id().ok().map(|id| id.detach());
+    let (done, total, head_stored) = {
+        let read = store.read()?;
+        let head_stored = match head {
+            Some(h) => read.commit_by_sha(h.as_bytes())?.is_some(),
+            None => false,
+        };
+        (done_count(&read)?, read.commit_count()?, head_stored)
+    };
+    let record_head = |tx: &mut WriteTx<'_>| -> Result<(), StoreError> {
+        match head {
+            Some(h) if head_stored => tx.set_meta(HEAD_KEY, h.as_bytes()),
+            _ => Ok(()),
+        }
+    };
+    if done >= total {
+        let read = store.read()?;
+        let current = read.meta(HEAD_KEY)?;
+        drop(read);
+        if head_stored && current.as_deref() != head.as_ref().map(|h| h.as_bytes()) {
+            store.write(record_head)?;
+        }
+        return Ok(report);
+    }
     let sync = repo.into_sync();
     progress.phase("line provenance", Some(total - done));
     let mut next = done;
@@ -368,7 +389,11 @@ pub fn run(
             for work in works {
                 store_commit(tx, work, &mut report)?;
             }
-            tx.set_meta(DONE_KEY, &end.to_le_bytes())
+            tx.set_meta(DONE_KEY, &end.to_le_bytes())?;
+            if end == total {
+                record_head(tx)?;
+            }
+            Ok(())
         })?;
         report.commits += end - next;
         next = end;
