@@ -2,6 +2,7 @@
 
 mod adapt;
 mod bert;
+mod blame;
 mod closing_refs;
 mod code_fixture;
 mod code_symbols;

@@ -163,6 +163,9 @@ fn downgrade(kb: &std::path::Path, keep: &[&str], version: u32) {
         t.insert("schema_version", version.to_le_bytes().as_slice())
             .unwrap();
         t.remove("links.rules").unwrap();
+        // Line provenance came with schema 6.
+        t.remove("provenance.commits_done").unwrap();
+        t.remove("provenance.head").unwrap();
     }
     write.commit().unwrap();
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""`lore blame` against `git blame --porcelain` on sampled (file, commit) pairs.
+
+For each pair both run in the same process loop (same cache state: each pair is run once by
+each, git first, then lore). Per line, the blamed commit, the line number in that commit and
+the path there must agree. Prints the agreement, the disagreeing pairs, and the time each tool
+took in total (lore answers from the file, git walks the history).
+
+    python3 benches/blame_vs_git.py --repo REPO --kb FILE.lore [--pairs 150] [--seed 7]
+        [--lore target/release/lore] [--show 5]
+
+The file must hold REPO's history with provenance (`lore ingest REPO --kb FILE.lore`).
+Pairs are sampled from the commits `lore ingest` reads (all branches and tags), merges
+included, each with a random text file of that commit's tree, preferring files that changed
+more than once (where blame has work to do).
+"""
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+
+
+def run(cmd):
+    return subprocess.run(cmd, capture_output=True)
+
+
+def parse(porcelain):
+    """Per final line: (commit, orig line, path)."""
+    out = {}
+    path_of = {}
+    pending = None
+    for raw in porcelain.split(b"\n"):
+        if raw.startswith(b"\t"):
+            continue
+        words = raw.split(b" ")
+        if len(words) >= 3 and len(words[0]) == 40 and words[1].isdigit() and words[2].isdigit():
+            sha, orig, final = words[0].decode(), int(words[1]), int(words[2])
+            pending = (sha, orig, final)
+            out[final] = [sha, orig, path_of.get(sha)]
+        elif raw.startswith(b"filename ") and pending:
+            path = raw[len(b"filename "):].decode("utf-8", "replace")
+            path_of[pending[0]] = path
+            out[pending[2]][2] = path
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--kb", required=True)
+    ap.add_argument("--lore", default="target/release/lore")
+    ap.add_argument("--pairs", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--show", type=int, default=5, help="print this many disagreeing pairs")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    git = ["git", "-C", args.repo]
+
+    commits = run(git + ["rev-list", "--branches", "--tags"]).stdout.decode().split()
+    merges = set(run(git + ["rev-list", "--merges", "--branches", "--tags"]).stdout.decode().split())
+    changes = Counter()
+    log = run(git + ["log", "--branches", "--tags", "--format=", "--name-only"]).stdout.decode()
+    for line in log.splitlines():
+        if line:
+            changes[line] += 1
+
+    pairs = []
+    tries = 0
+    while len(pairs) < args.pairs and tries < args.pairs * 20:
+        tries += 1
+        commit = rng.choice(commits)
+        files = run(git + ["ls-tree", "-r", "--name-only", commit]).stdout.decode().splitlines()
+        hot = [f for f in files if changes[f] > 1]
+        if not (hot or files):
+            continue
+        path = rng.choice(hot or files)
+        blob = run(git + ["cat-file", "-p", f"{commit}:{path}"]).stdout
+        if b"\0" in blob[:8000] or not blob:
+            continue
+        pairs.append((commit, path))
+
+    total_lines = agree = same_pairs = 0
+    git_time = lore_time = 0.0
+    disagreements = []
+    failures = []
+    for commit, path in pairs:
+        t = time.perf_counter()
+        theirs = run(git + ["blame", "--porcelain", commit, "--", path])
+        git_time += time.perf_counter() - t
+        t = time.perf_counter()
+        ours = run([args.lore, "blame", path, "--at", commit, "--porcelain", "--kb", args.kb])
+        lore_time += time.perf_counter() - t
+        if theirs.returncode != 0:
+            continue
+        if ours.returncode != 0:
+            failures.append((commit, path, ours.stderr.decode().strip()))
+            total_lines += len(parse(theirs.stdout))
+            continue
+        a, b = parse(theirs.stdout), parse(ours.stdout)
+        n = sum(1 for k, v in a.items() if b.get(k) == v)
+        total_lines += len(a)
+        agree += n
+        if n == len(a) and len(a) == len(b):
+            same_pairs += 1
+        else:
+            disagreements.append((commit, path, len(a) - n, len(a)))
+
+    n_merges = sum(1 for c, _ in pairs if c in merges)
+    print(f"repository: {args.repo}")
+    print(f"pairs: {len(pairs)} ({n_merges} at merge commits), lines: {total_lines}")
+    print(f"identical pairs: {same_pairs} of {len(pairs)}")
+    print(f"agreeing lines: {agree} of {total_lines} ({100.0 * agree / max(total_lines, 1):.2f}%)")
+    print(f"lore failures: {len(failures)}")
+    for f in failures[: args.show]:
+        print("  failed:", *f)
+    disagreements.sort(key=lambda d: -d[2])
+    for commit, path, bad, n in disagreements[: args.show]:
+        print(f"  differs: {commit[:10]} {path}: {bad} of {n} lines")
+    print(f"time: git blame {git_time:.2f} s, lore blame {lore_time:.2f} s "
+          f"(ratio git/lore {git_time / max(lore_time, 1e-9):.1f}x, one process per pair each, sequential)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
