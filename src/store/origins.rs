@@ -96,6 +96,37 @@ pub(super) fn version_with_blob(
     }
 }
 
+/// The commits (sorted) holding a version of `file` with content `blob`, at or before
+/// `commit`.
+pub(super) fn versions_with_blob(
+    by_blob: &impl ReadableTable<(u64, &'static [u8], u64), ()>,
+    file: u64,
+    blob: &[u8],
+    commit: u64,
+) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    for entry in by_blob.range((file, blob, 0)..=(file, blob, commit))? {
+        out.push(entry?.0.value().2);
+    }
+    Ok(out)
+}
+
+/// Every recorded first parent, indexed by commit local id (`u64::MAX`: none recorded).
+pub(super) fn all_first_parents(
+    parents: &impl ReadableTable<u64, u64>,
+) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    for entry in parents.iter()? {
+        let (k, v) = entry?;
+        let k = k.value() as usize;
+        if out.len() <= k {
+            out.resize(k + 1, u64::MAX);
+        }
+        out[k] = v.value();
+    }
+    Ok(out)
+}
+
 /// The runs of the version stored at `(file, commit)`, following `SameAs` links. `None` when
 /// the version is unknown (binary), deleted or missing.
 pub(super) fn runs(

@@ -144,6 +144,11 @@ impl ReadTx {
         .map(|(c, v)| (NodeId::new(NodeKind::Commit, c), v)))
     }
 
+    /// Every recorded first parent, indexed by commit local id (`u64::MAX`: none).
+    pub fn all_first_parents(&self) -> Result<Vec<u64>, StoreError> {
+        super::origins::all_first_parents(&self.first_parents)
+    }
+
     /// The first parent of `commit`, as the provenance stage recorded it.
     pub fn first_parent(&self, commit: NodeId) -> Result<Option<NodeId>, StoreError> {
         Ok(super::origins::first_parent(&self.first_parents, commit.local())?

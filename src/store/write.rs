@@ -496,6 +496,31 @@ impl<'txn> WriteTx<'txn> {
         .map(|c| NodeId::new(NodeKind::Commit, c)))
     }
 
+    /// The commits (sorted) holding a version of `file` with content `blob`, at or before
+    /// `commit`.
+    pub fn versions_with_blob(
+        &self,
+        file: NodeId,
+        blob: &[u8],
+        commit: NodeId,
+    ) -> Result<Vec<u64>, StoreError> {
+        super::origins::versions_with_blob(&self.version_by_blob, file.local(), blob, commit.local())
+    }
+
+    /// The stored version of `file` at exactly `commit`.
+    pub fn file_version(
+        &self,
+        file: NodeId,
+        commit: NodeId,
+    ) -> Result<Option<FileVersion>, StoreError> {
+        super::origins::version(&self.line_origins, file.local(), commit.local())
+    }
+
+    /// Every recorded first parent, indexed by commit local id (`u64::MAX`: none).
+    pub fn all_first_parents(&self) -> Result<Vec<u64>, StoreError> {
+        super::origins::all_first_parents(&self.first_parents)
+    }
+
     /// The line origins of the version of `file` stored at `commit`.
     pub fn origin_runs(
         &self,

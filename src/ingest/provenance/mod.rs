@@ -235,12 +235,63 @@ impl Worker {
     }
 }
 
+/// The first parents of every commit the pass has seen, in memory: telling apart versions
+/// that share a blob walks the first-parent chain, which is too slow through the table.
+struct FirstParents(Vec<u64>);
+
+impl FirstParents {
+    fn set(&mut self, commit: NodeId, parent: Option<NodeId>) {
+        let at = commit.local() as usize;
+        if self.0.len() <= at {
+            self.0.resize(at + 1, u64::MAX);
+        }
+        self.0[at] = parent.map_or(u64::MAX, |p| p.local());
+    }
+
+    /// Of `candidates` (sorted commits), the first met walking down the first-parent chain
+    /// from `commit`; the latest when the chain passes none of them.
+    fn nearest(&self, candidates: &[u64], commit: u64) -> Option<u64> {
+        let (&lowest, &latest) = (candidates.first()?, candidates.last()?);
+        if candidates.len() == 1 {
+            return Some(lowest);
+        }
+        let mut at = commit;
+        while at >= lowest && at != u64::MAX {
+            if candidates.binary_search(&at).is_ok() {
+                return Some(at);
+            }
+            let parent = self.0.get(at as usize).copied().unwrap_or(u64::MAX);
+            if parent >= at {
+                break;
+            }
+            at = parent;
+        }
+        Some(latest)
+    }
+}
+
+/// The commit holding the version of `file` with content `blob` that `commit` sees.
+fn find_version(
+    tx: &WriteTx<'_>,
+    parents: &FirstParents,
+    file: NodeId,
+    blob: &ObjectId,
+    commit: NodeId,
+) -> Result<Option<NodeId>, StoreError> {
+    let candidates = tx.versions_with_blob(file, blob.as_bytes(), commit)?;
+    Ok(parents
+        .nearest(&candidates, commit.local())
+        .map(|c| NodeId::new(NodeKind::Commit, c)))
+}
+
 /// Store the versions one commit wrote.
 fn store_commit(
     tx: &mut WriteTx<'_>,
+    parents: &mut FirstParents,
     work: CommitWork,
     report: &mut ProvenanceReport,
 ) -> Result<(), StoreError> {
+    parents.set(work.id, work.first_parent);
     if let Some(p) = work.first_parent {
         tx.set_first_parent(work.id, p)?;
     }
@@ -267,13 +318,18 @@ fn store_commit(
         let mut from_parents = Vec::new();
         let mut same = None;
         for p in &change.parents {
-            let Some(at) = tx.version_with_blob(p.file, p.blob.as_bytes(), p.commit)? else {
+            let Some(at) = find_version(tx, parents, p.file, &p.blob, p.commit)? else {
                 report.parent_missing += 1;
                 continue;
             };
             match &p.side {
                 ParentSide::Same => {
-                    same = Some((p.file, at));
+                    // Point at the version that holds the runs, so lookups take one step.
+                    match tx.file_version(p.file, at)?.map(|v| v.origins) {
+                        Some(LineOrigins::Runs(_)) => same = Some((p.file.local(), at.local())),
+                        Some(LineOrigins::SameAs { file, commit }) => same = Some((file, commit)),
+                        _ => continue,
+                    }
                     break;
                 }
                 ParentSide::Blocks(blocks) => {
@@ -286,12 +342,9 @@ fn store_commit(
             }
         }
         let origins = match same {
-            Some((file, at)) => {
+            Some((file, commit)) => {
                 report.shared += 1;
-                LineOrigins::SameAs {
-                    file: file.local(),
-                    commit: at.local(),
-                }
+                LineOrigins::SameAs { file, commit }
             }
             None => {
                 report.versions += 1;
@@ -361,6 +414,7 @@ pub fn run(
         return Ok(report);
     }
     let sync = repo.into_sync();
+    let mut parents = FirstParents(store.read()?.all_first_parents()?);
     progress.phase("line provenance", Some(total - done));
     let mut next = done;
     while next < total {
@@ -387,7 +441,7 @@ pub fn run(
             .collect();
         store.write(|tx| -> Result<(), StoreError> {
             for work in works {
-                store_commit(tx, work, &mut report)?;
+                store_commit(tx, &mut parents, work, &mut report)?;
             }
             tx.set_meta(DONE_KEY, &end.to_le_bytes())?;
             if end == total {
