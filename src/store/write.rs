@@ -193,6 +193,17 @@ impl<'txn> WriteTx<'txn> {
         Ok((id, sid))
     }
 
+    /// The file node of `path`, if the file knows it (nothing is created).
+    pub fn file_id(&self, path: &str) -> Result<Option<NodeId>, StoreError> {
+        let Some(sid) = self.string_ids.get(path)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .file_by_path
+            .get(sid)?
+            .map(|v| NodeId::new(NodeKind::File, v.value())))
+    }
+
     /// The author node for a canonical identity, keyed by lower-cased email.
     pub fn author(&mut self, name: &str, email: &str, is_bot: bool) -> Result<NodeId, StoreError> {
         let key = self.intern(&email.to_lowercase())?;

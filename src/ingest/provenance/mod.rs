@@ -4,18 +4,26 @@
 //! Commits are visited in id order, which is parents-first, from the watermark
 //! `meta["provenance.commits_done"]`, a batch at a time:
 //!
-//! 1. On worker threads, each changed file of each commit is diffed against the file in each
-//!    parent (the first parent's blob comes from the stored diff, other parents' from their
-//!    trees): either the blob is the parent's, or the diff gives the blocks of unchanged lines.
-//! 2. In one write transaction per batch, in order, each version's runs are computed from its
-//!    parents' runs (looked up by file and blob): a line kept from the first parent takes its
-//!    origin, then from later parents, and any other line was introduced by the commit. A
-//!    version identical to a parent's is stored as a reference to it. The watermark moves in
-//!    the same transaction, so a killed pass resumes with the same result.
+//! 1. On worker threads ([`sides`]), each changed file of each commit is diffed against the
+//!    file in each parent (the first parent's blob comes from the commit's diff, other
+//!    parents' from their trees): either the blob is the parent's, or the diff gives the
+//!    blocks of unchanged lines.
+//! 2. In one write transaction per batch, in order ([`apply`]), each version's runs are
+//!    computed from its parents' runs (looked up by file and blob): a line kept from the first
+//!    parent takes its origin, then from later parents, and any other line was introduced by
+//!    the commit. A version identical to a parent's is stored as a reference to it. The
+//!    watermark moves in the same transaction, so a killed pass resumes with the same result.
+//!
+//! The history ingest does both steps itself for the commits it adds, with the blobs its own
+//! diff read and in the transaction that stores the commits, when the file's provenance is
+//! complete up to then ([`in_sync`]); [`run`] is the pass for what it did not cover (a file
+//! from an earlier lore, an ingest with `--no-provenance`).
 //!
 //! SZZ reads the origins of the lines a fix changed from here, and `lore blame` prints them.
 
+pub mod apply;
 pub mod lines;
+pub mod sides;
 
 use std::path::Path;
 use std::time::Instant;
@@ -24,10 +32,11 @@ use gix::ObjectId;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use self::lines::{Block, LineDiffer};
+use self::apply::FirstParents;
+use self::sides::{FileDiff, PendingChange, SideReader};
 use super::IngestError;
 use crate::progress::Progress;
-use crate::store::records::{ChangeKind, EdgeDetail, FileVersion, LineOrigins};
+use crate::store::records::{ChangeKind, EdgeDetail};
 use crate::store::{NodeId, NodeKind, ReadTx, Rel, Store, StoreError, WriteTx};
 
 /// Meta key: how many commits (in id order) have their file versions stored.
@@ -39,10 +48,6 @@ pub const HEAD_KEY: &str = "provenance.head";
 
 /// Commits per write transaction.
 const BATCH: usize = 512;
-
-/// Files larger than this get no line origins (as git's own diff limits would make blame
-/// meaningless and slow on generated data).
-const MAX_BYTES: usize = 64 << 20;
 
 /// What one provenance pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -59,50 +64,29 @@ pub struct ProvenanceReport {
     pub elapsed_ms: u64,
 }
 
-/// What a parent looks like to one changed file.
-enum ParentSide {
-    /// The parent has the file with the same blob.
-    Same,
-    /// The parent has the file with another blob; these lines are kept from it.
-    Blocks(Vec<Block>),
-}
-
-struct ParentFile {
-    commit: NodeId,
-    /// The file node in the parent (the old path of a rename).
-    file: NodeId,
-    blob: ObjectId,
-    side: ParentSide,
-}
-
-/// One changed file of one commit, ready to be given its runs.
-struct Change {
-    file: NodeId,
-    blob: Option<ObjectId>,
-    /// `None`: no line origins (binary, unreadable, oversized).
-    lines: Option<u32>,
-    parents: Vec<ParentFile>,
-}
-
-struct CommitWork {
-    id: NodeId,
-    first_parent: Option<NodeId>,
-    changes: Vec<Change>,
+impl ProvenanceReport {
+    pub fn add(&mut self, other: &ProvenanceReport) {
+        self.commits += other.commits;
+        self.versions += other.versions;
+        self.shared += other.shared;
+        self.unknown += other.unknown;
+        self.parent_missing += other.parent_missing;
+        self.elapsed_ms += other.elapsed_ms;
+    }
 }
 
 /// A commit as read from the store: its parents and what it changed against the first one.
 struct CommitPlan {
     id: NodeId,
-    parents: Vec<(NodeId, ObjectId)>,
+    parents: Vec<ObjectId>,
     touches: Vec<Touch>,
 }
 
 struct Touch {
-    file: NodeId,
     path: String,
     change: ChangeKind,
     binary: bool,
-    old_file: Option<NodeId>,
+    old_path: String,
     old_blob: Option<ObjectId>,
     new_blob: Option<ObjectId>,
 }
@@ -118,8 +102,8 @@ fn plan(read: &ReadTx, id: NodeId) -> Result<CommitPlan, StoreError> {
     let mut parents = Vec::new();
     if !record.shallow_boundary {
         for sha in &record.parents {
-            if let (Some(pid), Ok(p)) = (read.commit_by_sha(sha)?, ObjectId::try_from(sha.as_slice())) {
-                parents.push((pid, p));
+            if let (Some(_), Ok(p)) = (read.commit_by_sha(sha)?, ObjectId::try_from(sha.as_slice())) {
+                parents.push(p);
             }
         }
     }
@@ -128,16 +112,16 @@ fn plan(read: &ReadTx, id: NodeId) -> Result<CommitPlan, StoreError> {
         let EdgeDetail::Touch(stats) = edge.meta.detail else {
             continue;
         };
-        let old_file = match stats.old_path {
-            Some(p) => read.file_by_path(&read.string(p)?)?,
-            None => Some(edge.dst),
+        let path = read.string(read.file(edge.dst)?.path)?;
+        let old_path = match stats.old_path {
+            Some(p) => read.string(p)?,
+            None => path.clone(),
         };
         touches.push(Touch {
-            file: edge.dst,
-            path: read.string(read.file(edge.dst)?.path)?,
+            path,
             change: stats.change,
             binary: stats.binary,
-            old_file,
+            old_path,
             old_blob: oid(&stats.old_blob),
             new_blob: oid(&stats.new_blob),
         });
@@ -149,224 +133,39 @@ fn plan(read: &ReadTx, id: NodeId) -> Result<CommitPlan, StoreError> {
     })
 }
 
-/// Worker-side state: a repository handle and a differ.
-struct Worker {
-    repo: gix::Repository,
-    differ: LineDiffer,
-}
-
-impl Worker {
-    fn blob(&self, id: ObjectId) -> Option<Vec<u8>> {
-        self.repo
-            .try_find_object(id)
-            .ok()
-            .flatten()
-            .map(|o| o.detach().data)
-    }
-
-    fn blob_in(&self, commit: ObjectId, path: &str) -> Option<ObjectId> {
-        let tree = self.repo.find_commit(commit).ok()?.tree().ok()?;
-        let entry = tree
-            .lookup_entry_by_path(crate::store::paths::to_git_path(path))
-            .ok()??;
-        entry.mode().is_blob().then(|| entry.object_id())
-    }
-
-    fn work(&mut self, plan: &CommitPlan) -> CommitWork {
-        let mut changes = Vec::new();
-        for t in &plan.touches {
-            if t.change == ChangeKind::Deleted {
-                changes.push(Change {
-                    file: t.file,
-                    blob: None,
+/// What each parent holds of each file `plan`'s commit changed.
+fn sides_of(repo: &gix::Repository, reader: &mut SideReader, plan: &CommitPlan) -> Vec<PendingChange> {
+    plan.touches
+        .iter()
+        .map(|t| {
+            let new_blob = t.new_blob.filter(|_| t.change != ChangeKind::Deleted);
+            if t.binary && new_blob.is_some() {
+                // Binary: no lines, no parents.
+                return PendingChange {
+                    path: t.path.clone(),
+                    blob: new_blob,
                     lines: None,
                     parents: Vec::new(),
-                });
-                continue;
+                };
             }
-            let content = (!t.binary)
-                .then(|| t.new_blob.and_then(|b| self.blob(b)))
-                .flatten()
-                .filter(|c| c.len() <= MAX_BYTES && !c[..c.len().min(8000)].contains(&0));
-            let mut parents = Vec::new();
-            if let Some(new) = &content {
-                for (k, (pid, psha)) in plan.parents.iter().enumerate() {
-                    let (file, blob) = if k == 0 {
-                        match (t.change, t.old_file, t.old_blob) {
-                            (ChangeKind::Modified | ChangeKind::Renamed, Some(f), Some(b)) => (f, b),
-                            _ => continue,
-                        }
-                    } else {
-                        match self.blob_in(*psha, &t.path) {
-                            Some(b) => (t.file, b),
-                            None => continue,
-                        }
-                    };
-                    let side = if Some(blob) == t.new_blob {
-                        ParentSide::Same
-                    } else {
-                        match self.blob(blob) {
-                            Some(old) if !old[..old.len().min(8000)].contains(&0) => {
-                                ParentSide::Blocks(self.differ.blocks(&old, new))
-                            }
-                            _ => continue,
-                        }
-                    };
-                    parents.push(ParentFile {
-                        commit: *pid,
-                        file,
-                        blob,
-                        side,
-                    });
+            let old = match (t.change, t.old_blob) {
+                (ChangeKind::Modified | ChangeKind::Renamed, Some(b)) => {
+                    Some((t.old_path.as_str(), b, None))
                 }
-            }
-            changes.push(Change {
-                file: t.file,
-                blob: t.new_blob,
-                lines: content.as_deref().map(lines::line_count),
-                parents,
-            });
-        }
-        CommitWork {
-            id: plan.id,
-            first_parent: plan.parents.first().map(|p| p.0),
-            changes,
-        }
-    }
-}
-
-/// The first parents of every commit the pass has seen, in memory: telling apart versions
-/// that share a blob walks the first-parent chain, which is too slow through the table.
-struct FirstParents(Vec<u64>);
-
-impl FirstParents {
-    fn set(&mut self, commit: NodeId, parent: Option<NodeId>) {
-        let at = commit.local() as usize;
-        if self.0.len() <= at {
-            self.0.resize(at + 1, u64::MAX);
-        }
-        self.0[at] = parent.map_or(u64::MAX, |p| p.local());
-    }
-
-    /// Of `candidates` (sorted commits), the first met walking down the first-parent chain
-    /// from `commit`; the latest when the chain passes none of them.
-    fn nearest(&self, candidates: &[u64], commit: u64) -> Option<u64> {
-        let (&lowest, &latest) = (candidates.first()?, candidates.last()?);
-        if candidates.len() == 1 {
-            return Some(lowest);
-        }
-        let mut at = commit;
-        while at >= lowest && at != u64::MAX {
-            if candidates.binary_search(&at).is_ok() {
-                return Some(at);
-            }
-            let parent = self.0.get(at as usize).copied().unwrap_or(u64::MAX);
-            if parent >= at {
-                break;
-            }
-            at = parent;
-        }
-        Some(latest)
-    }
-}
-
-/// The commit holding the version of `file` with content `blob` that `commit` sees.
-fn find_version(
-    tx: &WriteTx<'_>,
-    parents: &FirstParents,
-    file: NodeId,
-    blob: &ObjectId,
-    commit: NodeId,
-) -> Result<Option<NodeId>, StoreError> {
-    let candidates = tx.versions_with_blob(file, blob.as_bytes(), commit)?;
-    Ok(parents
-        .nearest(&candidates, commit.local())
-        .map(|c| NodeId::new(NodeKind::Commit, c)))
-}
-
-/// Store the versions one commit wrote.
-fn store_commit(
-    tx: &mut WriteTx<'_>,
-    parents: &mut FirstParents,
-    work: CommitWork,
-    report: &mut ProvenanceReport,
-) -> Result<(), StoreError> {
-    parents.set(work.id, work.first_parent);
-    if let Some(p) = work.first_parent {
-        tx.set_first_parent(work.id, p)?;
-    }
-    for change in work.changes {
-        let blob = change.blob.map(|b| b.as_bytes().to_vec());
-        let Some(lines) = change.lines else {
-            let origins = if blob.is_none() {
-                LineOrigins::Deleted
-            } else {
-                report.unknown += 1;
-                LineOrigins::Unknown
+                _ => None,
             };
-            tx.put_file_version(
-                change.file,
-                work.id,
-                &FileVersion {
-                    blob,
-                    lines: 0,
-                    origins,
+            reader.change(
+                repo,
+                &plan.parents,
+                FileDiff {
+                    path: &t.path,
+                    new_blob,
+                    new: None,
+                    old,
                 },
-            )?;
-            continue;
-        };
-        let mut from_parents = Vec::new();
-        let mut same = None;
-        for p in &change.parents {
-            let Some(at) = find_version(tx, parents, p.file, &p.blob, p.commit)? else {
-                report.parent_missing += 1;
-                continue;
-            };
-            match &p.side {
-                ParentSide::Same => {
-                    // Point at the version that holds the runs, so lookups take one step.
-                    match tx.file_version(p.file, at)?.map(|v| v.origins) {
-                        Some(LineOrigins::Runs(_)) => same = Some((p.file.local(), at.local())),
-                        Some(LineOrigins::SameAs { file, commit }) => same = Some((file, commit)),
-                        _ => continue,
-                    }
-                    break;
-                }
-                ParentSide::Blocks(blocks) => {
-                    let Some(runs) = tx.origin_runs(p.file, at)? else {
-                        continue;
-                    };
-                    let parent_lines = lines::expand(&runs);
-                    from_parents.push((parent_lines, blocks.clone()));
-                }
-            }
-        }
-        let origins = match same {
-            Some((file, commit)) => {
-                report.shared += 1;
-                LineOrigins::SameAs { file, commit }
-            }
-            None => {
-                report.versions += 1;
-                LineOrigins::Runs(lines::assign(
-                    work.id.local(),
-                    change.file.local(),
-                    lines,
-                    &from_parents,
-                ))
-            }
-        };
-        tx.put_file_version(
-            change.file,
-            work.id,
-            &FileVersion {
-                blob,
-                lines,
-                origins,
-            },
-        )?;
-    }
-    Ok(())
+            )
+        })
+        .collect()
 }
 
 fn done_count(read: &ReadTx) -> Result<u64, StoreError> {
@@ -377,7 +176,45 @@ fn done_count(read: &ReadTx) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
-/// Store the file versions of every commit not covered yet.
+/// Whether the file's provenance covers every stored commit, so that an ingest can add the
+/// provenance of the commits it stores as it stores them.
+pub fn in_sync(read: &ReadTx) -> Result<bool, StoreError> {
+    Ok(done_count(read)? >= read.commit_count()?)
+}
+
+/// For the history ingest: state kept across its batches while it adds provenance with the
+/// commits it stores.
+pub struct Inline {
+    parents: FirstParents,
+    pub report: ProvenanceReport,
+}
+
+impl Inline {
+    pub fn start(tx: &WriteTx<'_>) -> Result<Inline, StoreError> {
+        Ok(Inline {
+            parents: FirstParents::load(tx)?,
+            report: ProvenanceReport::default(),
+        })
+    }
+
+    /// Store the versions of commit `id`, stored in this transaction.
+    pub fn store(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        id: NodeId,
+        parents: &[ObjectId],
+        changes: &[PendingChange],
+    ) -> Result<(), StoreError> {
+        apply::store_commit(tx, &mut self.parents, id, parents, changes, &mut self.report)
+    }
+
+    /// Close a batch: every stored commit has its versions.
+    pub fn finish_batch(&self, tx: &mut WriteTx<'_>, commits: u64) -> Result<(), StoreError> {
+        tx.set_meta(DONE_KEY, &commits.to_le_bytes())
+    }
+}
+
+/// Store the file versions of every commit not covered yet, and record the repository's HEAD.
 pub fn run(
     store: &Store,
     repo_path: &Path,
@@ -414,7 +251,7 @@ pub fn run(
         return Ok(report);
     }
     let sync = repo.into_sync();
-    let mut parents = FirstParents(store.read()?.all_first_parents()?);
+    let mut parents = store.write(|tx| FirstParents::load(tx))?;
     progress.phase("line provenance", Some(total - done));
     let mut next = done;
     while next < total {
@@ -425,23 +262,20 @@ pub fn run(
                 .map(|local| plan(&read, NodeId::new(NodeKind::Commit, local)))
                 .collect::<Result<_, _>>()?
         };
-        let works: Vec<CommitWork> = plans
+        let works: Vec<Vec<PendingChange>> = plans
             .par_iter()
             .map_init(
-                || Worker {
-                    repo: sync.to_thread_local(),
-                    differ: LineDiffer::default(),
-                },
-                |w, p| {
-                    let out = w.work(p);
+                || (sync.to_thread_local(), SideReader::default()),
+                |(repo, reader), p| {
+                    let out = sides_of(repo, reader, p);
                     progress.advance(1);
                     out
                 },
             )
             .collect();
         store.write(|tx| -> Result<(), StoreError> {
-            for work in works {
-                store_commit(tx, &mut parents, work, &mut report)?;
+            for (plan, changes) in plans.iter().zip(&works) {
+                apply::store_commit(tx, &mut parents, plan.id, &plan.parents, changes, &mut report)?;
             }
             tx.set_meta(DONE_KEY, &end.to_le_bytes())?;
             if end == total {
@@ -449,7 +283,6 @@ pub fn run(
             }
             Ok(())
         })?;
-        report.commits += end - next;
         next = end;
     }
     progress.done();
