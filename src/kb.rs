@@ -49,9 +49,6 @@ pub struct IngestOptions {
     pub git: GitIngestOptions,
     /// The code stage (tree-sitter symbols); `None` skips it.
     pub code: Option<CodeIngestOptions>,
-    /// Carry each line's origin commit over the history (what `lore blame` prints and SZZ
-    /// reads); SZZ brings it up to date itself when it runs.
-    pub provenance: bool,
     /// Derive links from commit messages (`fixed_by`, `references`, pull-request merges).
     pub links: bool,
     /// Blame what each fix commit changed (SZZ), with `links`; a later run with it blames what
@@ -68,7 +65,6 @@ impl Default for IngestOptions {
         IngestOptions {
             git: GitIngestOptions::default(),
             code: Some(CodeIngestOptions::default()),
-            provenance: true,
             links: true,
             szz: true,
             index: true,
@@ -230,12 +226,22 @@ impl Kb {
             self.store
                 .write(|tx| tx.set_meta(links::REPO_KEY, name.as_bytes()))?;
         }
-        let git = git::ingest(&self.store, repo, &options.git, progress)?;
-        let provenance = if options.provenance {
-            Some(provenance::run(&self.store, repo, progress)?)
-        } else {
-            None
+        // Line provenance: whatever an earlier run left out first, so that the history stage
+        // can add it with the commits it stores; then the HEAD `lore blame` defaults to.
+        let mut provenance = match options.git.provenance {
+            true if !provenance::in_sync(&self.store.read()?)? => {
+                Some(provenance::run(&self.store, repo, progress)?)
+            }
+            true => Some(ProvenanceReport::default()),
+            false => None,
         };
+        let mut git = git::ingest(&self.store, repo, &options.git, progress)?;
+        if let Some(p) = provenance.as_mut() {
+            if let Some(inline) = git.provenance.take() {
+                p.add(&inline);
+            }
+            p.add(&provenance::run(&self.store, repo, progress)?);
+        }
         let code = match &options.code {
             Some(o) => Some(code::ingest(&self.store, repo, o, progress)?),
             None => None,

@@ -32,8 +32,8 @@ pub struct IngestArgs {
     /// Skip source files larger than this many bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     max_file_size: usize,
-    /// Skip the line provenance pass (each line's origin commit, for `lore blame`); SZZ still
-    /// runs it when it has fix commits to blame.
+    /// Skip line provenance (each line's origin commit, for `lore blame`); SZZ still adds it
+    /// when it has fix commits to blame, and a later ingest without the flag catches up.
     #[arg(long)]
     no_provenance: bool,
     /// Skip SZZ (blaming what each fix commit changed); a later ingest or import without this
@@ -58,6 +58,7 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
             refs: args.refs,
             batch_size: args.batch_size,
             threads: args.threads,
+            provenance: !args.no_provenance,
         },
         code: (!args.no_code).then(|| CodeIngestOptions {
             limits: ParseLimits {
@@ -67,7 +68,6 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
             include_vendored: args.include_vendored,
             ..Default::default()
         }),
-        provenance: !args.no_provenance,
         links: true,
         szz: !args.no_szz,
         index: !args.no_index,
@@ -138,12 +138,15 @@ fn print_report(kb_path: &Path, report: &IngestReport) {
     }
     if let Some(p) = provenance.as_ref().filter(|p| p.commits > 0) {
         println!(
-            "provenance: {} commits, {} file versions with line origins ({} shared with a parent, {} binary or unreadable) in {:.2}s",
+            "provenance: {} commits, {} file versions with line origins ({} shared with a parent, {} binary or unreadable) {}",
             p.commits,
             p.versions + p.shared,
             p.shared,
             p.unknown,
-            p.elapsed_ms as f64 / 1000.0
+            match p.elapsed_ms {
+                0 => "with the history".to_string(),
+                ms => format!("in {:.2}s (a pass over commits stored before)", ms as f64 / 1000.0),
+            }
         );
     }
     if let Some(code) = code {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::codec::{decode, encode};
 use super::records::{
@@ -191,6 +191,11 @@ impl<'txn> WriteTx<'txn> {
             .insert(id.local(), encode(&FileRecord { path: sid }).as_slice())?;
         self.file_by_path.insert(sid.0, id.local())?;
         Ok((id, sid))
+    }
+
+    /// How many commits the file holds, this transaction's included.
+    pub fn commit_count(&self) -> Result<u64, StoreError> {
+        Ok(self.commits.len()?)
     }
 
     /// The file node of `path`, if the file knows it (nothing is created).

@@ -12,6 +12,7 @@ use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
 use super::{git_error, git_error_in, linediff, renames};
+use crate::ingest::provenance::sides::{FileDiff, PendingChange, SideReader};
 use crate::ingest::IngestError;
 use crate::store::records::ChangeKind;
 
@@ -54,6 +55,9 @@ pub struct DiffedCommit {
     pub stats_unknown: u32,
     /// Set when the tree diff itself failed (missing trees); `files` is then empty.
     pub diff_error: Option<String>,
+    /// What each parent holds of each changed file, for line provenance (empty when the
+    /// ingest does not add provenance).
+    pub origins: Vec<PendingChange>,
 }
 
 pub struct DiffPool {
@@ -61,10 +65,12 @@ pub struct DiffPool {
     mailmap: gix::mailmap::Snapshot,
     threads: usize,
     path: PathBuf,
+    /// Also read what each parent holds of each changed file (line provenance).
+    provenance: bool,
 }
 
 impl DiffPool {
-    pub fn new(repo: gix::ThreadSafeRepository, threads: usize) -> DiffPool {
+    pub fn new(repo: gix::ThreadSafeRepository, threads: usize, provenance: bool) -> DiffPool {
         let local = repo.to_thread_local();
         let mailmap = local.open_mailmap();
         let path = local.path().to_path_buf();
@@ -80,7 +86,13 @@ impl DiffPool {
             mailmap,
             threads,
             path,
+            provenance,
         }
+    }
+
+    /// Whether workers also read what each parent holds of each changed file.
+    pub fn provenance(&self) -> bool {
+        self.provenance
     }
 
     /// Diff every commit in `order` and hand the results to `sink` in that same order. Stops at
@@ -152,6 +164,7 @@ struct Worker<'p> {
     repo: gix::Repository,
     state: gix::diff::tree::State,
     lines: linediff::LineCounter,
+    sides: Option<SideReader>,
 }
 
 fn signature(sig: gix::actor::SignatureRef<'_>) -> RawSignature {
@@ -184,6 +197,7 @@ impl<'p> Worker<'p> {
             repo,
             lines: Default::default(),
             state: Default::default(),
+            sides: pool.provenance.then(SideReader::default),
         })
     }
 
@@ -246,6 +260,7 @@ impl<'p> Worker<'p> {
             files: Vec::new(),
             stats_unknown: 0,
             diff_error: None,
+            origins: Vec::new(),
         };
         let raw = match self.tree_changes(first_parent_tree, tree) {
             Ok(changes) => changes,
@@ -260,6 +275,9 @@ impl<'p> Worker<'p> {
             .collect();
         let renamed_from = pair_renames(&raw, &sides);
         file_changes(&raw, &sides, &renamed_from, &mut self.lines, &mut diffed);
+        if let Some(reader) = self.sides.as_mut() {
+            diffed.origins = origins(&self.repo, reader, &raw, &sides, &renamed_from, &diffed);
+        }
         Ok(diffed)
     }
 
@@ -387,6 +405,65 @@ fn file_changes(
 }
 
 /// Read one side of a change.
+/// What each parent holds of each file `diffed` changed, from the blobs the diff loaded.
+fn origins(
+    repo: &gix::Repository,
+    reader: &mut SideReader,
+    raw: &[RawChange],
+    sides: &[(Loaded<'_>, Loaded<'_>)],
+    renamed_from: &[Option<usize>],
+    diffed: &DiffedCommit,
+) -> Vec<PendingChange> {
+    let parents: &[ObjectId] = if diffed.shallow_boundary {
+        &[]
+    } else {
+        &diffed.parents
+    };
+    let by_path: std::collections::HashMap<&str, usize> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.path.as_str(), i))
+        .collect();
+    diffed
+        .files
+        .iter()
+        .map(|f| {
+            let i = by_path[f.path.as_str()];
+            let submodule = raw[i].new.is_some_and(|(_, s)| s);
+            if (f.binary || submodule) && f.new_blob.is_some() {
+                return PendingChange {
+                    path: f.path.clone(),
+                    blob: f.new_blob,
+                    lines: None,
+                    parents: Vec::new(),
+                };
+            }
+            let old_side = match renamed_from[i] {
+                Some(src) => &sides[src].0,
+                None => &sides[i].0,
+            };
+            let old = match (f.change, f.old_blob) {
+                (ChangeKind::Modified | ChangeKind::Renamed, Some(b)) => Some((
+                    f.old_path.as_deref().unwrap_or(&f.path),
+                    b,
+                    old_side.data(),
+                )),
+                _ => None,
+            };
+            reader.change(
+                repo,
+                parents,
+                FileDiff {
+                    path: &f.path,
+                    new_blob: f.new_blob,
+                    new: sides[i].1.data(),
+                    old,
+                },
+            )
+        })
+        .collect()
+}
+
 fn load(repo: &gix::Repository, side: Option<(ObjectId, bool)>) -> Loaded<'_> {
     match side {
         None => Loaded::Absent,

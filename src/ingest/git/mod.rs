@@ -37,6 +37,8 @@ pub struct GitIngestOptions {
     pub batch_size: usize,
     /// Diff worker threads (0 = one per core).
     pub threads: usize,
+    /// Store each new commit's line provenance with it (see [`crate::ingest::provenance`]).
+    pub provenance: bool,
 }
 
 impl Default for GitIngestOptions {
@@ -45,6 +47,7 @@ impl Default for GitIngestOptions {
             refs: Vec::new(),
             batch_size: 2000,
             threads: 0,
+            provenance: true,
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct GitIngestReport {
     /// Commits whose tree diff failed entirely (missing trees).
     pub diffs_failed: u64,
     pub shallow: bool,
+    /// The line provenance stored with the new commits.
+    pub provenance: Option<crate::ingest::provenance::ProvenanceReport>,
     pub elapsed_ms: u64,
 }
 
@@ -140,7 +145,10 @@ pub fn ingest(
     }
 
     let github = github_remote(&repo);
-    let diffs = diff::DiffPool::new(repo.into_sync(), options.threads);
+    // Provenance is added with the commits when the file's provenance is complete so far;
+    // otherwise the provenance pass catches up afterwards.
+    let provenance = options.provenance && crate::ingest::provenance::in_sync(&store.read()?)?;
+    let diffs = diff::DiffPool::new(repo.into_sync(), options.threads, provenance);
     write::write_all(
         store,
         &plan,

@@ -3,6 +3,7 @@
 use super::diff::{DiffPool, DiffedCommit, RawSignature};
 use super::walk::{Plan, WATERMARK_PREFIX};
 use super::GitIngestReport;
+use crate::ingest::provenance::Inline;
 use crate::ingest::IngestError;
 use crate::progress::Progress;
 use crate::store::records::{
@@ -19,19 +20,26 @@ pub fn write_all(
     report: &mut GitIngestReport,
 ) -> Result<(), IngestError> {
     progress.phase("diffing and storing commits", Some(plan.order.len() as u64));
+    let mut inline = match pool.provenance() {
+        true => Some(store.write(|tx| Inline::start(tx))?),
+        false => None,
+    };
     let mut batch: Vec<DiffedCommit> = Vec::with_capacity(batch_size.min(plan.order.len()));
     pool.run(&plan.order, |commit| {
         batch.push(commit);
         if batch.len() >= batch_size {
-            store_batch(store, &batch, None, report)?;
+            store_batch(store, &batch, None, inline.as_mut(), report)?;
             progress.advance(batch.len() as u64);
             batch.clear();
         }
         Ok(())
     })?;
-    store_batch(store, &batch, Some(plan), report)?;
+    store_batch(store, &batch, Some(plan), inline.as_mut(), report)?;
     progress.advance(batch.len() as u64);
     progress.done();
+    if let Some(inline) = inline {
+        report.provenance = Some(inline.report);
+    }
     Ok(())
 }
 
@@ -53,6 +61,7 @@ fn store_batch(
     store: &Store,
     batch: &[DiffedCommit],
     finish: Option<&Plan>,
+    mut inline: Option<&mut Inline>,
     report: &mut GitIngestReport,
 ) -> Result<(), IngestError> {
     let mut added = GitIngestReport::default();
@@ -61,7 +70,14 @@ fn store_batch(
             if tx.commit_id(c.id.as_bytes())?.is_some() {
                 continue;
             }
-            store_commit(tx, c, &mut added)?;
+            let id = store_commit(tx, c, &mut added)?;
+            if let Some(inline) = inline.as_deref_mut() {
+                let parents: &[gix::ObjectId] = if c.shallow_boundary { &[] } else { &c.parents };
+                inline.store(tx, id, parents, &c.origins)?;
+            }
+        }
+        if let Some(inline) = inline.as_deref_mut() {
+            inline.finish_batch(tx, tx.commit_count()?)?;
         }
         tx.bump("ingest.stats_unknown", added.stats_unknown);
         tx.bump("ingest.diffs_failed", added.diffs_failed);
@@ -93,7 +109,7 @@ fn store_commit(
     tx: &mut WriteTx<'_>,
     c: &DiffedCommit,
     added: &mut GitIngestReport,
-) -> Result<(), StoreError> {
+) -> Result<crate::store::NodeId, StoreError> {
     let (lines_added, lines_removed) = c.files.iter().fold((0u64, 0u64), |(a, r), f| {
         (
             a + f.added.unwrap_or(0) as u64,
@@ -174,5 +190,5 @@ fn store_commit(
         )?;
         added.touches_added += 1;
     }
-    Ok(())
+    Ok(id)
 }
