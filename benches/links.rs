@@ -56,7 +56,8 @@ fn main() {
     links::link_commits(&store, &Silent, &mut report).expect("link commits");
     let commit_links = t.elapsed();
     let t = Instant::now();
-    let provenance = lore::ingest::provenance::run(&store, &repo_path, &Silent).expect("provenance");
+    let provenance =
+        lore::ingest::provenance::run(&store, &repo_path, &Silent).expect("provenance");
     let provenance_time = t.elapsed();
     let t = Instant::now();
     links::szz(&store, &repo_path, &Silent, &mut report).expect("szz");

@@ -111,7 +111,10 @@ fn human(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
             } else {
                 h.commit[..8].to_string()
             };
-            write!(out, "{sha} ({author:<author_width$} {date} {line:>width$}) ")?;
+            write!(
+                out,
+                "{sha} ({author:<author_width$} {date} {line:>width$}) "
+            )?;
             out.write_all(text(blame, line))?;
             writeln!(out)?;
         }
@@ -143,7 +146,11 @@ fn porcelain(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
     for h in &blame.hunks {
         for i in 0..h.len {
             if i == 0 {
-                writeln!(out, "{} {} {} {}", h.commit, h.orig_line, h.final_line, h.len)?;
+                writeln!(
+                    out,
+                    "{} {} {} {}",
+                    h.commit, h.orig_line, h.final_line, h.len
+                )?;
                 let first = seen.insert(h.commit.clone());
                 if first {
                     writeln!(out, "author {}", h.author)?;

@@ -140,9 +140,9 @@ impl Kb {
         let file = read
             .file_by_path(path)?
             .ok_or_else(|| blame_error(format!("no file `{path}` in the lore file's history")))?;
-        let (version_at, version) = read.file_version_at(file, at)?.ok_or_else(|| {
-            blame_error(format!("`{path}` does not exist at {short}"))
-        })?;
+        let (version_at, version) = read
+            .file_version_at(file, at)?
+            .ok_or_else(|| blame_error(format!("`{path}` does not exist at {short}")))?;
         match version.origins {
             LineOrigins::Deleted => {
                 return Err(blame_error(format!("`{path}` does not exist at {short}")))
@@ -172,8 +172,10 @@ impl Kb {
                     // As git blame shows them: after `.mailmap` (the author node); the
                     // committer too when it is the author.
                     let raw_author = (read.string(c.author.name)?, read.string(c.author.email)?);
-                    let raw_committer =
-                        (read.string(c.committer.name)?, read.string(c.committer.email)?);
+                    let raw_committer = (
+                        read.string(c.committer.name)?,
+                        read.string(c.committer.email)?,
+                    );
                     let author = match read.targets_of(id, Rel::AuthoredBy)?.first() {
                         Some(a) => {
                             let a = read.author(*a)?;
@@ -216,7 +218,10 @@ impl Kb {
             });
             final_line += run.len;
         }
-        let text = version.blob.as_deref().and_then(|blob| self.blob_text(&read, blob));
+        let text = version
+            .blob
+            .as_deref()
+            .and_then(|blob| self.blob_text(&read, blob));
         Ok(Blame {
             path: path.to_string(),
             at: at_sha,

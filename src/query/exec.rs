@@ -11,7 +11,7 @@ use super::dates::DAY;
 use super::fields::{Field, IssueField};
 use super::names::{glob, path_matches, symbol_matches};
 use super::plan::PhysicalPlan;
-use super::schema::{Kind, Relation};
+use super::schema::{Kind, Relation, Via};
 use super::search::SearchProvider;
 use super::values::{Ctx, Val};
 use super::QueryError;
@@ -447,24 +447,35 @@ fn neighbours(
     with_meta: bool,
 ) -> Result<Vec<(NodeId, Option<EdgeMeta>)>, StoreError> {
     let along_stored = relation.forward != reverse;
+    let rel = match relation.via {
+        Via::Edges(rel) => rel,
+        Via::LineOrigins => {
+            let found = if along_stored {
+                super::origins::introduced_by_commit(read, id)?
+            } else {
+                super::origins::commits_introducing(read, id)?
+            };
+            return Ok(found.into_iter().map(|n| (n, None)).collect());
+        }
+    };
     Ok(match (along_stored, with_meta) {
         (true, true) => read
-            .edges_from(id, relation.rel)?
+            .edges_from(id, rel)?
             .into_iter()
             .map(|e| (e.dst, Some(e.meta)))
             .collect(),
         (false, true) => read
-            .edges_to(id, relation.rel)?
+            .edges_to(id, rel)?
             .into_iter()
             .map(|e| (e.src, Some(e.meta)))
             .collect(),
         (true, false) => read
-            .targets_of(id, relation.rel)?
+            .targets_of(id, rel)?
             .into_iter()
             .map(|n| (n, None))
             .collect(),
         (false, false) => read
-            .sources_of(id, relation.rel)?
+            .sources_of(id, rel)?
             .into_iter()
             .map(|n| (n, None))
             .collect(),

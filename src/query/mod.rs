@@ -31,6 +31,7 @@ pub mod exec;
 pub mod fields;
 pub mod lexer;
 mod names;
+mod origins;
 pub mod parser;
 pub mod plan;
 mod project;

@@ -56,7 +56,7 @@ impl PhysicalPlan {
         } else {
             "edges"
         };
-        format!("{} ({dir} of {})", r.name, r.rel.name())
+        format!("{} ({dir} of {})", r.name, r.via.name())
     }
 }
 

@@ -107,12 +107,32 @@ pub fn edge_field_names() -> Vec<&'static str> {
     super::fields::Field::edges().map(|f| f.name()).collect()
 }
 
-/// A relation as written: a stored relation and the direction it is walked in.
+/// What a relation walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Stored edges of one relation.
+    Edges(Rel),
+    /// Line provenance at HEAD: a commit and the files and symbols whose current lines it
+    /// introduced (`commits introducing symbol free_blocks`).
+    LineOrigins,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Edges(rel) => rel.name(),
+            Via::LineOrigins => "line origins at HEAD",
+        }
+    }
+}
+
+/// A relation as written: what it walks and the direction it is walked in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Relation {
     pub name: &'static str,
-    pub rel: Rel,
-    /// Walk stored edges from source to destination (true) or backwards.
+    pub via: Via,
+    /// Walk stored edges from source to destination (true) or backwards (for line origins:
+    /// from commits to what they introduced, or back).
     pub forward: bool,
     pub from: &'static [NodeKind],
     pub to: &'static [NodeKind],
@@ -121,129 +141,129 @@ pub struct Relation {
 use NodeKind::{Author as A, Commit as C, File as F, Issue as I, Symbol as S};
 
 /// Every relation, both directions.
-pub const RELATIONS: [Relation; 26] = [
+pub const RELATIONS: [Relation; 28] = [
     Relation {
         name: "fixed_by",
-        rel: Rel::FixedBy,
+        via: Via::Edges(Rel::FixedBy),
         forward: true,
         from: &[I],
         to: &[C, I],
     },
     Relation {
         name: "fixes",
-        rel: Rel::FixedBy,
+        via: Via::Edges(Rel::FixedBy),
         forward: false,
         from: &[C, I],
         to: &[I],
     },
     Relation {
         name: "touching",
-        rel: Rel::Touches,
+        via: Via::Edges(Rel::Touches),
         forward: true,
         from: &[C],
         to: &[F],
     },
     Relation {
         name: "touched_by",
-        rel: Rel::Touches,
+        via: Via::Edges(Rel::Touches),
         forward: false,
         from: &[F],
         to: &[C],
     },
     Relation {
         name: "modifies",
-        rel: Rel::Modifies,
+        via: Via::Edges(Rel::Modifies),
         forward: true,
         from: &[C],
         to: &[S],
     },
     Relation {
         name: "modified_by",
-        rel: Rel::Modifies,
+        via: Via::Edges(Rel::Modifies),
         forward: false,
         from: &[S],
         to: &[C],
     },
     Relation {
         name: "defines",
-        rel: Rel::Defines,
+        via: Via::Edges(Rel::Defines),
         forward: true,
         from: &[F],
         to: &[S],
     },
     Relation {
         name: "defined_in",
-        rel: Rel::Defines,
+        via: Via::Edges(Rel::Defines),
         forward: false,
         from: &[S],
         to: &[F],
     },
     Relation {
         name: "mentions",
-        rel: Rel::Mentions,
+        via: Via::Edges(Rel::Mentions),
         forward: true,
         from: &[I],
         to: &[F, S],
     },
     Relation {
         name: "mentioned_by",
-        rel: Rel::Mentions,
+        via: Via::Edges(Rel::Mentions),
         forward: false,
         from: &[F, S],
         to: &[I],
     },
     Relation {
         name: "introduced_by",
-        rel: Rel::IntroducedBy,
+        via: Via::Edges(Rel::IntroducedBy),
         forward: true,
         from: &[C],
         to: &[C],
     },
     Relation {
         name: "introduces",
-        rel: Rel::IntroducedBy,
+        via: Via::Edges(Rel::IntroducedBy),
         forward: false,
         from: &[C],
         to: &[C],
     },
     Relation {
         name: "references",
-        rel: Rel::References,
+        via: Via::Edges(Rel::References),
         forward: true,
         from: &[I, C],
         to: &[I],
     },
     Relation {
         name: "referenced_by",
-        rel: Rel::References,
+        via: Via::Edges(Rel::References),
         forward: false,
         from: &[I],
         to: &[I, C],
     },
     Relation {
         name: "duplicate_of",
-        rel: Rel::DuplicateOf,
+        via: Via::Edges(Rel::DuplicateOf),
         forward: true,
         from: &[I],
         to: &[I],
     },
     Relation {
         name: "duplicated_by",
-        rel: Rel::DuplicateOf,
+        via: Via::Edges(Rel::DuplicateOf),
         forward: false,
         from: &[I],
         to: &[I],
     },
     Relation {
         name: "authored_by",
-        rel: Rel::AuthoredBy,
+        via: Via::Edges(Rel::AuthoredBy),
         forward: true,
         from: &[C],
         to: &[A],
     },
     Relation {
         name: "authored",
-        rel: Rel::AuthoredBy,
+        via: Via::Edges(Rel::AuthoredBy),
         forward: false,
         from: &[A],
         to: &[C],
@@ -251,56 +271,70 @@ pub const RELATIONS: [Relation; 26] = [
     // `parent` edges go child -> parent: "commits parent_of X" are X's parents.
     Relation {
         name: "parent_of",
-        rel: Rel::Parent,
+        via: Via::Edges(Rel::Parent),
         forward: false,
         from: &[C],
         to: &[C],
     },
     Relation {
         name: "child_of",
-        rel: Rel::Parent,
+        via: Via::Edges(Rel::Parent),
         forward: true,
         from: &[C],
         to: &[C],
     },
     Relation {
         name: "merged_as",
-        rel: Rel::MergedAs,
+        via: Via::Edges(Rel::MergedAs),
         forward: true,
         from: &[I],
         to: &[C],
     },
     Relation {
         name: "merges",
-        rel: Rel::MergedAs,
+        via: Via::Edges(Rel::MergedAs),
         forward: false,
         from: &[C],
         to: &[I],
     },
     Relation {
         name: "renamed_from",
-        rel: Rel::RenamedFrom,
+        via: Via::Edges(Rel::RenamedFrom),
         forward: true,
         from: &[F],
         to: &[F],
     },
     Relation {
         name: "renamed_to",
-        rel: Rel::RenamedFrom,
+        via: Via::Edges(Rel::RenamedFrom),
         forward: false,
         from: &[F],
         to: &[F],
     },
     Relation {
         name: "imports",
-        rel: Rel::Imports,
+        via: Via::Edges(Rel::Imports),
         forward: true,
         from: &[F],
         to: &[F],
     },
     Relation {
+        name: "introducing",
+        via: Via::LineOrigins,
+        forward: true,
+        from: &[C],
+        to: &[F, S],
+    },
+    Relation {
+        name: "introduced_in",
+        via: Via::LineOrigins,
+        forward: false,
+        from: &[F, S],
+        to: &[C],
+    },
+    Relation {
         name: "imported_by",
-        rel: Rel::Imports,
+        via: Via::Edges(Rel::Imports),
         forward: false,
         from: &[F],
         to: &[F],

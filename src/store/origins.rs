@@ -140,10 +140,7 @@ pub(super) fn runs(
         };
         match v.origins {
             LineOrigins::Runs(runs) => return Ok(Some(runs)),
-            LineOrigins::SameAs {
-                file: f,
-                commit: c,
-            } => {
+            LineOrigins::SameAs { file: f, commit: c } => {
                 file = f;
                 commit = c;
             }

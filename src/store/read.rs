@@ -151,8 +151,10 @@ impl ReadTx {
 
     /// The first parent of `commit`, as the provenance stage recorded it.
     pub fn first_parent(&self, commit: NodeId) -> Result<Option<NodeId>, StoreError> {
-        Ok(super::origins::first_parent(&self.first_parents, commit.local())?
-            .map(|c| NodeId::new(NodeKind::Commit, c)))
+        Ok(
+            super::origins::first_parent(&self.first_parents, commit.local())?
+                .map(|c| NodeId::new(NodeKind::Commit, c)),
+        )
     }
 
     pub fn string(&self, id: StrId) -> Result<String, StoreError> {
@@ -442,7 +444,12 @@ impl ReadTx {
     }
 
     /// The metadata of edge `src -rel-> dst`, if it exists.
-    pub fn edge_meta(&self, src: NodeId, rel: Rel, dst: NodeId) -> Result<Option<EdgeMeta>, StoreError> {
+    pub fn edge_meta(
+        &self,
+        src: NodeId,
+        rel: Rel,
+        dst: NodeId,
+    ) -> Result<Option<EdgeMeta>, StoreError> {
         match self.edges.get((src.0, rel as u8, dst.0))? {
             Some(v) => Ok(Some(decode("edge", v.value())?)),
             None => Ok(None),

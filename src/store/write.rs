@@ -520,7 +520,12 @@ impl<'txn> WriteTx<'txn> {
         blob: &[u8],
         commit: NodeId,
     ) -> Result<Vec<u64>, StoreError> {
-        super::origins::versions_with_blob(&self.version_by_blob, file.local(), blob, commit.local())
+        super::origins::versions_with_blob(
+            &self.version_by_blob,
+            file.local(),
+            blob,
+            commit.local(),
+        )
     }
 
     /// The stored version of `file` at exactly `commit`.

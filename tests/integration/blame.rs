@@ -45,7 +45,11 @@ fn git_porcelain(repo: &std::path::Path, commit: &str, path: &str) -> Vec<u8> {
         .args(["blame", "--porcelain", commit, "--", path])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -78,7 +82,10 @@ fn blame_agrees_with_git_on_every_file_of_every_fixture_commit() {
     for commit in commits.lines() {
         let parents = fixture.git(&["rev-list", "--parents", "-n1", commit]);
         merges += usize::from(parents.split_whitespace().count() > 2);
-        for path in fixture.git(&["ls-tree", "-r", "--name-only", commit]).lines() {
+        for path in fixture
+            .git(&["ls-tree", "-r", "--name-only", commit])
+            .lines()
+        {
             let theirs = git_porcelain(&repo, commit, path);
             match kb.blame(path, Some(commit)) {
                 Ok(_) => {}
@@ -144,10 +151,19 @@ fn cli_porcelain_is_gits_byte_for_byte() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
     for (args, says) in [
-        (vec!["blame", "no/such/file.py"], "no file `no/such/file.py`"),
+        (
+            vec!["blame", "no/such/file.py"],
+            "no file `no/such/file.py`",
+        ),
         (vec!["blame", "docs/logo.png"], "binary"),
-        (vec!["blame", "README.md", "--at", "zzzz"], "unknown revision `zzzz`"),
-        (vec!["blame", "README.md", "-L", "9,2"], "START is after END"),
+        (
+            vec!["blame", "README.md", "--at", "zzzz"],
+            "unknown revision `zzzz`",
+        ),
+        (
+            vec!["blame", "README.md", "-L", "9,2"],
+            "START is after END",
+        ),
         (vec!["blame", "README.md", "-L", "x"], "give START,END"),
     ] {
         let mut full = vec!["--kb", kb_arg];
@@ -180,7 +196,14 @@ fn killed_provenance_pass_resumes_to_the_same_runs() {
     let older = git_in(&repo, &["rev-list", "--skip=1700", "-n1", "HEAD"])
         .trim()
         .to_string();
-    let history_only = ["-q", "ingest", repo_arg, "--no-code", "--no-szz", "--no-index"];
+    let history_only = [
+        "-q",
+        "ingest",
+        repo_arg,
+        "--no-code",
+        "--no-szz",
+        "--no-index",
+    ];
 
     let clean = dir.path().join("clean.lore");
     let out = lore(&[&["--kb", clean.to_str().unwrap()][..], &history_only[..]].concat());
@@ -191,7 +214,14 @@ fn killed_provenance_pass_resumes_to_the_same_runs() {
     for attempt in 0..6 {
         let kb = dir.path().join(format!("killed-{attempt}.lore"));
         let kb_arg = kb.to_str().unwrap();
-        let out = lore(&[&["--kb", kb_arg][..], &history_only[..], &["--no-provenance"]].concat());
+        let out = lore(
+            &[
+                &["--kb", kb_arg][..],
+                &history_only[..],
+                &["--no-provenance"],
+            ]
+            .concat(),
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         let log = dir.path().join(format!("progress-{attempt}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_lore"))

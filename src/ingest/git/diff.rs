@@ -443,11 +443,9 @@ fn origins(
                 None => &sides[i].0,
             };
             let old = match (f.change, f.old_blob) {
-                (ChangeKind::Modified | ChangeKind::Renamed, Some(b)) => Some((
-                    f.old_path.as_deref().unwrap_or(&f.path),
-                    b,
-                    old_side.data(),
-                )),
+                (ChangeKind::Modified | ChangeKind::Renamed, Some(b)) => {
+                    Some((f.old_path.as_deref().unwrap_or(&f.path), b, old_side.data()))
+                }
                 _ => None,
             };
             reader.change(

@@ -76,7 +76,7 @@ fn store_batch(
                 inline.store(tx, id, parents, &c.origins)?;
             }
         }
-        if let Some(inline) = inline.as_deref_mut() {
+        if let Some(inline) = inline {
             inline.finish_batch(tx, tx.commit_count()?)?;
         }
         tx.bump("ingest.stats_unknown", added.stats_unknown);

@@ -234,10 +234,11 @@ impl Origins<'_> {
             .read
             .version_with_blob(file, blob.as_bytes(), commit)?
             .ok_or_else(|| missing(format!("no version of file {file} as of commit {commit}; the provenance pass has not covered it")))?;
-        let runs = self
-            .read
-            .origin_runs(file, at)?
-            .ok_or_else(|| missing(format!("the version of file {file} at {at} has no line origins")))?;
+        let runs = self.read.origin_runs(file, at)?.ok_or_else(|| {
+            missing(format!(
+                "the version of file {file} at {at} has no line origins"
+            ))
+        })?;
         let origin = provenance::lines::expand(&runs);
         let mut carried = 0;
         // Lines whose origin is an ignored revision, by (revision, file there).

@@ -109,13 +109,20 @@ pub fn compress(lines: &[Origin]) -> Vec<OriginRun> {
 /// parent's lines and the blocks the version keeps from it, parents in order. As `git blame`
 /// passes blame: a line kept from an earlier parent takes that parent's origin; a line no
 /// parent has was introduced by `commit`.
-pub fn assign(commit: u64, file: u64, lines: u32, parents: &[(Vec<Origin>, Vec<Block>)]) -> Vec<OriginRun> {
+pub fn assign(
+    commit: u64,
+    file: u64,
+    lines: u32,
+    parents: &[(Vec<Origin>, Vec<Block>)],
+) -> Vec<OriginRun> {
     let mut origin: Vec<Option<Origin>> = vec![None; lines as usize];
     for (parent_lines, blocks) in parents {
         for b in blocks {
             for i in 0..b.len {
                 let (old, new) = ((b.old + i) as usize, (b.new + i) as usize);
-                if let (Some(slot @ None), Some(from)) = (origin.get_mut(new), parent_lines.get(old)) {
+                if let (Some(slot @ None), Some(from)) =
+                    (origin.get_mut(new), parent_lines.get(old))
+                {
                     *slot = Some(*from);
                 }
             }
@@ -153,12 +160,27 @@ mod tests {
         assert_eq!(
             d.blocks(b"a\nb\nc\n", b"a\nX\nc\nd\n"),
             vec![
-                Block { old: 0, new: 0, len: 1 },
-                Block { old: 2, new: 2, len: 1 }
+                Block {
+                    old: 0,
+                    new: 0,
+                    len: 1
+                },
+                Block {
+                    old: 2,
+                    new: 2,
+                    len: 1
+                }
             ]
         );
         assert_eq!(d.blocks(b"", b"a\n"), vec![]);
-        assert_eq!(d.blocks(b"a\n", b"a\n"), vec![Block { old: 0, new: 0, len: 1 }]);
+        assert_eq!(
+            d.blocks(b"a\n", b"a\n"),
+            vec![Block {
+                old: 0,
+                new: 0,
+                len: 1
+            }]
+        );
         assert_eq!(line_count(b"a\nb"), 2);
         assert_eq!(line_count(b""), 0);
     }
@@ -181,8 +203,22 @@ mod tests {
             1,
             4,
             &[
-                (p1, vec![Block { old: 0, new: 0, len: 1 }]),
-                (p2, vec![Block { old: 0, new: 0, len: 2 }]),
+                (
+                    p1,
+                    vec![Block {
+                        old: 0,
+                        new: 0,
+                        len: 1,
+                    }],
+                ),
+                (
+                    p2,
+                    vec![Block {
+                        old: 0,
+                        new: 0,
+                        len: 2,
+                    }],
+                ),
             ],
         );
         assert_eq!(expand(&runs), vec![o(10, 0), o(20, 1), o(30, 2), o(30, 3)]);

@@ -102,7 +102,8 @@ fn plan(read: &ReadTx, id: NodeId) -> Result<CommitPlan, StoreError> {
     let mut parents = Vec::new();
     if !record.shallow_boundary {
         for sha in &record.parents {
-            if let (Some(_), Ok(p)) = (read.commit_by_sha(sha)?, ObjectId::try_from(sha.as_slice())) {
+            if let (Some(_), Ok(p)) = (read.commit_by_sha(sha)?, ObjectId::try_from(sha.as_slice()))
+            {
                 parents.push(p);
             }
         }
@@ -134,7 +135,11 @@ fn plan(read: &ReadTx, id: NodeId) -> Result<CommitPlan, StoreError> {
 }
 
 /// What each parent holds of each file `plan`'s commit changed.
-fn sides_of(repo: &gix::Repository, reader: &mut SideReader, plan: &CommitPlan) -> Vec<PendingChange> {
+fn sides_of(
+    repo: &gix::Repository,
+    reader: &mut SideReader,
+    plan: &CommitPlan,
+) -> Vec<PendingChange> {
     plan.touches
         .iter()
         .map(|t| {
@@ -205,7 +210,14 @@ impl Inline {
         parents: &[ObjectId],
         changes: &[PendingChange],
     ) -> Result<(), StoreError> {
-        apply::store_commit(tx, &mut self.parents, id, parents, changes, &mut self.report)
+        apply::store_commit(
+            tx,
+            &mut self.parents,
+            id,
+            parents,
+            changes,
+            &mut self.report,
+        )
     }
 
     /// Close a batch: every stored commit has its versions.
@@ -275,7 +287,14 @@ pub fn run(
             .collect();
         store.write(|tx| -> Result<(), StoreError> {
             for (plan, changes) in plans.iter().zip(&works) {
-                apply::store_commit(tx, &mut parents, plan.id, &plan.parents, changes, &mut report)?;
+                apply::store_commit(
+                    tx,
+                    &mut parents,
+                    plan.id,
+                    &plan.parents,
+                    changes,
+                    &mut report,
+                )?;
             }
             tx.set_meta(DONE_KEY, &end.to_le_bytes())?;
             if end == total {
