@@ -355,6 +355,62 @@ fn invariants(
         let (_, v) = entry?;
         decode::<Watermark>("watermark", v.value())?;
     }
+    // Line provenance: every version decodes, its runs cover its lines, a shared version
+    // points at a stored one, and the blob index and the first parents name what exists.
+    let mut n = 0;
+    for entry in r.line_origins.iter()? {
+        let (k, v) = entry?;
+        let (file, commit) = k.value();
+        n += 1;
+        let version: super::records::FileVersion = decode("line origins", v.value())?;
+        let at = format!("the version of file {file} at commit {commit}");
+        if r.files.get(file)?.is_none() || r.commits.get(commit)?.is_none() {
+            problems.push(format!("{at} names a missing file or commit"));
+        }
+        match &version.origins {
+            super::records::LineOrigins::Runs(runs) => {
+                let covered: u64 = runs.iter().map(|run| u64::from(run.len)).sum();
+                if covered != u64::from(version.lines) {
+                    problems.push(format!(
+                        "{at} has {} lines but its runs cover {covered}",
+                        version.lines
+                    ));
+                }
+            }
+            super::records::LineOrigins::SameAs { file: f, commit: c } => {
+                if r.line_origins.get((*f, *c))?.is_none() {
+                    problems.push(format!("{at} shares the lines of a missing version"));
+                }
+            }
+            _ => {}
+        }
+        if let Some(blob) = &version.blob {
+            if r.version_by_blob
+                .get((file, blob.as_slice(), commit))?
+                .is_none()
+            {
+                problems.push(format!("{at} is missing from the blob index"));
+            }
+        }
+    }
+    rows.insert("line_origins".into(), n);
+    for entry in r.version_by_blob.iter()? {
+        let (file, _, commit) = entry?.0.value();
+        if r.line_origins.get((file, commit))?.is_none() {
+            problems.push(format!(
+                "the blob index names a missing version of file {file} at commit {commit}"
+            ));
+        }
+    }
+    for entry in r.first_parents.iter()? {
+        let (child, parent) = entry?;
+        let (child, parent) = (child.value(), parent.value());
+        if parent >= child || r.commits.get(child)?.is_none() || r.commits.get(parent)?.is_none() {
+            problems.push(format!(
+                "first parent {parent} of commit {child} is missing or not older"
+            ));
+        }
+    }
     for kind in NodeKind::ALL {
         let used = max_local.get(&kind).copied().unwrap_or(0);
         let next = counter(r, &counter_key_next(kind))?;
