@@ -8,6 +8,11 @@ took in total (lore answers from the file, git walks the history).
 
     python3 benches/blame_vs_git.py --repo REPO --kb FILE.lore [--pairs 150] [--seed 7]
         [--lore target/release/lore] [--show 5]
+    python3 benches/blame_vs_git.py --repo REPO --kb FILE.lore --time PATH@COMMIT [--runs 7]
+
+With --time, one file at one commit is blamed --runs times by each tool, alternating, after
+one untimed warm-up run of each (both warm), and the best and median wall times are printed
+with their ratio; the two outputs must agree line for line.
 
 The file must hold REPO's history with provenance (`lore ingest REPO --kb FILE.lore`).
 Pairs are sampled from the commits `lore ingest` reads (all branches and tags), merges
@@ -47,6 +52,35 @@ def parse(porcelain):
     return {k: tuple(v) for k, v in out.items()}
 
 
+def time_one(args):
+    path, commit = args.time.rsplit("@", 1)
+    git = ["git", "-C", args.repo, "blame", "--porcelain", commit, "--", path]
+    lore = [args.lore, "blame", path, "--at", commit, "--porcelain", "--kb", args.kb]
+    outs = {}
+    for name, cmd in (("git", git), ("lore", lore)):
+        out = run(cmd)
+        if out.returncode != 0:
+            print(f"{name} failed: {out.stderr.decode()}")
+            return 1
+        outs[name] = parse(out.stdout)
+    agree = sum(1 for k, v in outs["git"].items() if outs["lore"].get(k) == v)
+    times = {"git": [], "lore": []}
+    for _ in range(args.runs):
+        for name, cmd in (("git", git), ("lore", lore)):
+            t = time.perf_counter()
+            run(cmd)
+            times[name].append(time.perf_counter() - t)
+    for name in times:
+        times[name].sort()
+    best = {k: v[0] for k, v in times.items()}
+    median = {k: v[len(v) // 2] for k, v in times.items()}
+    print(f"{path} at {commit[:10]}: {len(outs['git'])} lines, {agree} agree")
+    for name in ("git", "lore"):
+        print(f"  {name} blame --porcelain: best {best[name] * 1000:.1f} ms, median {median[name] * 1000:.1f} ms ({args.runs} runs)")
+    print(f"  ratio git/lore: best {best['git'] / best['lore']:.1f}x, median {median['git'] / median['lore']:.1f}x")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repo", required=True)
@@ -55,7 +89,11 @@ def main():
     ap.add_argument("--pairs", type=int, default=150)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--show", type=int, default=5, help="print this many disagreeing pairs")
+    ap.add_argument("--time", help="PATH@COMMIT: time one blame instead of sampling")
+    ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
+    if args.time:
+        return time_one(args)
     rng = random.Random(args.seed)
     git = ["git", "-C", args.repo]
 
