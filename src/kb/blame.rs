@@ -152,7 +152,7 @@ impl Kb {
                     "`{path}` is binary or unreadable at {short}; lore keeps no line origins for it"
                 )))
             }
-            LineOrigins::Runs(_) | LineOrigins::SameAs { .. } => {}
+            LineOrigins::Runs(_) | LineOrigins::SameAs { .. } | LineOrigins::Delta { .. } => {}
         }
         let runs = read.origin_runs(file, version_at)?.ok_or_else(|| {
             Error::Store(StoreError::Corrupt {

@@ -377,9 +377,19 @@ fn invariants(
                     ));
                 }
             }
-            super::records::LineOrigins::SameAs { file: f, commit: c } => {
-                if r.line_origins.get((*f, *c))?.is_none() {
-                    problems.push(format!("{at} shares the lines of a missing version"));
+            super::records::LineOrigins::SameAs { file: f, commit: c }
+                if r.line_origins.get((*f, *c))?.is_none() =>
+            {
+                problems.push(format!("{at} shares the lines of a missing version"));
+            }
+            super::records::LineOrigins::Delta { parents, .. } => {
+                for p in parents {
+                    if r.line_origins.get((p.file, p.commit))?.is_none() {
+                        problems.push(format!("{at} is a delta against a missing version"));
+                    }
+                    if p.blocks.iter().any(|b| b.new + b.len > version.lines) {
+                        problems.push(format!("{at} keeps lines past its end"));
+                    }
                 }
             }
             _ => {}

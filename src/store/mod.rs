@@ -5,7 +5,7 @@
 pub mod check;
 mod codec;
 mod ids;
-mod origins;
+pub mod origins;
 pub mod paths;
 mod read;
 pub mod records;

@@ -12,11 +12,88 @@ use std::collections::BTreeSet;
 use redb::ReadableTable;
 
 use super::codec::decode;
-use super::records::{FileVersion, LineOrigins, OriginRun};
+use super::records::{Block, FileVersion, LineOrigins, OriginRun};
 use super::StoreError;
 
-/// How many `SameAs` links are followed before the chain is called corrupt.
-const MAX_SAME_AS: usize = 64;
+/// How many `SameAs` and delta links are followed before the chain is called corrupt.
+const MAX_LINKS: usize = 256;
+
+/// One line's origin: the commit, the file (its path there) and the line there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub commit: u64,
+    pub file: u64,
+    pub line: u32,
+}
+
+/// The origin of every line of a version, expanded from its runs.
+pub fn expand(runs: &[OriginRun]) -> Vec<Origin> {
+    let mut out = Vec::with_capacity(runs.iter().map(|r| r.len as usize).sum());
+    for r in runs {
+        out.extend((0..r.len).map(|i| Origin {
+            commit: r.commit,
+            file: r.file,
+            line: r.line + i,
+        }));
+    }
+    out
+}
+
+/// Runs of consecutive lines from one commit and file, whose lines there are consecutive.
+pub fn compress(lines: &[Origin]) -> Vec<OriginRun> {
+    let mut out: Vec<OriginRun> = Vec::new();
+    for o in lines {
+        match out.last_mut() {
+            Some(r) if r.commit == o.commit && r.file == o.file && r.line + r.len == o.line => {
+                r.len += 1;
+            }
+            _ => out.push(OriginRun {
+                commit: o.commit,
+                file: o.file,
+                line: o.line,
+                len: 1,
+            }),
+        }
+    }
+    out
+}
+
+/// The runs of a version of `lines` lines that `commit` wrote as file `file`, given each
+/// parent's lines and the blocks the version keeps from it, parents in order. As `git blame`
+/// passes blame: a line kept from an earlier parent takes that parent's origin; a line no
+/// parent has was introduced by `commit`.
+pub fn assign(
+    commit: u64,
+    file: u64,
+    lines: u32,
+    parents: &[(Vec<Origin>, &[Block])],
+) -> Vec<OriginRun> {
+    let mut origin: Vec<Option<Origin>> = vec![None; lines as usize];
+    for (parent_lines, blocks) in parents {
+        for b in blocks.iter() {
+            for i in 0..b.len {
+                let (old, new) = ((b.old + i) as usize, (b.new + i) as usize);
+                if let (Some(slot @ None), Some(from)) =
+                    (origin.get_mut(new), parent_lines.get(old))
+                {
+                    *slot = Some(*from);
+                }
+            }
+        }
+    }
+    let all: Vec<Origin> = origin
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.unwrap_or(Origin {
+                commit,
+                file,
+                line: i as u32,
+            })
+        })
+        .collect();
+    compress(&all)
+}
 
 pub(super) fn version(
     origins: &impl ReadableTable<(u64, u64), &'static [u8]>,
@@ -127,14 +204,34 @@ pub(super) fn all_first_parents(
     Ok(out)
 }
 
-/// The runs of the version stored at `(file, commit)`, following `SameAs` links. `None` when
-/// the version is unknown (binary), deleted or missing.
+/// The runs of the version stored at `(file, commit)`, following `SameAs` links and applying
+/// deltas to their parents' runs. `None` when the version is unknown (binary), deleted or
+/// missing.
 pub(super) fn runs(
+    origins: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    file: u64,
+    commit: u64,
+) -> Result<Option<Vec<OriginRun>>, StoreError> {
+    let mut budget = MAX_LINKS;
+    runs_within(origins, file, commit, &mut budget)
+}
+
+fn runs_within(
     origins: &impl ReadableTable<(u64, u64), &'static [u8]>,
     mut file: u64,
     mut commit: u64,
+    budget: &mut usize,
 ) -> Result<Option<Vec<OriginRun>>, StoreError> {
-    for _ in 0..MAX_SAME_AS {
+    loop {
+        if *budget == 0 {
+            return Err(StoreError::Corrupt {
+                what: "line origins",
+                detail: format!(
+                    "more than {MAX_LINKS} versions chained from file {file} at commit {commit}"
+                ),
+            });
+        }
+        *budget -= 1;
         let Some(v) = version(origins, file, commit)? else {
             return Ok(None);
         };
@@ -144,11 +241,35 @@ pub(super) fn runs(
                 file = f;
                 commit = c;
             }
+            LineOrigins::Delta { parents, .. } => {
+                let mut from = Vec::with_capacity(parents.len());
+                for p in &parents {
+                    if let Some(r) = runs_within(origins, p.file, p.commit, budget)? {
+                        from.push((expand(&r), p.blocks.as_slice()));
+                    }
+                }
+                return Ok(Some(assign(commit, file, v.lines, &from)));
+            }
             LineOrigins::Unknown | LineOrigins::Deleted => return Ok(None),
         }
     }
-    Err(StoreError::Corrupt {
-        what: "line origins",
-        detail: format!("more than {MAX_SAME_AS} versions point at each other from file {file}"),
+}
+
+/// How many deltas lie between the version at `(file, commit)` and stored runs (0 for runs).
+pub(super) fn depth(
+    origins: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    file: u64,
+    commit: u64,
+) -> Result<u32, StoreError> {
+    Ok(match version(origins, file, commit)?.map(|v| v.origins) {
+        Some(LineOrigins::Delta { depth, .. }) => depth,
+        Some(LineOrigins::SameAs { file, commit }) => match version(origins, file, commit)? {
+            Some(FileVersion {
+                origins: LineOrigins::Delta { depth, .. },
+                ..
+            }) => depth,
+            _ => 0,
+        },
+        _ => 0,
     })
 }

@@ -563,6 +563,24 @@ pub struct OriginRun {
     pub len: u32,
 }
 
+/// `len` lines a version keeps from a parent's version: parent lines `old..old + len` are
+/// the version's lines `new..new + len` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub old: u32,
+    pub new: u32,
+    pub len: u32,
+}
+
+/// A parent version a delta-coded version keeps lines from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentDelta {
+    /// The stored version: file and commit.
+    pub file: u64,
+    pub commit: u64,
+    pub blocks: Vec<Block>,
+}
+
 /// Where a file version's lines come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LineOrigins {
@@ -575,6 +593,14 @@ pub enum LineOrigins {
     Unknown,
     /// The commit deleted the file.
     Deleted,
+    /// The lines kept from a parent version (lore writes one; the format allows several, in
+    /// parent order); the rest are the commit's own (see [`crate::store::origins::assign`]).
+    /// `depth`: how many deltas lie between this version and stored runs; past a limit a
+    /// version is stored as `Runs` again.
+    Delta {
+        parents: Vec<ParentDelta>,
+        depth: u32,
+    },
 }
 
 /// A file as one commit left it, in the provenance table.

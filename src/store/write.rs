@@ -537,6 +537,11 @@ impl<'txn> WriteTx<'txn> {
         super::origins::version(&self.line_origins, file.local(), commit.local())
     }
 
+    /// How many deltas lie between the version of `file` at `commit` and stored runs.
+    pub fn origin_depth(&self, file: NodeId, commit: NodeId) -> Result<u32, StoreError> {
+        super::origins::depth(&self.line_origins, file.local(), commit.local())
+    }
+
     /// Every recorded first parent, indexed by commit local id (`u64::MAX`: none).
     pub fn all_first_parents(&self) -> Result<Vec<u64>, StoreError> {
         super::origins::all_first_parents(&self.first_parents)

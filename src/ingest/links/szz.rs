@@ -14,7 +14,6 @@ use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
 use crate::ingest::git::linediff::LineCounter;
-use crate::ingest::provenance;
 use crate::ingest::IngestError;
 use crate::store::records::{ChangeKind, EdgeDetail, SzzBlame};
 use crate::store::{NodeId, NodeKind, ReadTx, Rel};
@@ -239,7 +238,7 @@ impl Origins<'_> {
                 "the version of file {file} at {at} has no line origins"
             ))
         })?;
-        let origin = provenance::lines::expand(&runs);
+        let origin = crate::store::origins::expand(&runs);
         let mut carried = 0;
         // Lines whose origin is an ignored revision, by (revision, file there).
         let mut ignored: HashMap<(NodeId, NodeId), Vec<u32>> = HashMap::new();

@@ -1,22 +1,78 @@
 //! The writer side of provenance: each pending change becomes a stored file version, its runs
 //! computed from its parents' runs, inside the transaction that stores the commit.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
 use gix::ObjectId;
 
-use super::lines;
 use super::sides::{ParentSide, PendingChange};
 use super::ProvenanceReport;
-use crate::store::records::{FileVersion, LineOrigins};
+use crate::store::origins::{assign, expand};
+use crate::store::records::{Block, FileVersion, LineOrigins, OriginRun, ParentDelta};
 use crate::store::{NodeId, NodeKind, StoreError, WriteTx};
+
+/// A version is stored as a delta against its parents unless that would put more than this
+/// many deltas between it and stored runs: reading a version applies at most this many.
+pub const MAX_DELTA_DEPTH: u32 = 24;
+
+/// A parent version a new version keeps lines from: file, commit, delta depth, runs, blocks.
+type FromParent<'a> = (NodeId, NodeId, u32, Arc<Vec<OriginRun>>, &'a [Block]);
+
+/// A version's delta depth and runs.
+type DepthRuns = (u32, Arc<Vec<OriginRun>>);
+
+/// How many computed versions [`RunsCache`] keeps.
+const CACHED_VERSIONS: usize = 4096;
+
+/// The runs of the versions computed last, so the next version of a file (on any branch)
+/// finds its parent's runs without applying deltas; the oldest entry goes first.
+#[derive(Default)]
+pub struct RunsCache {
+    runs: HashMap<(u64, u64), DepthRuns>,
+    order: VecDeque<(u64, u64)>,
+}
+
+impl RunsCache {
+    /// The runs and delta depth of the version at `(file, commit)`.
+    fn get(
+        &mut self,
+        tx: &WriteTx<'_>,
+        file: NodeId,
+        commit: NodeId,
+    ) -> Result<Option<DepthRuns>, StoreError> {
+        if let Some(hit) = self.runs.get(&(file.local(), commit.local())) {
+            return Ok(Some(hit.clone()));
+        }
+        let Some(runs) = tx.origin_runs(file, commit)? else {
+            return Ok(None);
+        };
+        let found = (tx.origin_depth(file, commit)?, Arc::new(runs));
+        self.put(file.local(), commit.local(), found.0, found.1.clone());
+        Ok(Some(found))
+    }
+
+    /// Remember a version's runs.
+    fn put(&mut self, file: u64, commit: u64, depth: u32, runs: Arc<Vec<OriginRun>>) {
+        if self.runs.insert((file, commit), (depth, runs)).is_none() {
+            self.order.push_back((file, commit));
+        }
+        while self.order.len() > CACHED_VERSIONS {
+            if let Some(old) = self.order.pop_front() {
+                self.runs.remove(&old);
+            }
+        }
+    }
+}
 
 /// The first parents of every commit seen, in memory: telling apart versions that share a
 /// blob walks the first-parent chain, which is too slow through the table.
-pub struct FirstParents(Vec<u64>);
+pub struct FirstParents(Vec<u64>, RunsCache);
 
 impl FirstParents {
     /// The parents the file records.
     pub fn load(tx: &WriteTx<'_>) -> Result<FirstParents, StoreError> {
-        Ok(FirstParents(tx.all_first_parents()?))
+        Ok(FirstParents(tx.all_first_parents()?, RunsCache::default()))
     }
 
     fn set(&mut self, commit: NodeId, parent: Option<NodeId>) {
@@ -99,7 +155,7 @@ pub fn store_commit(
             tx.put_file_version(file, id, &version)?;
             continue;
         };
-        let mut from_parents = Vec::new();
+        let mut from_parents: Vec<FromParent<'_>> = Vec::new();
         let mut same = None;
         for p in &change.parents {
             let (Some(commit), Some(parent_file)) =
@@ -114,9 +170,9 @@ pub fn store_commit(
             };
             match &p.side {
                 ParentSide::Same => {
-                    // Point at the version that holds the runs, so lookups take one step.
+                    // Point at the version that holds the lines, so lookups take one step.
                     match tx.file_version(parent_file, at)?.map(|v| v.origins) {
-                        Some(LineOrigins::Runs(_)) => {
+                        Some(LineOrigins::Runs(_) | LineOrigins::Delta { .. }) => {
                             same = Some((parent_file.local(), at.local()))
                         }
                         Some(LineOrigins::SameAs { file, commit }) => same = Some((file, commit)),
@@ -125,10 +181,10 @@ pub fn store_commit(
                     break;
                 }
                 ParentSide::Blocks(blocks) => {
-                    let Some(runs) = tx.origin_runs(parent_file, at)? else {
+                    let Some((depth, runs)) = parents.1.get(tx, parent_file, at)? else {
                         continue;
                     };
-                    from_parents.push((lines::expand(&runs), blocks.clone()));
+                    from_parents.push((parent_file, at, depth, runs, blocks.as_slice()));
                 }
             }
         }
@@ -139,12 +195,35 @@ pub fn store_commit(
             }
             None => {
                 report.versions += 1;
-                LineOrigins::Runs(lines::assign(
-                    id.local(),
-                    file.local(),
-                    lines,
-                    &from_parents,
-                ))
+                let expanded: Vec<_> = from_parents
+                    .iter()
+                    .map(|(_, _, _, runs, blocks)| (expand(runs), *blocks))
+                    .collect();
+                let runs = Arc::new(assign(id.local(), file.local(), lines, &expanded));
+                // Deltas against one parent only: a chain, read in at most MAX_DELTA_DEPTH
+                // steps. A version that merges lines of several parents keeps its runs.
+                let depth = match from_parents.as_slice() {
+                    [one] => one.2 + 1,
+                    _ => 0,
+                };
+                let origins = if depth == 0 || depth > MAX_DELTA_DEPTH {
+                    parents.1.put(file.local(), id.local(), 0, runs.clone());
+                    LineOrigins::Runs(runs.to_vec())
+                } else {
+                    parents.1.put(file.local(), id.local(), depth, runs);
+                    LineOrigins::Delta {
+                        parents: from_parents
+                            .iter()
+                            .map(|(f, c, _, _, blocks)| ParentDelta {
+                                file: f.local(),
+                                commit: c.local(),
+                                blocks: blocks.to_vec(),
+                            })
+                            .collect(),
+                        depth,
+                    }
+                };
+                origins
             }
         };
         let version = FileVersion {

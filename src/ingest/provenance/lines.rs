@@ -1,17 +1,10 @@
-//! The arithmetic of line provenance: diffs as blocks of unchanged lines, runs of origins,
-//! and a version's runs computed from its parents' runs as `git blame` assigns them.
+//! Diffs for line provenance: the blocks of lines a version keeps from a parent. The runs of
+//! origins and how a version's runs follow from its parents' are the stored format's
+//! arithmetic ([`crate::store::origins`]).
 
 use gix::diff::blob::{sources, Algorithm, Diff, InternedInput};
 
-use crate::store::records::OriginRun;
-
-/// `len` lines unchanged between a parent (from line `old`) and the child (from line `new`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Block {
-    pub old: u32,
-    pub new: u32,
-    pub len: u32,
-}
+pub use crate::store::records::Block;
 
 /// Diffs two versions line by line (Myers, with git's indent heuristic for where an
 /// ambiguous change sits, as `git blame` diffs); one per worker thread.
@@ -65,86 +58,10 @@ impl LineDiffer {
     }
 }
 
-/// One line's origin: the commit, the file (its path there) and the line there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Origin {
-    pub commit: u64,
-    pub file: u64,
-    pub line: u32,
-}
-
-/// The origin of every line of a version, expanded from its runs.
-pub fn expand(runs: &[OriginRun]) -> Vec<Origin> {
-    let mut out = Vec::with_capacity(runs.iter().map(|r| r.len as usize).sum());
-    for r in runs {
-        out.extend((0..r.len).map(|i| Origin {
-            commit: r.commit,
-            file: r.file,
-            line: r.line + i,
-        }));
-    }
-    out
-}
-
-/// Runs of consecutive lines from one commit and file, whose lines there are consecutive.
-pub fn compress(lines: &[Origin]) -> Vec<OriginRun> {
-    let mut out: Vec<OriginRun> = Vec::new();
-    for o in lines {
-        match out.last_mut() {
-            Some(r) if r.commit == o.commit && r.file == o.file && r.line + r.len == o.line => {
-                r.len += 1;
-            }
-            _ => out.push(OriginRun {
-                commit: o.commit,
-                file: o.file,
-                line: o.line,
-                len: 1,
-            }),
-        }
-    }
-    out
-}
-
-/// The runs of a version of `lines` lines that `commit` wrote as file `file`, given each
-/// parent's lines and the blocks the version keeps from it, parents in order. As `git blame`
-/// passes blame: a line kept from an earlier parent takes that parent's origin; a line no
-/// parent has was introduced by `commit`.
-pub fn assign(
-    commit: u64,
-    file: u64,
-    lines: u32,
-    parents: &[(Vec<Origin>, Vec<Block>)],
-) -> Vec<OriginRun> {
-    let mut origin: Vec<Option<Origin>> = vec![None; lines as usize];
-    for (parent_lines, blocks) in parents {
-        for b in blocks {
-            for i in 0..b.len {
-                let (old, new) = ((b.old + i) as usize, (b.new + i) as usize);
-                if let (Some(slot @ None), Some(from)) =
-                    (origin.get_mut(new), parent_lines.get(old))
-                {
-                    *slot = Some(*from);
-                }
-            }
-        }
-    }
-    let all: Vec<Origin> = origin
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| {
-            o.unwrap_or(Origin {
-                commit,
-                file,
-                line: i as u32,
-            })
-        })
-        .collect();
-    compress(&all)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::origins::{assign, compress, expand, Origin};
 
     fn o(commit: u64, line: u32) -> Origin {
         Origin {
@@ -198,29 +115,17 @@ mod tests {
         // The child has 4 lines: line 0 from both parents, line 1 from the second only.
         let p1 = vec![o(10, 0)];
         let p2 = vec![o(20, 0), o(20, 1)];
-        let runs = assign(
-            30,
-            1,
-            4,
-            &[
-                (
-                    p1,
-                    vec![Block {
-                        old: 0,
-                        new: 0,
-                        len: 1,
-                    }],
-                ),
-                (
-                    p2,
-                    vec![Block {
-                        old: 0,
-                        new: 0,
-                        len: 2,
-                    }],
-                ),
-            ],
-        );
+        let first = [Block {
+            old: 0,
+            new: 0,
+            len: 1,
+        }];
+        let second = [Block {
+            old: 0,
+            new: 0,
+            len: 2,
+        }];
+        let runs = assign(30, 1, 4, &[(p1, &first[..]), (p2, &second[..])]);
         assert_eq!(expand(&runs), vec![o(10, 0), o(20, 1), o(30, 2), o(30, 3)]);
     }
 }
