@@ -112,11 +112,7 @@ pub fn symbol(kb: &Kb, name: &str, json_out: bool) -> anyhow::Result<()> {
         let path = read.string(read.file(node.file)?.path)?;
         let qualified = read.string(node.qualified_name)?;
         let definition = match read.head_blob(node.file)? {
-            Some(blob) => read
-                .blob(blob)?
-                .symbols
-                .into_iter()
-                .find(|s| s.qualified_name == qualified),
+            Some(blob) => read.blob(blob)?.definition(&qualified).cloned(),
             None => None,
         };
         let mut history = Vec::new();

@@ -506,7 +506,7 @@ impl Drafter<'_> {
             return Ok(Err("symbol not in the code head"));
         };
         let blob = read.blob(blob)?;
-        let Some(record) = blob.symbols.iter().find(|s| s.qualified_name == qname) else {
+        let Some(record) = blob.definition(&qname) else {
             return Ok(Err("symbol not in the code head"));
         };
         let Some(text) = self.git.text(&blob.sha) else {

@@ -50,9 +50,7 @@ fn symbol_span(
     }
     let qname = read.string(node.qualified_name)?;
     Ok(record
-        .symbols
-        .iter()
-        .find(|s| s.qualified_name == qname)
+        .definition(&qname)
         .map(|s| (s.start_line, s.end_line)))
 }
 
@@ -120,7 +118,13 @@ pub fn introduced_by_commit(read: &ReadTx, commit: NodeId) -> Result<Vec<NodeId>
         if record.sha != sha {
             continue;
         }
+        let mut seen = std::collections::HashSet::new();
         for s in &record.symbols {
+            // One symbol per qualified name, at the span of its definition.
+            if !seen.insert(s.qualified_name.as_str()) {
+                continue;
+            }
+            let s = record.definition(&s.qualified_name).unwrap_or(s);
             let touched = commits_in(&runs, Some((s.start_line, s.end_line)));
             if touched.contains(&commit) {
                 if let Some(id) = read.symbol_in_file(file, read_qname(read, &s.qualified_name)?)? {

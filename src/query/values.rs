@@ -282,9 +282,7 @@ fn symbol_value(
                 return Ok(Val::Null);
             };
             read.blob(blob)?
-                .symbols
-                .iter()
-                .find(|s| s.qualified_name == qname)
+                .definition(&qname)
                 .map_or(Val::Null, |s| Val::Num(s.start_line as f64))
         }
     })

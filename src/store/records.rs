@@ -252,6 +252,19 @@ pub struct BlobRecord {
     pub imports: Vec<String>,
 }
 
+impl BlobRecord {
+    /// The definition a qualified name stands for in this version. Several definitions can
+    /// share one (Python `@overload` stubs before the implementation, C++ overloads): the
+    /// one with the longest span is the implementation (a stub's body is `...`), the later
+    /// one on a tie (the one Python binds last).
+    pub fn definition(&self, qualified_name: &str) -> Option<&SymbolRecord> {
+        self.symbols
+            .iter()
+            .filter(|s| s.qualified_name == qualified_name)
+            .max_by_key(|s| s.end_line.saturating_sub(s.start_line))
+    }
+}
+
 /// A symbol node: a qualified name in a file, stable across the file's versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SymbolNode {
@@ -618,5 +631,50 @@ pub fn evidence(line: &str) -> String {
     match line.char_indices().nth(200) {
         Some((at, _)) => format!("{}…", &line[..at]),
         None => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(qualified_name: &str, start_line: u32, end_line: u32) -> SymbolRecord {
+        SymbolRecord {
+            kind: SymbolKind::Function,
+            name: qualified_name.to_string(),
+            qualified_name: qualified_name.to_string(),
+            start_byte: 0,
+            end_byte: 0,
+            start_line,
+            end_line,
+            signature: String::new(),
+            doc: None,
+            leading_line: start_line,
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn overload_stubs_give_way_to_the_implementation() {
+        let blob = BlobRecord {
+            sha: vec![0; 20],
+            lang: Some("python".into()),
+            status: BlobStatus::Parsed { error_bytes: 0 },
+            // Two `@overload` stubs, then the implementation, then another name.
+            symbols: vec![
+                def("get_peft_model", 49, 50),
+                def("get_peft_model", 61, 62),
+                def("get_peft_model", 105, 160),
+                def("other", 161, 170),
+            ],
+            imports: Vec::new(),
+        };
+        assert_eq!(blob.definition("get_peft_model").unwrap().start_line, 105);
+        assert_eq!(blob.definition("other").unwrap().start_line, 161);
+        assert!(blob.definition("missing").is_none());
+        // Equal spans: the later definition, the one Python binds.
+        let mut twins = blob.clone();
+        twins.symbols = vec![def("f", 1, 3), def("f", 5, 7)];
+        assert_eq!(twins.definition("f").unwrap().start_line, 5);
     }
 }
