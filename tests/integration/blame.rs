@@ -156,6 +156,8 @@ fn cli_porcelain_is_gits_byte_for_byte() {
             "no file `no/such/file.py`",
         ),
         (vec!["blame", "docs/logo.png"], "binary"),
+        // Renamed to minillm/common/utils.py: the old path is gone at HEAD.
+        (vec!["blame", "minillm/utils.py"], "does not exist at"),
         (
             vec!["blame", "README.md", "--at", "zzzz"],
             "unknown revision `zzzz`",
@@ -299,6 +301,14 @@ fn one_new_commit_adds_only_its_own_versions() {
     .unwrap();
     fixture.git(&["commit", "-q", "-am", "scheduler: a note"]);
     let report = kb.ingest(&repo, &options, &Silent).unwrap();
+    // SZZ rewrites the fixes' introduced_by edges from their blames: nothing changed, so
+    // nothing is reported added or removed.
+    let links = report.links.unwrap();
+    assert_eq!(
+        (links.introduced_by, links.edges_removed),
+        (0, 0),
+        "{links:?}"
+    );
     let provenance = report.provenance.unwrap();
     assert_eq!(provenance.commits, 1);
     assert_eq!(provenance.versions, 1);

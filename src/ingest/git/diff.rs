@@ -436,6 +436,7 @@ fn origins(
                     blob: f.new_blob,
                     lines: None,
                     parents: Vec::new(),
+                    renamed_from: f.old_path.clone(),
                 };
             }
             let old_side = match renamed_from[i] {
@@ -448,7 +449,7 @@ fn origins(
                 }
                 _ => None,
             };
-            reader.change(
+            let mut change = reader.change(
                 repo,
                 parents,
                 FileDiff {
@@ -457,7 +458,9 @@ fn origins(
                     new: sides[i].1.data(),
                     old,
                 },
-            )
+            );
+            change.renamed_from = f.old_path.clone();
+            change
         })
         .collect()
 }

@@ -471,8 +471,17 @@ pub fn szz(
         let mut fix_ids: Vec<&NodeId> = fixes.keys().collect();
         fix_ids.sort();
         for fix in fix_ids {
-            report.edges_removed += tx.remove_edges_from(*fix, Rel::IntroducedBy)?;
+            // The edges are rewritten from the blame; only the ones that were not there
+            // before count as added, and only the ones not written again as removed.
+            let before: std::collections::HashSet<NodeId> = tx
+                .edges_from(*fix, Rel::IntroducedBy)?
+                .into_iter()
+                .map(|(dst, _)| dst)
+                .collect();
+            let mut kept = 0u64;
+            tx.remove_edges_from(*fix, Rel::IntroducedBy)?;
             let Some(blame) = tx.szz_blame(*fix)? else {
+                report.edges_removed += before.len() as u64;
                 continue;
             };
             let issue_dates: Vec<i64> = fixes[fix]
@@ -511,10 +520,13 @@ pub fn szz(
                         },
                     },
                 };
-                let new = tx.add_edge(*fix, Rel::IntroducedBy, candidate, &m)?;
+                tx.add_edge(*fix, Rel::IntroducedBy, candidate, &m)?;
+                let new = !before.contains(&candidate);
+                kept += u64::from(!new);
                 report.added(Rel::IntroducedBy, new);
                 report.introduced_by += u64::from(new);
             }
+            report.edges_removed += before.len() as u64 - kept;
         }
         Ok(())
     })?;

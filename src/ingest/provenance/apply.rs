@@ -137,6 +137,24 @@ pub fn store_commit(
         tx.set_first_parent(id, p)?;
     }
     report.commits += 1;
+    // A renamed file's old path is gone as of this commit, unless the commit also wrote a
+    // file there.
+    for change in changes {
+        let Some(old) = &change.renamed_from else {
+            continue;
+        };
+        if changes.iter().any(|c| &c.path == old) {
+            continue;
+        }
+        if let Some(old_file) = tx.file_id(old)? {
+            let gone = FileVersion {
+                blob: None,
+                lines: 0,
+                origins: LineOrigins::Deleted,
+            };
+            tx.put_file_version(old_file, id, &gone)?;
+        }
+    }
     for change in changes {
         let (file, _) = tx.file(&change.path)?;
         let blob = change.blob.map(|b| b.as_bytes().to_vec());

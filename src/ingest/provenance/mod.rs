@@ -134,6 +134,10 @@ fn plan(read: &ReadTx, id: NodeId) -> Result<CommitPlan, StoreError> {
     })
 }
 
+fn renamed_from(t: &Touch) -> Option<String> {
+    (t.change == ChangeKind::Renamed && t.old_path != t.path).then(|| t.old_path.clone())
+}
+
 /// What each parent holds of each file `plan`'s commit changed.
 fn sides_of(
     repo: &gix::Repository,
@@ -151,6 +155,7 @@ fn sides_of(
                     blob: new_blob,
                     lines: None,
                     parents: Vec::new(),
+                    renamed_from: renamed_from(t),
                 };
             }
             let old = match (t.change, t.old_blob) {
@@ -159,7 +164,7 @@ fn sides_of(
                 }
                 _ => None,
             };
-            reader.change(
+            let mut change = reader.change(
                 repo,
                 &plan.parents,
                 FileDiff {
@@ -168,7 +173,9 @@ fn sides_of(
                     new: None,
                     old,
                 },
-            )
+            );
+            change.renamed_from = renamed_from(t);
+            change
         })
         .collect()
 }

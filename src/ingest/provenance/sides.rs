@@ -38,6 +38,9 @@ pub struct PendingChange {
     /// `None`: no line origins (deleted, binary, unreadable, oversized).
     pub lines: Option<u32>,
     pub parents: Vec<PendingParent>,
+    /// The path the file had in the first parent, when the commit renamed it: that path is
+    /// gone as of this commit.
+    pub renamed_from: Option<String>,
 }
 
 fn is_text(data: &[u8]) -> bool {
@@ -90,6 +93,7 @@ impl SideReader {
                 blob: None,
                 lines: None,
                 parents: Vec::new(),
+                renamed_from: None,
             };
         };
         let owned;
@@ -106,6 +110,7 @@ impl SideReader {
                 blob: Some(new_blob),
                 lines: None,
                 parents: Vec::new(),
+                renamed_from: None,
             };
         };
         let mut out = Vec::new();
@@ -149,6 +154,7 @@ impl SideReader {
             blob: Some(new_blob),
             lines: Some(line_count(new)),
             parents: out,
+            renamed_from: None,
         }
     }
 }
