@@ -162,6 +162,7 @@ impl Kb {
         })?;
         let mut hunks = Vec::with_capacity(runs.len());
         let mut commits: std::collections::HashMap<u64, BlameHunk> = Default::default();
+        let mut paths: std::collections::HashMap<u64, String> = Default::default();
         let mut final_line = 1;
         for run in &runs {
             let template = match commits.get(&run.commit) {
@@ -171,22 +172,22 @@ impl Kb {
                     let c = read.commit(id)?;
                     // As git blame shows them: after `.mailmap` (the author node); the
                     // committer too when it is the author.
-                    let raw_author = (read.string(c.author.name)?, read.string(c.author.email)?);
-                    let raw_committer = (
-                        read.string(c.committer.name)?,
-                        read.string(c.committer.email)?,
-                    );
                     let author = match read.targets_of(id, Rel::AuthoredBy)?.first() {
                         Some(a) => {
                             let a = read.author(*a)?;
                             (read.string(a.name)?, read.string(a.email)?)
                         }
-                        None => raw_author.clone(),
+                        None => (read.string(c.author.name)?, read.string(c.author.email)?),
                     };
-                    let committer = if raw_committer == raw_author {
+                    let committer = if (c.committer.name, c.committer.email)
+                        == (c.author.name, c.author.email)
+                    {
                         author.clone()
                     } else {
-                        raw_committer
+                        (
+                            read.string(c.committer.name)?,
+                            read.string(c.committer.email)?,
+                        )
                     };
                     let h = BlameHunk {
                         commit: hex(&c.sha),
@@ -209,8 +210,16 @@ impl Kb {
                     h
                 }
             };
+            let orig_path = match paths.get(&run.file) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = read.string(read.file(NodeId::new(NodeKind::File, run.file))?.path)?;
+                    paths.insert(run.file, p.clone());
+                    p
+                }
+            };
             hunks.push(BlameHunk {
-                orig_path: read.string(read.file(NodeId::new(NodeKind::File, run.file))?.path)?,
+                orig_path,
                 orig_line: run.line + 1,
                 final_line,
                 len: run.len,
@@ -234,9 +243,17 @@ impl Kb {
     /// A blob's lines from the repository the file was ingested from, if it is readable.
     fn blob_text(&self, read: &ReadTx, blob: &[u8]) -> Option<Vec<Vec<u8>>> {
         let path = read.meta(REPO_PATH_KEY).ok()??;
-        let repo = gix::open(String::from_utf8_lossy(&path).as_ref()).ok()?;
+        // Only the object database is read (a worktree's `.git/objects` or a bare
+        // repository's `objects`), without opening the repository around it.
+        let root = std::path::PathBuf::from(String::from_utf8_lossy(&path).as_ref());
+        let objects = [root.join(".git/objects"), root.join("objects")]
+            .into_iter()
+            .find(|p| p.is_dir())?;
+        let odb = gix::odb::at(objects, gix::hash::Kind::Sha1).ok()?;
         let id = gix::ObjectId::try_from(blob).ok()?;
-        let data = repo.try_find_object(id).ok()??.detach().data;
+        let mut buf = Vec::new();
+        use gix::prelude::Find;
+        let data = odb.try_find(&id, &mut buf).ok()??.data.to_vec();
         Some(
             data.split_inclusive(|&b| b == b'\n')
                 .map(|l| l.strip_suffix(b"\n").unwrap_or(l).to_vec())
