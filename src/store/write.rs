@@ -495,23 +495,6 @@ impl<'txn> WriteTx<'txn> {
         Ok(())
     }
 
-    /// The commit holding the version of `file` with content `blob` that `commit` sees.
-    pub fn version_with_blob(
-        &self,
-        file: NodeId,
-        blob: &[u8],
-        commit: NodeId,
-    ) -> Result<Option<NodeId>, StoreError> {
-        Ok(super::origins::version_with_blob(
-            &self.version_by_blob,
-            &self.first_parents,
-            file.local(),
-            blob,
-            commit.local(),
-        )?
-        .map(|c| NodeId::new(NodeKind::Commit, c)))
-    }
-
     /// The commits (sorted) holding a version of `file` with content `blob`, at or before
     /// `commit`.
     pub fn versions_with_blob(
@@ -554,21 +537,6 @@ impl<'txn> WriteTx<'txn> {
         commit: NodeId,
     ) -> Result<Option<Vec<OriginRun>>, StoreError> {
         super::origins::runs(&self.line_origins, file.local(), commit.local())
-    }
-
-    /// The commit whose version of `file` is the file as of `commit`, with that version.
-    pub fn file_version_at(
-        &self,
-        file: NodeId,
-        commit: NodeId,
-    ) -> Result<Option<(NodeId, FileVersion)>, StoreError> {
-        Ok(super::origins::version_at(
-            &self.line_origins,
-            &self.first_parents,
-            file.local(),
-            commit.local(),
-        )?
-        .map(|(c, v)| (NodeId::new(NodeKind::Commit, c), v)))
     }
 
     pub fn edges_from(&self, src: NodeId, rel: Rel) -> Result<Vec<(NodeId, EdgeMeta)>, StoreError> {
