@@ -73,6 +73,19 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The metadata of edge `src -rel-> dst` in an edges table (a read or a write transaction's).
+pub(super) fn edge_meta_in(
+    edges: &impl ReadableTable<(u64, u8, u64), &'static [u8]>,
+    src: NodeId,
+    rel: Rel,
+    dst: NodeId,
+) -> Result<Option<EdgeMeta>, StoreError> {
+    match edges.get((src.0, rel as u8, dst.0))? {
+        Some(v) => Ok(Some(decode("edge", v.value())?)),
+        None => Ok(None),
+    }
+}
+
 impl ReadTx {
     pub(super) fn open(txn: ReadTransaction) -> Result<ReadTx, StoreError> {
         Ok(ReadTx {
@@ -450,10 +463,7 @@ impl ReadTx {
         rel: Rel,
         dst: NodeId,
     ) -> Result<Option<EdgeMeta>, StoreError> {
-        match self.edges.get((src.0, rel as u8, dst.0))? {
-            Some(v) => Ok(Some(decode("edge", v.value())?)),
-            None => Ok(None),
-        }
+        edge_meta_in(&self.edges, src, rel, dst)
     }
 
     /// Edges `src -rel-> *`, in destination id order.

@@ -579,10 +579,7 @@ impl<'txn> WriteTx<'txn> {
         rel: Rel,
         dst: NodeId,
     ) -> Result<Option<EdgeMeta>, StoreError> {
-        match self.edges.get((src.0, rel as u8, dst.0))? {
-            Some(v) => Ok(Some(decode("edge", v.value())?)),
-            None => Ok(None),
-        }
+        super::read::edge_meta_in(&self.edges, src, rel, dst)
     }
 
     /// Every issue and pull request id, in number order.
