@@ -1,9 +1,18 @@
-//! Code parsing benchmark: lore's parse + symbol extraction + storage of every source file at
-//! HEAD, against a bare tree-sitter parse loop over the same files, in the same run.
+//! Code parsing benchmark, two parts in one run, single-threaded:
+//!
+//! 1. every source file at HEAD: lore's parse + symbol extraction (+ storage), against a bare
+//!    tree-sitter parse loop over the same files;
+//! 2. every version of every source file in the history (non-merge commits, oldest first, as
+//!    the code stage sees them): a bare tree-sitter parse of each version, lore's parse of each
+//!    version from scratch, and lore's parse of each version from the one before (what the
+//!    code stage does). The last two must give the same symbols and imports for every
+//!    version; the bench counts and prints every difference.
 //!
 //! ```text
 //! cargo bench --bench code                                   # the bundled fixture
 //! LORE_BENCH_REPO=/path/to/repo.git cargo bench --bench code  # a real repository
+//! LORE_BENCH_HISTORY=0 ...                                    # HEAD only
+//! LORE_BENCH_ONLY=src/lib.rs ...                              # histories of matching paths only
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -15,6 +24,15 @@ use lore::store::records::{BlobRecord, BlobStatus};
 use lore::store::Store;
 
 fn main() {
+    let (repo_path, _tmp) = repository();
+    head_files(&repo_path);
+    if std::env::var("LORE_BENCH_HISTORY").as_deref() != Ok("0") {
+        history(&repo_path);
+    }
+}
+
+/// The repository to read: `LORE_BENCH_REPO`, or the fixture built in a temporary directory.
+fn repository() -> (PathBuf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo_path = match std::env::var_os("LORE_BENCH_REPO") {
         Some(p) => PathBuf::from(p),
@@ -30,7 +48,12 @@ fn main() {
             out
         }
     };
-    let repo = gix::open(&repo_path).expect("open repository");
+    (repo_path, tmp)
+}
+
+fn head_files(repo_path: &Path) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = gix::open(repo_path).expect("open repository");
     let tree = repo.head_commit().expect("HEAD").tree().expect("tree");
     let mut recorder = gix::traverse::tree::Recorder::default();
     tree.traverse()
@@ -149,4 +172,189 @@ fn main() {
         "ratio extract+store / bare   {:.2}",
         stored.as_secs_f64() / bare.as_secs_f64()
     );
+}
+
+/// The versions of each source file, oldest first: the new blob of every change in a
+/// non-merge commit, consecutive repeats dropped.
+fn file_histories(repo_path: &Path) -> Vec<(String, Vec<gix::ObjectId>)> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo_path)
+        .args([
+            "log",
+            "--reverse",
+            "--no-merges",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--format=",
+            "--branches",
+            "--tags",
+        ])
+        .output()
+        .expect("git log");
+    assert!(out.status.success(), "git log failed");
+    let mut order: Vec<String> = Vec::new();
+    let mut chains: std::collections::HashMap<String, Vec<gix::ObjectId>> = Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((meta, path)) = line.split_once('\t') else {
+            continue;
+        };
+        let fields: Vec<&str> = meta.split_whitespace().collect();
+        let (Some(new), Some(status)) = (fields.get(3), fields.get(4)) else {
+            continue;
+        };
+        if status.starts_with('D') || Lang::detect(path, b"").is_none() || is_vendored(path) {
+            continue;
+        }
+        let Ok(id) = gix::ObjectId::from_hex(new.as_bytes()) else {
+            continue;
+        };
+        let chain = chains.entry(path.to_string()).or_insert_with(|| {
+            order.push(path.to_string());
+            Vec::new()
+        });
+        if chain.last() != Some(&id) {
+            chain.push(id);
+        }
+    }
+    order
+        .into_iter()
+        .map(|p| {
+            let chain = chains.remove(&p).unwrap_or_default();
+            (p, chain)
+        })
+        .collect()
+}
+
+fn history(repo_path: &Path) {
+    let repo = gix::open(repo_path).expect("open repository");
+    let limits = ParseLimits::default();
+    let histories = file_histories(repo_path);
+    let (mut bare, mut fresh, mut chained) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut versions, mut bytes, mut differ, mut reused) = (0usize, 0usize, 0usize, 0usize);
+    let mut first_differences: Vec<String> = Vec::new();
+    let mut parsers = std::collections::HashMap::new();
+    let mut fresh_parser = CodeParser::new(limits.clone());
+    let mut chain_parser = CodeParser::new(limits.clone());
+    let only = std::env::var("LORE_BENCH_ONLY").ok();
+    for (path, ids) in &histories {
+        if only.as_deref().is_some_and(|o| !path.contains(o)) {
+            continue;
+        }
+        let Some(lang) = Lang::detect(path, b"") else {
+            continue;
+        };
+        let data: Vec<Vec<u8>> = ids
+            .iter()
+            .filter_map(|id| repo.try_find_object(*id).ok().flatten())
+            .map(|o| o.detach().data)
+            .filter(|d| d.len() <= limits.max_bytes)
+            .collect();
+        versions += data.len();
+        bytes += data.iter().map(Vec::len).sum::<usize>();
+
+        let t = Instant::now();
+        let parser = parsers.entry(lang).or_insert_with(|| {
+            let mut p = tree_sitter::Parser::new();
+            p.set_language(&lang.grammar()).expect("grammar");
+            p
+        });
+        for d in &data {
+            std::hint::black_box(parser.parse(d, None));
+        }
+        bare += t.elapsed();
+
+        let t = Instant::now();
+        let want: Vec<_> = data.iter().map(|d| fresh_parser.parse(path, d)).collect();
+        fresh += t.elapsed();
+
+        let t = Instant::now();
+        let mut base = None;
+        let mut got = Vec::with_capacity(data.len());
+        for d in &data {
+            let (parsed, next) = chain_parser.parse_from(path, d, base.take());
+            reused += next.as_ref().map_or(0, |b| b.reused_units());
+            got.push(parsed);
+            base = next;
+        }
+        chained += t.elapsed();
+
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            if g != w {
+                differ += 1;
+                if first_differences.len() < 10 {
+                    first_differences.push(format!(
+                        "{path} version {k} ({}): {}",
+                        ids[k],
+                        first_difference(g, w)
+                    ));
+                }
+            }
+        }
+    }
+    let mbps = |d: Duration| bytes as f64 / 1048576.0 / d.as_secs_f64();
+    println!(
+        "history: {} files, {versions} versions ({:.1} MiB)",
+        histories.len(),
+        bytes as f64 / 1048576.0
+    );
+    println!(
+        "bare tree-sitter parse of every version       {:.3} s  {:.1} MiB/s",
+        bare.as_secs_f64(),
+        mbps(bare)
+    );
+    println!(
+        "lore, every version from scratch             {:.3} s  {:.1} MiB/s",
+        fresh.as_secs_f64(),
+        mbps(fresh)
+    );
+    println!(
+        "lore, each version from the one before       {:.3} s  {:.1} MiB/s  ({reused} top-level nodes kept)",
+        chained.as_secs_f64(),
+        mbps(chained)
+    );
+    println!(
+        "ratio chained / bare                         {:.2}",
+        chained.as_secs_f64() / bare.as_secs_f64()
+    );
+    println!("versions whose chained parse differs from a fresh one: {differ}");
+    for d in &first_differences {
+        println!("  {d}");
+    }
+}
+
+/// Where a chained parse first differs from a fresh one, in words.
+fn first_difference(
+    got: &Result<lore::ingest::code::ParsedFile, lore::ingest::code::Skip>,
+    want: &Result<lore::ingest::code::ParsedFile, lore::ingest::code::Skip>,
+) -> String {
+    let (Ok(got), Ok(want)) = (got, want) else {
+        return format!(
+            "chained {:?}, fresh {:?}",
+            got.as_ref().err(),
+            want.as_ref().err()
+        );
+    };
+    if got.has_errors != want.has_errors || got.error_bytes != want.error_bytes {
+        return format!(
+            "errors: chained {} bytes (has_errors {}), fresh {} bytes (has_errors {})",
+            got.error_bytes, got.has_errors, want.error_bytes, want.has_errors
+        );
+    }
+    if got.imports != want.imports {
+        return format!("imports {:?} against {:?}", got.imports, want.imports);
+    }
+    for (i, (g, w)) in got.symbols.iter().zip(&want.symbols).enumerate() {
+        if g != w {
+            return format!("symbol {i}: chained {g:?}, fresh {w:?}");
+        }
+    }
+    format!(
+        "{} symbols against {} (errors {} / {})",
+        got.symbols.len(),
+        want.symbols.len(),
+        got.error_bytes,
+        want.error_bytes
+    )
 }

@@ -36,8 +36,9 @@ pub struct IngestArgs {
     /// when it has fix commits to blame, and a later ingest without the flag catches up.
     #[arg(long)]
     no_provenance: bool,
-    /// Skip SZZ (blaming what each fix commit changed); a later ingest or import without this
-    /// flag does it. On large histories SZZ costs about as much as `git blame` on every fix.
+    /// Skip SZZ (the commits that introduced what each fix commit changed); a later ingest or
+    /// import without this flag does it. SZZ reads the stored line provenance (running the
+    /// provenance pass first when `--no-provenance` skipped it), so it costs seconds.
     #[arg(long)]
     no_szz: bool,
     /// The project's GitHub repository (owner/name): `owner/name#N` references in commit

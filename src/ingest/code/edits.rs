@@ -1,9 +1,7 @@
-//! From one version of a file's bytes to the next: the changed byte ranges, as the edits
-//! tree-sitter needs to parse the new version from the old tree.
+//! From one version of a file's bytes to the next: the changed byte ranges, which decide the
+//! top-level nodes the code stage parses again.
 
 use std::collections::HashMap;
-
-use tree_sitter::{InputEdit, Point};
 
 /// A changed byte range: `old` in the old text became `new` in the new text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,26 +38,6 @@ pub(super) fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
         .map(|(o, n)| Change {
             old: start + o.start..start + o.end,
             new: start + n.start..start + n.end,
-        })
-        .collect()
-}
-
-/// Tree edits for `changes`, last first, so each edit's offsets stay valid for the tree as the
-/// edits before it left it.
-pub(super) fn input_edits(changes: &[Change], old: &[u8], new: &[u8]) -> Vec<InputEdit> {
-    changes
-        .iter()
-        .rev()
-        .map(|c| {
-            let start = point(old, c.old.start);
-            InputEdit {
-                start_byte: c.old.start,
-                old_end_byte: c.old.end,
-                new_end_byte: c.old.start + c.new.len(),
-                start_position: start,
-                old_end_position: point(old, c.old.end),
-                new_end_position: point_after(start, &new[c.new.clone()]),
-            }
         })
         .collect()
 }
@@ -119,24 +97,4 @@ pub(super) fn changed_runs(
         runs.push((byte_a(i)..old.len(), byte_b(j)..new.len()));
     }
     runs
-}
-
-pub(super) fn point(text: &[u8], byte: usize) -> Point {
-    let before = &text[..byte];
-    let row = memchr::memchr_iter(b'\n', before).count();
-    let column = before.iter().rev().take_while(|&&b| b != b'\n').count();
-    Point { row, column }
-}
-
-pub(super) fn point_after(start: Point, inserted: &[u8]) -> Point {
-    match inserted.iter().rposition(|&b| b == b'\n') {
-        None => Point {
-            row: start.row,
-            column: start.column + inserted.len(),
-        },
-        Some(last) => Point {
-            row: start.row + memchr::memchr_iter(b'\n', inserted).count(),
-            column: inserted.len() - last - 1,
-        },
-    }
 }

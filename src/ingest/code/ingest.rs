@@ -143,19 +143,48 @@ fn oid(bytes: &Option<Vec<u8>>) -> Option<ObjectId> {
         .and_then(|b| ObjectId::try_from(b.as_slice()).ok())
 }
 
-/// The last parsed version of each recently changed file, so the next version parses
-/// incrementally. Bounded by the source bytes it holds.
+/// The last parsed version of each recently changed file, so the next version parses only
+/// what changed. Bounded by the source bytes it holds: past the bound, the files changed
+/// longest ago are dropped first.
 #[derive(Default)]
 struct ParseBases {
-    by_path: HashMap<String, ParseBase>,
+    by_path: HashMap<String, (u64, ParseBase)>,
+    /// Batches seen so far; each entry records the batch that last used it.
+    batch: u64,
 }
 
 impl ParseBases {
-    /// Source bytes kept; trees take a small multiple of this.
-    const MAX_BYTES: usize = 32 << 20;
+    /// Source bytes kept; the symbols kept with them take a small multiple of this.
+    const MAX_BYTES: usize = 128 << 20;
 
-    fn bytes(&self) -> usize {
-        self.by_path.values().map(ParseBase::len).sum()
+    fn take(&mut self, path: &str) -> Option<ParseBase> {
+        self.by_path.remove(path).map(|(_, base)| base)
+    }
+
+    fn put(&mut self, path: String, base: ParseBase) {
+        self.by_path.insert(path, (self.batch, base));
+    }
+
+    /// End a batch: drop the least recently used bases while over the bound.
+    fn end_batch(&mut self) {
+        self.batch += 1;
+        let mut bytes: usize = self.by_path.values().map(|(_, b)| b.len()).sum();
+        if bytes <= Self::MAX_BYTES {
+            return;
+        }
+        let mut by_age: Vec<(u64, String, usize)> = self
+            .by_path
+            .iter()
+            .map(|(p, (used, b))| (*used, p.clone(), b.len()))
+            .collect();
+        by_age.sort_unstable();
+        for (_, path, len) in by_age {
+            if bytes <= Self::MAX_BYTES * 3 / 4 {
+                break;
+            }
+            self.by_path.remove(&path);
+            bytes -= len;
+        }
     }
 }
 
@@ -197,7 +226,7 @@ fn parse_missing(
     let work: Vec<(String, Vec<ObjectId>, Option<ParseBase>)> = chains
         .into_iter()
         .map(|(path, ids)| {
-            let base = bases.by_path.remove(&path);
+            let base = bases.take(&path);
             (path, ids, base)
         })
         .collect();
@@ -225,13 +254,11 @@ fn parse_missing(
     let mut parsed = Vec::new();
     for (path, records, base) in done {
         if let Some(base) = base {
-            bases.by_path.insert(path, base);
+            bases.put(path, base);
         }
         parsed.extend(records);
     }
-    if bases.bytes() > ParseBases::MAX_BYTES {
-        bases.by_path.clear();
-    }
+    bases.end_batch();
     for record in &parsed {
         report.blobs_parsed += 1;
         if let BlobStatus::Skipped { reason } = &record.status {
