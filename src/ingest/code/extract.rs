@@ -521,12 +521,13 @@ fn build_unit(
 }
 
 /// Where a container's members live and the members themselves, for the containers whose
-/// members are split into units: Rust `impl`, `trait` and inline `mod` blocks, Python classes
-/// (decorated or not), C++ namespaces and JavaScript/TypeScript classes.
+/// members are split into units: Rust `impl`, `trait` and inline `mod` blocks and function
+/// bodies (statements), Python classes and function bodies (decorated or not), C++ namespaces
+/// and JavaScript/TypeScript classes.
 fn container_body(lang: Lang, node: Node<'_>) -> Option<((u32, u32), Vec<Node<'_>>)> {
     let container = match (lang, node.kind()) {
-        (Lang::Rust, "impl_item" | "trait_item" | "mod_item")
-        | (Lang::Python, "class_definition")
+        (Lang::Rust, "impl_item" | "trait_item" | "mod_item" | "function_item")
+        | (Lang::Python, "class_definition" | "function_definition")
         | (Lang::Cpp, "namespace_definition")
         | (
             Lang::JavaScript | Lang::TypeScript | Lang::Tsx,
@@ -534,7 +535,7 @@ fn container_body(lang: Lang, node: Node<'_>) -> Option<((u32, u32), Vec<Node<'_
         ) => node,
         (Lang::Python, "decorated_definition") => node
             .child_by_field_name("definition")
-            .filter(|d| d.kind() == "class_definition")?,
+            .filter(|d| matches!(d.kind(), "class_definition" | "function_definition"))?,
         _ => return None,
     };
     let body = container.child_by_field_name("body")?;
