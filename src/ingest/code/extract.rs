@@ -142,25 +142,17 @@ impl CodeParser {
         if let Some(base) = base.filter(|b| b.lang == lang && b.spliceable) {
             if let Some((units, reused_units)) = splice(parser, lang, &base, &source, timeout) {
                 let error_bytes: u32 = units.iter().map(|u| u.error_bytes).sum();
-                if self.mostly_errors(error_bytes, source.len()) {
-                    return (Err(Skip::MostlyErrors), None);
-                }
-                let (symbols, imports) = flatten(&units);
-                let parsed = ParsedFile {
-                    lang,
-                    symbols,
-                    imports,
-                    error_bytes,
-                    has_errors: units.iter().any(|u| u.has_error),
-                };
-                let next = ParseBase {
+                let has_errors = units.iter().any(|u| u.has_error);
+                let spliced = Parsed {
                     lang,
                     source,
                     units,
+                    error_bytes,
+                    has_errors,
                     spliceable: true,
                     reused_units,
                 };
-                return (Ok(parsed), Some(next));
+                return spliced.finish(&self.limits);
             }
         }
 
@@ -169,31 +161,60 @@ impl CodeParser {
         };
         let root = tree.root_node();
         let error_bytes = error_bytes(root);
-        if self.mostly_errors(error_bytes, source.len()) {
+        if mostly_errors(&self.limits, error_bytes, source.len()) {
             return (Err(Skip::MostlyErrors), None);
         }
-        let units = extract(lang, query(lang), root, &source);
-        let (symbols, imports) = flatten(&units);
-        let parsed = ParsedFile {
+        let parsed = Parsed {
             lang,
-            symbols,
-            imports,
+            units: extract(lang, query(lang), root, &source),
+            source,
             error_bytes,
             has_errors: root.has_error(),
-        };
-        let next = ParseBase {
-            lang,
-            source,
-            units,
             spliceable: errors_contained(root, lang),
             reused_units: 0,
         };
-        (Ok(parsed), Some(next))
+        parsed.finish(&self.limits)
     }
+}
 
-    /// Syntax errors cover more of the file than the limits allow.
-    fn mostly_errors(&self, error_bytes: u32, len: usize) -> bool {
-        len > 0 && error_bytes as f32 / len as f32 > self.limits.max_error_share
+/// Syntax errors cover more of the file than the limits allow.
+fn mostly_errors(limits: &ParseLimits, error_bytes: u32, len: usize) -> bool {
+    len > 0 && error_bytes as f32 / len as f32 > limits.max_error_share
+}
+
+/// A file version's units, however they were found, before they become its symbols and the
+/// base for its next version.
+struct Parsed {
+    lang: Lang,
+    source: Vec<u8>,
+    units: Vec<Unit>,
+    error_bytes: u32,
+    has_errors: bool,
+    spliceable: bool,
+    reused_units: usize,
+}
+
+impl Parsed {
+    fn finish(self, limits: &ParseLimits) -> (Result<ParsedFile, Skip>, Option<ParseBase>) {
+        if mostly_errors(limits, self.error_bytes, self.source.len()) {
+            return (Err(Skip::MostlyErrors), None);
+        }
+        let (symbols, imports) = flatten(&self.units);
+        let parsed = ParsedFile {
+            lang: self.lang,
+            symbols,
+            imports,
+            error_bytes: self.error_bytes,
+            has_errors: self.has_errors,
+        };
+        let next = ParseBase {
+            lang: self.lang,
+            source: self.source,
+            units: self.units,
+            spliceable: self.spliceable,
+            reused_units: self.reused_units,
+        };
+        (Ok(parsed), Some(next))
     }
 }
 
