@@ -105,6 +105,7 @@ pub fn symbol(kb: &Kb, name: &str, json_out: bool) -> anyhow::Result<()> {
         lineages.push(lineage);
     }
     let mut values = Vec::new();
+    let mut entries = Vec::new();
     for ((id, node), lineage) in found.into_iter().zip(lineages) {
         if covered.contains(&id) {
             continue;
@@ -137,10 +138,15 @@ pub fn symbol(kb: &Kb, name: &str, json_out: bool) -> anyhow::Result<()> {
             ));
         }
         history.sort();
+        entries.push((node.kind.name(), qualified, path, definition, history));
+    }
+    // The symbols defined at HEAD first, then those that live only in the history.
+    entries.sort_by_key(|(_, _, _, definition, _)| definition.is_none());
+    for (kind, qualified, path, definition, history) in entries {
         if json_out {
             values.push(json!({
                 "qualified_name": qualified,
-                "kind": node.kind.name(),
+                "kind": kind,
                 "file": path,
                 "definition": definition.as_ref().map(|d| json!({
                     "start_line": d.start_line, "end_line": d.end_line, "signature": d.signature, "doc": d.doc,
@@ -151,7 +157,7 @@ pub fn symbol(kb: &Kb, name: &str, json_out: bool) -> anyhow::Result<()> {
             }));
             continue;
         }
-        println!("{} {}  ({path})", node.kind.name(), qualified);
+        println!("{kind} {qualified}  ({path})");
         match &definition {
             Some(d) => {
                 println!("  {path}:{}-{}", d.start_line, d.end_line);
