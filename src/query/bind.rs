@@ -438,14 +438,23 @@ fn bind_returns(
                     .iter()
                     .filter_map(|s| s.kind.map(|k| k.words().1))
                     .collect();
-                QueryError::schema(
-                    text,
-                    item.set.span,
-                    format!(
-                        "`return {name}`: no set of that kind in the query; sets: {}",
-                        names.join(", ")
-                    ),
-                )
+                let mut message = format!(
+                    "`return {name}`: no set of that kind in the query; sets: {}",
+                    names.join(", ")
+                );
+                // `return qname` where `return symbol.qname` was meant.
+                if item.field.is_none() {
+                    if let Some(set) = sets
+                        .iter()
+                        .find(|s| FieldRef::resolve(name, &s.fields()).is_some())
+                    {
+                        message.push_str(&format!(
+                            " (a field is named with its set: `{}.{name}`)",
+                            set.name
+                        ));
+                    }
+                }
+                QueryError::schema(text, item.set.span, message)
             })?;
         let at = match returned.iter().position(|&r| r == idx) {
             Some(at) => at,
@@ -483,4 +492,22 @@ fn tail_field(text: &str, word: &Word, set: &SetSpec) -> Result<FieldRef, QueryE
         }
         QueryError::schema(text, word.span, message)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parser::parse;
+
+    #[test]
+    fn a_bare_field_after_return_points_to_its_set() {
+        let text = r#"symbols where name = "get_peft_model" return qname, line"#;
+        let err = bind(text, &parse(text).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("no set of that kind"), "{err}");
+        assert!(err.contains("`symbol.qname`"), "{err}");
+        // A word that is neither a set nor a field gets no such hint.
+        let text = "symbols return nonsense";
+        let err = bind(text, &parse(text).unwrap()).unwrap_err().to_string();
+        assert!(!err.contains("named with its set"), "{err}");
+    }
 }
