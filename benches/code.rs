@@ -310,7 +310,7 @@ fn history(repo_path: &Path) {
         mbps(fresh)
     );
     println!(
-        "lore, each version from the one before       {:.3} s  {:.1} MiB/s  ({reused} top-level nodes kept)",
+        "lore, each version from the one before       {:.3} s  {:.1} MiB/s  ({reused} units kept)",
         chained.as_secs_f64(),
         mbps(chained)
     );

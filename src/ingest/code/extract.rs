@@ -294,7 +294,8 @@ impl ParseBase {
         self.source.is_empty()
     }
 
-    /// Top-level nodes whose symbols were carried over from the previous version.
+    /// Units (top-level nodes, members, statements) whose symbols were carried over from the
+    /// previous version.
     pub fn reused_units(&self) -> usize {
         self.reused_units
     }
@@ -1077,7 +1078,7 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
-    /// Parse `versions` in order, each from the previous tree, and compare every result with a
+    /// Parse `versions` in order, each from the previous one's units, and compare every result with a
     /// fresh parse of the same bytes.
     fn assert_incremental_matches_fresh(path: &str, versions: &[Vec<u8>]) {
         let mut incremental = CodeParser::new(ParseLimits::default());
@@ -1234,6 +1235,35 @@ mod tests {
         assert!(broken.has_errors);
         let versions: Vec<Vec<u8>> = versions.iter().map(|v| v.as_bytes().to_vec()).collect();
         assert_incremental_matches_fresh(path, &versions);
+    }
+
+    /// A run that ends in an unclosed brace parses alone as "missing `}`", while in the file
+    /// the block swallows the items after it: such a run must not be spliced.
+    #[test]
+    fn an_unclosed_brace_is_not_spliced() {
+        let versions: Vec<Vec<u8>> = [
+            "use std::fmt;\n\nimpl A {\n    fn a(&self) {}\n}\n\nmod tests {\n    fn t() {}\n}\n\nfn main() {}\n",
+            "use std::fmt;\n\nimpl A {\n    fn a(&self) {}\n\nmod tests {\n    fn t() {}\n}\n\nfn main() {}\n",
+            "use std::fmt;\n\nimpl A {\n    fn a(&self) {}\n}\n\nmod tests {\n    fn t() {}\n}\n\nfn main() {}\n",
+            "use std::fmt;\n\nimpl A {\n    fn a(&self) {}\n}\n\nmod tests {\n    fn t() { let x = 1; }\n}\n\nfn main() {}\n",
+        ]
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+        let mut fresh = CodeParser::new(ParseLimits::default());
+        let broken = fresh
+            .parse("a.rs", &versions[1])
+            .expect("parses with errors");
+        assert!(broken.has_errors);
+        // In the file, `mod tests` lands inside the unclosed `impl A`.
+        assert!(
+            broken
+                .symbols
+                .iter()
+                .any(|s| s.qualified_name == "A::tests"),
+            "{broken:?}"
+        );
+        assert_incremental_matches_fresh("a.rs", &versions);
     }
 
     #[test]

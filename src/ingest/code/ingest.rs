@@ -154,7 +154,8 @@ struct ParseBases {
 }
 
 impl ParseBases {
-    /// Source bytes kept; the symbols kept with them take a small multiple of this.
+    /// Source bytes kept. The units kept with them (symbols, one entry per item, member and
+    /// function statement) cost more; on cargo the whole code stage peaks at 0.73 GB RSS.
     const MAX_BYTES: usize = 128 << 20;
 
     fn take(&mut self, path: &str) -> Option<ParseBase> {
@@ -189,7 +190,7 @@ impl ParseBases {
 }
 
 /// Parse the blobs `needed` that the store does not have yet. Versions of one path form a
-/// chain parsed in order, each from the previous one's tree; chains run in parallel.
+/// chain parsed in order, each from the previous one's units; chains run in parallel.
 fn parse_missing(
     store: &Store,
     repo: &gix::ThreadSafeRepository,
