@@ -90,16 +90,15 @@ fn throughput(args: &[String]) {
     let mut opt = AdamW::new(AdamWConfig::default(), &params).unwrap();
     let batch = random_batch(dir.config.vocab_size, rows, seq, 1);
     let mut step = || -> f32 {
-        let (sum, n) = model.loss_sum(&batch, Some(&lora), true).unwrap().unwrap();
-        let loss = (sum / n as f64).unwrap();
-        let grads = loss.backward().unwrap();
-        let mut g: Vec<Tensor> = params
-            .iter()
-            .map(|p| grads.get(p.as_tensor()).unwrap().clone())
-            .collect();
+        let labels = batch.targets().0.len();
+        let out = model
+            .loss_and_grads(&batch, &lora, true, 1.0 / labels as f64)
+            .unwrap()
+            .unwrap();
+        let mut g = out.grads;
         optim::clip(&mut g, 1.0).unwrap();
         opt.update(&params, &g, 1e-4).unwrap();
-        loss.to_scalar::<f32>().unwrap()
+        (out.loss_sum / labels as f64) as f32
     };
     let warm = num(args, "--warmup", 3);
     for _ in 0..warm {
@@ -153,17 +152,17 @@ fn parity(args: &[String]) {
     let seq = num(args, "--seq", 64);
     let batch = random_batch(dir.config.vocab_size, 2, seq, 13);
     let logits = model.logits(&batch, Some(&lora)).unwrap();
-    let (sum, n) = model.loss_sum(&batch, Some(&lora), true).unwrap().unwrap();
-    let loss = (sum / n as f64).unwrap();
-    let grads = loss.backward().unwrap();
+    let labels = batch.targets().0.len();
+    let out = model
+        .loss_and_grads(&batch, &lora, false, 1.0 / labels as f64)
+        .unwrap()
+        .unwrap();
+    let loss = Tensor::new(&[(out.loss_sum / labels as f64) as f32], &Device::Cpu).unwrap();
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     tensors.insert("logits".into(), logits.reshape((2, seq, ())).unwrap());
-    tensors.insert("loss".into(), loss.reshape(1).unwrap());
-    for (key, var) in lora.named() {
-        tensors.insert(
-            format!("grad.{key}"),
-            grads.get(var.as_tensor()).unwrap().clone(),
-        );
+    tensors.insert("loss".into(), loss);
+    for ((key, _), grad) in lora.named().into_iter().zip(out.grads) {
+        tensors.insert(format!("grad.{key}"), grad);
     }
     let ids: Vec<f32> = batch.ids.iter().map(|&i| i as f32).collect();
     tensors.insert(
@@ -207,12 +206,10 @@ fn profile(args: &[String]) {
     let batch = random_batch(vocab, rows, seq, 1);
     let short = random_batch(vocab, rows * seq / 128, 128, 1);
     let fwd = time(&dev, 3, || {
-        let (s, _) = model.loss_sum(&batch, Some(&lora), true).unwrap().unwrap();
-        s.to_scalar::<f32>().unwrap();
+        model.loss_sum(&batch, Some(&lora)).unwrap().unwrap();
     });
     let step = |b: &Batch| {
-        let (s, _) = model.loss_sum(b, Some(&lora), true).unwrap().unwrap();
-        s.backward().unwrap();
+        model.loss_and_grads(b, &lora, true, 1.0).unwrap().unwrap();
     };
     let fwd_bwd = time(&dev, 3, || step(&batch));
     let short_rows = time(&dev, 3, || step(&short));

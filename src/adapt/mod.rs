@@ -14,6 +14,7 @@ pub mod config;
 pub mod data;
 pub mod lineage;
 pub mod lora;
+pub mod backward;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -8,21 +8,22 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::{ModelConfig, ModelDir};
 use super::lora::LoraSet;
-use super::ops::{self, frozen_linear};
+use super::backward::{LayerTape, ProjTape, Tape};
+use super::ops;
 use super::AdaptError;
 
 type Result<T> = candle_core::Result<T>;
 
 /// A frozen projection: weight `[out, in]` and an optional bias.
-struct Proj {
-    weight: Tensor,
+pub(super) struct Proj {
+    pub(super) weight: Tensor,
     bias: Option<Tensor>,
 }
 
-struct Layer {
-    input_norm: Tensor,
-    post_norm: Tensor,
-    proj: HashMap<&'static str, Proj>,
+pub(super) struct Layer {
+    pub(super) input_norm: Tensor,
+    pub(super) post_norm: Tensor,
+    pub(super) proj: HashMap<&'static str, Proj>,
 }
 
 /// The base model, frozen.
@@ -31,9 +32,9 @@ pub struct Model {
     pub dtype: DType,
     pub device: Device,
     embed: Tensor,
-    layers: Vec<Layer>,
-    norm: Tensor,
-    lm_head: Tensor,
+    pub(super) layers: Vec<Layer>,
+    pub(super) norm: Tensor,
+    pub(super) lm_head: Tensor,
     inv_freq: Vec<f32>,
 }
 
@@ -67,13 +68,14 @@ impl Batch {
 }
 
 /// What every layer of one forward pass shares.
-struct Pass<'a> {
-    batch: &'a Batch,
+pub(super) struct Pass<'a> {
+    pub(super) batch: &'a Batch,
     /// cos and sin, `[rows, 1, seq, head_dim/2]`.
-    rotary: (Tensor, Tensor),
+    pub(super) rotary: (Tensor, Tensor),
     /// `[rows, heads, seq, seq]`, 0 or -inf.
     mask: Tensor,
-    lora: Option<&'a LoraSet>,
+    pub(super) lora: Option<&'a LoraSet>,
+    /// Dropout on LoRA inputs (training only).
     train: bool,
 }
 
@@ -181,31 +183,50 @@ impl Model {
         })
     }
 
+    /// A LoRA matrix, detached from candle's graph, in the activations' dtype.
+    pub(super) fn lora_weight(&self, w: &candle_core::Var) -> Result<Tensor> {
+        w.as_tensor().detach().to_dtype(self.dtype)
+    }
+
+    /// `x W^T + bias + s · B(A(dropout(x)))`; records what the backward needs in `tape`.
     fn project(
         &self,
         x: &Tensor,
         layer: usize,
         name: &'static str,
-        lora: Option<&LoraSet>,
-        train: bool,
+        pass: &Pass<'_>,
+        tape: Option<&mut HashMap<&'static str, ProjTape>>,
     ) -> Result<Tensor> {
         let p = &self.layers[layer].proj[name];
-        let mut y = frozen_linear(x, &p.weight)?;
+        let x = x.contiguous()?;
+        let mut y = x.matmul(&p.weight.t()?)?;
         if let Some(b) = &p.bias {
             y = y.broadcast_add(b)?;
         }
-        let Some(set) = lora else { return Ok(y) };
+        let Some(set) = pass.lora else { return Ok(y) };
         let Some(l) = set.layers.get(&(layer, name.to_string())) else {
             return Ok(y);
         };
-        let input = if train && set.config.dropout > 0.0 {
-            candle_nn::ops::dropout(x, set.config.dropout)?
+        let p_drop = set.config.dropout;
+        // The kept inputs scaled by 1/(1 − p), as dropout does.
+        let keep = if pass.train && p_drop > 0.0 {
+            let u = Tensor::rand(0f32, 1f32, x.shape(), &self.device)?;
+            let kept = u.ge(f64::from(p_drop))?.to_dtype(self.dtype)?;
+            Some((kept / (1.0 - f64::from(p_drop)))?)
         } else {
-            x.clone()
+            None
         };
-        let a = l.a.as_tensor().to_dtype(self.dtype)?;
-        let b = l.b.as_tensor().to_dtype(self.dtype)?;
-        let delta = (input.matmul(&a.t()?)?.matmul(&b.t()?)? * set.config.scale())?;
+        let input = match &keep {
+            Some(k) => (&x * k)?,
+            None => x.clone(),
+        };
+        let a = self.lora_weight(&l.a)?;
+        let b = self.lora_weight(&l.b)?;
+        let xa = input.matmul(&a.t()?)?;
+        let delta = (xa.matmul(&b.t()?)? * set.config.scale())?;
+        if let Some(tape) = tape {
+            tape.insert(name, ProjTape { xa, keep });
+        }
         y + delta
     }
 
@@ -228,25 +249,37 @@ impl Model {
         Ok((cos, sin))
     }
 
-    fn attention(&self, h: &Tensor, layer: usize, pass: &Pass<'_>) -> Result<Tensor> {
-        let Pass {
-            batch,
-            rotary,
-            mask,
-            lora,
-            train,
-        } = pass;
-        let (lora, train) = (*lora, *train);
+    /// `[b·t, n·d]` → `[b, n, t, d]`.
+    pub(super) fn heads(&self, x: &Tensor, batch: &Batch, n: usize) -> Result<Tensor> {
+        let d = self.config.head_dim();
+        x.reshape((batch.rows, batch.seq, n, d))?.transpose(1, 2)
+    }
+
+    /// Self-attention of one layer on the normed input `h`; returns the output projection's
+    /// input, `[b·t, heads·d]`, and records the layer's attention in `tape`.
+    fn attention(
+        &self,
+        h: &Tensor,
+        layer: usize,
+        pass: &Pass<'_>,
+        mut tape: Option<&mut LayerTape>,
+    ) -> Result<Tensor> {
         let cfg = &self.config;
-        let (b, t, d) = (batch.rows, batch.seq, cfg.head_dim());
+        let (b, t, d) = (pass.batch.rows, pass.batch.seq, cfg.head_dim());
         let (heads, kv) = (cfg.num_attention_heads, cfg.kv_heads());
-        let split = |x: Tensor, n: usize| x.reshape((b, t, n, d))?.transpose(1, 2);
-        let q = split(self.project(h, layer, "q_proj", lora, train)?, heads)?;
-        let k = split(self.project(h, layer, "k_proj", lora, train)?, kv)?;
-        let v = split(self.project(h, layer, "v_proj", lora, train)?, kv)?;
+        let mut projected = |name| {
+            let proj = tape.as_deref_mut().map(|t| &mut t.proj);
+            self.project(h, layer, name, pass, proj)
+        };
+        let q = projected("q_proj")?;
+        let k = projected("k_proj")?;
+        let v = projected("v_proj")?;
+        let (cos, sin) = &pass.rotary;
         // The 1/√d scale goes on q, not on the [t, t] scores.
-        let q = (ops::rope(&q, &rotary.0, &rotary.1)? / (d as f64).sqrt())?;
-        let k = ops::rope(&k, &rotary.0, &rotary.1)?;
+        let q = (ops::rope(&self.heads(&q, pass.batch, heads)?, cos, sin)? / (d as f64).sqrt())?
+            .contiguous()?;
+        let k = ops::rope(&self.heads(&k, pass.batch, kv)?, cos, sin)?;
+        let v = self.heads(&v, pass.batch, kv)?;
         let repeat = |x: Tensor| -> Result<Tensor> {
             if heads == kv {
                 return x.contiguous();
@@ -256,17 +289,31 @@ impl Model {
                 .reshape((b, heads, t, d))
         };
         let (k, v) = (repeat(k)?, repeat(v)?);
-        let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
-        let probs = ops::masked_softmax(&scores, mask)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&(scores + &pass.mask)?)?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((b * t, heads * d))?;
-        self.project(&out, layer, "o_proj", lora, train)
+        if let Some(tape) = tape {
+            tape.q = Some(q);
+            tape.k = Some(k);
+            tape.v = Some(v);
+            tape.probs = Some(probs);
+            tape.attn = Some(out.clone());
+        }
+        Ok(out)
     }
 
-    /// The final hidden states, `[rows · seq, hidden]`.
-    pub fn hidden(&self, batch: &Batch, lora: Option<&LoraSet>, train: bool) -> Result<Tensor> {
+    /// The residual stream after the last layer, `[rows · seq, hidden]` (before the final
+    /// norm); with a tape, every layer records what its backward needs.
+    pub(super) fn run<'a>(
+        &self,
+        batch: &'a Batch,
+        lora: Option<&'a LoraSet>,
+        train: bool,
+        mut tape: Option<&mut Tape>,
+    ) -> Result<(Tensor, Pass<'a>)> {
         let (b, t) = (batch.rows, batch.seq);
         let ids = Tensor::from_slice(&batch.ids, b * t, &self.device)?;
         let mut x = self.embed.index_select(&ids, 0)?;
@@ -288,39 +335,70 @@ impl Model {
         };
         let eps = self.config.rms_norm_eps;
         for (i, layer) in self.layers.iter().enumerate() {
-            let h = ops::rms_norm(&x, &layer.input_norm, eps)?;
-            x = (x + self.attention(&h, i, &pass)?)?;
-            let h = ops::rms_norm(&x, &layer.post_norm, eps)?;
-            let gate = self.project(&h, i, "gate_proj", lora, train)?.silu()?;
-            let up = self.project(&h, i, "up_proj", lora, train)?;
-            x = (x + self.project(&(gate * up)?, i, "down_proj", lora, train)?)?;
+            let mut lt = tape.is_some().then(LayerTape::default);
+            let h1 = ops::rms_norm(&x, &layer.input_norm, eps)?;
+            let attn = self.attention(&h1, i, &pass, lt.as_mut())?;
+            let proj = lt.as_mut().map(|t| &mut t.proj);
+            let mid = (&x + self.project(&attn, i, "o_proj", &pass, proj)?)?;
+            let h2 = ops::rms_norm(&mid, &layer.post_norm, eps)?;
+            let proj = lt.as_mut().map(|t| &mut t.proj);
+            let gate = self.project(&h2, i, "gate_proj", &pass, proj)?;
+            let proj = lt.as_mut().map(|t| &mut t.proj);
+            let up = self.project(&h2, i, "up_proj", &pass, proj)?;
+            let act = (gate.silu()? * &up)?;
+            let proj = lt.as_mut().map(|t| &mut t.proj);
+            let out = (&mid + self.project(&act, i, "down_proj", &pass, proj)?)?;
+            if let (Some(tape), Some(mut lt)) = (tape.as_deref_mut(), lt) {
+                lt.x = Some(x);
+                lt.h1 = Some(h1);
+                lt.mid = Some(mid);
+                lt.h2 = Some(h2);
+                lt.gate = Some(gate);
+                lt.up = Some(up);
+                lt.act = Some(act);
+                tape.layers.push(lt);
+            }
+            x = out;
         }
-        ops::rms_norm(&x, &self.norm, eps)
+        Ok((x, pass))
+    }
+
+    /// The final hidden states, `[rows · seq, hidden]`.
+    pub fn hidden(&self, batch: &Batch, lora: Option<&LoraSet>) -> Result<Tensor> {
+        let (x, _) = self.run(batch, lora, false, None)?;
+        ops::rms_norm(&x, &self.norm, self.config.rms_norm_eps)
     }
 
     /// Logits of every position, `[rows · seq, vocab]`, f32.
     pub fn logits(&self, batch: &Batch, lora: Option<&LoraSet>) -> Result<Tensor> {
-        let h = self.hidden(batch, lora, false)?;
-        frozen_linear(&h, &self.lm_head)?.to_dtype(DType::F32)
+        let h = self.hidden(batch, lora)?;
+        h.matmul(&self.lm_head.t()?)?.to_dtype(DType::F32)
     }
 
-    /// The summed cross-entropy over the batch's labels and how many there are; `None` when
-    /// the batch has no label. Only labelled positions go through the output layer.
-    pub fn loss_sum(
-        &self,
-        batch: &Batch,
-        lora: Option<&LoraSet>,
-        train: bool,
-    ) -> Result<Option<(Tensor, usize)>> {
+    /// The summed cross-entropy over the batch's labels and how many there are (no dropout, no
+    /// gradients); `None` when the batch has no label. Only labelled positions go through the
+    /// output layer.
+    pub fn loss_sum(&self, batch: &Batch, lora: Option<&LoraSet>) -> Result<Option<(f64, usize)>> {
         let (at, targets) = batch.targets();
         if at.is_empty() {
             return Ok(None);
         }
         let n = at.len();
-        let h = self.hidden(batch, lora, train)?;
-        let at = Tensor::from_vec(at, n, &self.device)?;
-        let targets = Tensor::from_vec(targets, n, &self.device)?;
-        let logits = frozen_linear(&h.index_select(&at, 0)?, &self.lm_head)?;
-        Ok(Some((ops::cross_entropy_sum(&logits, &targets)?, n)))
+        let h = self.hidden(batch, lora)?;
+        let mut loss = Tensor::zeros(1, DType::F32, &self.device)?;
+        for (at, targets) in at.chunks(self.loss_chunk()).zip(targets.chunks(self.loss_chunk())) {
+            let m = at.len();
+            let at = Tensor::from_slice(at, m, &self.device)?;
+            let targets = Tensor::from_slice(targets, m, &self.device)?;
+            let logits = h.index_select(&at, 0)?.matmul(&self.lm_head.t()?)?;
+            loss = (loss + ops::cross_entropy(&logits, &targets, None)?.0)?;
+        }
+        Ok(Some((f64::from(loss.to_vec1::<f32>()?[0]), n)))
+    }
+
+    /// How many labelled rows go through the output layer at once: about 256 MiB of f32
+    /// probabilities.
+    pub(super) fn loss_chunk(&self) -> usize {
+        ((64usize << 20) / self.config.vocab_size.max(1)).max(16)
     }
 }

@@ -111,8 +111,8 @@ pub fn eval_loss(
     let mut count = 0usize;
     for chunk in rows.chunks(batch.max(1)) {
         let refs: Vec<&Batch> = chunk.iter().collect();
-        if let Some((loss, n)) = model.loss_sum(&data::join(&refs), lora, false)? {
-            sum += f64::from(loss.to_scalar::<f32>()?);
+        if let Some((loss, n)) = model.loss_sum(&data::join(&refs), lora)? {
+            sum += loss;
             count += n;
         }
     }
@@ -315,23 +315,15 @@ fn train(
         let mut grads: Option<Vec<Tensor>> = None;
         let mut loss_sum = 0.0f64;
         for b in &batches {
-            let Some((loss, _)) = model.loss_sum(b, Some(lora), true)? else {
+            let Some(out) = model.loss_and_grads(b, lora, true, 1.0 / labels.max(1) as f64)? else {
                 continue;
             };
-            loss_sum += f64::from(loss.to_scalar::<f32>()?);
-            let store = (loss / labels.max(1) as f64)?.backward()?;
-            let g: Vec<Tensor> = params
-                .iter()
-                .map(|p| match store.get(p.as_tensor()) {
-                    Some(g) => Ok(g.clone()),
-                    None => p.as_tensor().zeros_like(),
-                })
-                .collect::<candle_core::Result<_>>()?;
+            loss_sum += out.loss_sum;
             grads = Some(match grads {
-                None => g,
+                None => out.grads,
                 Some(acc) => acc
                     .iter()
-                    .zip(&g)
+                    .zip(&out.grads)
                     .map(|(a, b)| a + b)
                     .collect::<candle_core::Result<_>>()?,
             });
