@@ -4,11 +4,19 @@
 //! cargo bench --bench adapt -- throughput --model DIR [--seq 1024] [--batch 8] [--steps 10] [--device cuda]
 //! cargo bench --bench adapt -- parity --model DIR --out DIR [--device cpu|cuda]
 //! cargo bench --bench adapt -- profile --model DIR [--seq 1024] [--batch 8] [--device cuda]
+//! cargo bench --bench adapt -- kernels --model DIR --device cuda
 //! ```
 //!
-//! `profile` times the parts of a step (JSON): the forward pass alone, forward + backward, the
-//! same tokens as short rows (how much attention's O(seq²) costs), and forward + backward
-//! without LoRA on a tracked input (what LoRA itself adds).
+//! `throughput` and `profile` take `--composed` to run without lore's fused CUDA kernels
+//! (candle's own kernels only), for comparison in the same session.
+//!
+//! `profile` times the parts of a step (JSON): the forward pass alone, forward + backward, and
+//! the same tokens as short rows (how much attention's O(seq²) costs).
+//!
+//! `kernels` checks each fused CUDA kernel against the composed candle ops it replaces on
+//! random bf16 inputs, and a whole step's loss and LoRA gradients with and without them on a
+//! small model; it prints one JSON line per check and exits non-zero when one is off by more
+//! than bf16 rounding explains.
 //!
 //! `throughput` trains LoRA r=16 on all seven projections (alpha 32, AdamW, f32 LoRA weights,
 //! bf16 base on CUDA) on random tokens, and prints tokens/s, the step time and MFU as JSON, with
@@ -26,6 +34,7 @@ use candle_core::{Device, Tensor};
 use lore::adapt::config::ModelDir;
 use lore::adapt::lora::{write_safetensors, LoraConfig, LoraSet, SplitMix, ALL_TARGETS};
 use lore::adapt::model::{Batch, Model};
+use lore::adapt::ops;
 use lore::adapt::optim::{self, AdamW, AdamWConfig};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -69,7 +78,9 @@ fn random_batch(vocab: usize, rows: usize, seq: usize, seed: u64) -> Batch {
     }
 }
 
+/// The device, and whether lore's fused kernels are used on it (`--composed`: not).
 fn device(args: &[String]) -> Device {
+    ops::set_fused(!args.iter().any(|a| a == "--composed"));
     match arg(args, "--device").as_deref() {
         Some("cuda") => Device::new_cuda(0).expect("a CUDA device (build with --features cuda)"),
         _ => Device::Cpu,
@@ -153,15 +164,15 @@ fn parity(args: &[String]) {
     let batch = random_batch(dir.config.vocab_size, 2, seq, 13);
     let logits = model.logits(&batch, Some(&lora)).unwrap();
     let labels = batch.targets().0.len();
-    let out = model
+    let step = model
         .loss_and_grads(&batch, &lora, false, 1.0 / labels as f64)
         .unwrap()
         .unwrap();
-    let loss = Tensor::new(&[(out.loss_sum / labels as f64) as f32], &Device::Cpu).unwrap();
+    let loss = Tensor::new(&[(step.loss_sum / labels as f64) as f32], &Device::Cpu).unwrap();
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     tensors.insert("logits".into(), logits.reshape((2, seq, ())).unwrap());
     tensors.insert("loss".into(), loss);
-    for ((key, _), grad) in lora.named().into_iter().zip(out.grads) {
+    for ((key, _), grad) in lora.named().into_iter().zip(step.grads) {
         tensors.insert(format!("grad.{key}"), grad);
     }
     let ids: Vec<f32> = batch.ids.iter().map(|&i| i as f32).collect();
@@ -229,6 +240,170 @@ fn profile(args: &[String]) {
     );
 }
 
+/// The largest absolute difference between `a` and `b` over the largest absolute value of `b`.
+fn relative_max(a: &Tensor, b: &Tensor) -> (f64, f64) {
+    let f = |t: &Tensor| -> Vec<f32> {
+        t.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let (a, b) = (f(a), f(b));
+    assert_eq!(a.len(), b.len(), "the two versions differ in size");
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let scale = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
+    (f64::from(diff), f64::from(scale))
+}
+
+/// The relative L2 error of `a` against `b`.
+fn relative_l2(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(candle_core::DType::F32).unwrap();
+    let b = b.to_dtype(candle_core::DType::F32).unwrap();
+    let norm = |t: &Tensor| f64::from(t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()).sqrt();
+    norm(&(&a - &b).unwrap()) / norm(&b).max(1e-30)
+}
+
+fn kernels(args: &[String]) {
+    let dev = device(args);
+    assert!(dev.is_cuda(), "kernels: the fused kernels run on --device cuda");
+    let mut rng = SplitMix(7);
+    let mut rand = |shape: &[usize], scale: f32| -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.normal() * scale).collect();
+        Tensor::from_vec(v, shape, &dev)
+            .unwrap()
+            .to_dtype(candle_core::DType::BF16)
+            .unwrap()
+    };
+    let mut failed = 0;
+    let mut check = |name: &str, f: &dyn Fn() -> Vec<Tensor>| {
+        ops::set_fused(true);
+        let fused = f();
+        ops::set_fused(false);
+        let composed = f();
+        ops::set_fused(true);
+        for (i, (a, b)) in fused.iter().zip(&composed).enumerate() {
+            let (diff, scale) = relative_max(a, b);
+            // bf16 keeps 8 significant bits: a few roundings apart is 2^-6 of the scale.
+            let ok = diff <= scale / 64.0 + 1e-6;
+            failed += usize::from(!ok);
+            println!(
+                "{}",
+                serde_json::json!({"check": name, "output": i, "max_abs_diff": diff, "max_abs": scale, "ok": ok})
+            );
+        }
+    };
+    let (b, t, heads, d, hidden, inter, vocab) = (2, 128, 4, 32, 128, 352, 5000);
+    let n = b * t;
+    let x = rand(&[n, hidden], 1.0);
+    let w = (rand(&[hidden], 0.2) + 1.0).unwrap();
+    let dy = rand(&[n, hidden], 1.0);
+    let res = rand(&[n, hidden], 1.0);
+    check("rms_norm", &|| vec![ops::rms_norm(&x, &w, 1e-6).unwrap()]);
+    check("rms_norm_back", &|| {
+        vec![
+            ops::rms_norm_back(&x, &w, 1e-6, &dy, None).unwrap(),
+            ops::rms_norm_back(&x, &w, 1e-6, &dy, Some(&res)).unwrap(),
+        ]
+    });
+    let (gate, up, da) = (rand(&[n, inter], 2.0), rand(&[n, inter], 1.0), rand(&[n, inter], 1.0));
+    check("swiglu", &|| vec![ops::swiglu(&gate, &up).unwrap()]);
+    check("swiglu_back", &|| {
+        let (g, u) = ops::swiglu_back(&gate, &up, &da).unwrap();
+        vec![g, u]
+    });
+    let half = d / 2;
+    let angles: Vec<f32> = (0..n * half)
+        .map(|i| ((i / half) % t) as f32 / 10f32.powf((i % half) as f32 / half as f32 * 4.0))
+        .collect();
+    let table = |f: fn(f32) -> f32| {
+        let v: Vec<f32> = angles.iter().map(|&a| f(a)).collect();
+        Tensor::from_vec(v, (n, half), &dev)
+            .unwrap()
+            .to_dtype(candle_core::DType::BF16)
+            .unwrap()
+    };
+    let (cos, sin) = (table(f32::cos), table(f32::sin));
+    let q = rand(&[n, heads * d], 1.0);
+    let dq = rand(&[b, heads, t, d], 1.0);
+    check("rope_to_heads", &|| {
+        vec![ops::rope_to_heads(&q, &cos, &sin, (b, t, heads, d), 0.5).unwrap()]
+    });
+    check("rope_back_to_rows", &|| {
+        vec![ops::rope_back_to_rows(&dq, &cos, &sin, (b, t, heads, d), 0.5).unwrap()]
+    });
+    // Two documents in the first row (the second starts at 50), one in the second.
+    let positions: Vec<u32> = (0..n)
+        .map(|i| {
+            let j = i % t;
+            if i < t && j >= 50 { j as u32 - 50 } else { j as u32 }
+        })
+        .collect();
+    let scores = rand(&[b, heads, t, t], 3.0);
+    check("causal_softmax", &|| {
+        let mask = ops::PackedMask::new(&positions, (b, t, heads), candle_core::DType::BF16, &dev)
+            .unwrap();
+        vec![ops::causal_softmax(&scores, &mask).unwrap()]
+    });
+    let p = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+    let dp = rand(&[b, heads, t, t], 1.0);
+    let rowdot = rand(&[b, heads, t, 1], 0.1)
+        .to_dtype(candle_core::DType::F32)
+        .unwrap();
+    check("softmax_back", &|| vec![ops::softmax_back(&p, &dp, &rowdot).unwrap()]);
+    let logits = rand(&[300, vocab], 4.0);
+    let targets: Vec<u32> = (0..300).map(|i| (i * 7919 % vocab) as u32).collect();
+    let targets = Tensor::from_vec(targets, 300, &dev).unwrap();
+    check("cross_entropy", &|| {
+        let (loss, grad) = ops::cross_entropy(&logits, &targets, Some(0.01)).unwrap();
+        vec![loss, grad.unwrap()]
+    });
+    // A whole step on a small model: the loss and every LoRA gradient.
+    if let Some(model_dir) = arg(args, "--model") {
+        let dir = ModelDir::open(&PathBuf::from(model_dir)).unwrap();
+        let model = Model::load(&dir, &dev).unwrap();
+        let lora = LoraSet::init(&dir.config, &lora16(), 11, &dev).unwrap();
+        let mut rng = SplitMix(12);
+        for l in lora.layers.values() {
+            let d = l.b.as_tensor().dims().to_vec();
+            let v: Vec<f32> = (0..d[0] * d[1]).map(|_| rng.normal() * 0.02).collect();
+            l.b.set(&Tensor::from_vec(v, (d[0], d[1]), &dev).unwrap()).unwrap();
+        }
+        let mut batch = random_batch(dir.config.vocab_size, 2, 256, 13);
+        // Pack two documents into the first row.
+        for i in 100..256 {
+            batch.positions[i] = (i - 100) as u32;
+        }
+        let step = |fused: bool| {
+            ops::set_fused(fused);
+            model.loss_and_grads(&batch, &lora, false, 1.0 / 500.0).unwrap().unwrap()
+        };
+        let (a, c) = (step(true), step(false));
+        ops::set_fused(true);
+        let mut errors: Vec<f64> = a.grads.iter().zip(&c.grads).map(|(x, y)| relative_l2(x, y)).collect();
+        errors.sort_by(f64::total_cmp);
+        let worst = errors.last().copied().unwrap_or(0.0);
+        let loss_rel = (a.loss_sum - c.loss_sum).abs() / c.loss_sum.abs();
+        // bf16 activations: the two orders of rounding differ by about 1% (the PEFT parity
+        // check sees 1.2% median, 2.2% worst between lore and PyTorch).
+        let ok = worst < 0.05 && loss_rel < 1e-3;
+        failed += usize::from(!ok);
+        println!(
+            "{}",
+            serde_json::json!({
+                "check": "step", "loss_fused": a.loss_sum, "loss_composed": c.loss_sum,
+                "grad_rel_l2_median": errors[errors.len() / 2], "grad_rel_l2_max": worst, "ok": ok,
+            })
+        );
+    }
+    if failed > 0 {
+        eprintln!("{failed} checks failed");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args
@@ -240,9 +415,10 @@ fn main() {
         Some("parity") => parity(&args),
         Some("throughput") => throughput(&args),
         Some("profile") => profile(&args),
+        Some("kernels") => kernels(&args),
         // `cargo bench` with no mode (CI's `--no-run` only builds it): say how to use it.
         _ => eprintln!(
-            "usage: adapt (throughput|parity|profile) --model DIR [...]; see benches/adapt.rs"
+            "usage: adapt (throughput|parity|profile|kernels) --model DIR [...]; see benches/adapt.rs"
         ),
     }
 }

@@ -18,6 +18,8 @@ $PY adapt_models.py small small-bf16 bfloat16 tokenizer.json
 $PY peft_parity.py small-f32 parity-f32 cuda float32 | tee "$OUT/parity-f32.json"
 ./adapt-bench parity --model small-bf16 --out parity-bf16 --device cuda
 $PY peft_parity.py small-bf16 parity-bf16 cuda bfloat16 | tee "$OUT/parity-bf16.json"
+# lore's fused CUDA kernels against the composed candle ops they replace
+./adapt-bench kernels --model small-bf16 --device cuda | tee "$OUT/kernels-check.jsonl"
 $PY adapt_models.py qwen05 qwen05 bfloat16 tokenizer.json
 peak() { # run "$2..." with its output in $1; print the highest memory.used (MiB) seen meanwhile
   local out=$1; shift
@@ -35,6 +37,10 @@ for run in 1 2; do
   echo "{\"impl\": \"peft\", \"run\": $run, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/peft-mem-$run.json"
   cat "$OUT/peft-$run.json"
 done
+# the same step without lore's fused kernels (candle's own only), once
+m=$(peak "$OUT/lore-composed.json" ./adapt-bench throughput --model qwen05 --seq 1024 --batch 8 --steps 10 --device cuda --composed)
+echo "{\"impl\": \"lore --composed\", \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/lore-composed-mem.json"
+cat "$OUT/lore-composed.json"
 # The command line on the GPU: an adapter of the tiny model on a carried export, if present.
 if [ -x lore ] && [ -d model ] && [ -d slice1 ]; then
   ./lore init gpu.lore

@@ -35,7 +35,7 @@ pub(super) struct LayerTape {
     pub(super) h1: Option<Tensor>,
     /// Rotated and scaled queries, `[b, heads, t, d]`.
     pub(super) q: Option<Tensor>,
-    /// Rotated keys and the values, repeated to every query head, `[b, heads, t, d]`.
+    /// Rotated keys and the values, `[b, kv_heads, t, d]`.
     pub(super) k: Option<Tensor>,
     pub(super) v: Option<Tensor>,
     /// `softmax(q kᵀ + mask)`, `[b, heads, t, t]`.
@@ -117,7 +117,7 @@ impl Model {
             0,
         )?;
         drop(dh_rows);
-        let mut dx = ops::rms_norm_back(&x, &self.norm, eps, &dh)?;
+        let mut dx = ops::rms_norm_back(&x, &self.norm, eps, &dh, None)?;
         drop((x, dh));
         let mut grads = Grads::new();
         while let Some(layer_tape) = tape.layers.pop() {
@@ -166,7 +166,7 @@ impl Model {
         let dh2 = (back(&d_gate, &h2, "gate_proj", grads)? + back(&d_up, &h2, "up_proj", grads)?)?;
         drop((h2, d_gate, d_up));
         let mid = taken(t.mid.take(), "the residual after attention")?;
-        let d_mid = (d_out + ops::rms_norm_back(&mid, &layer.post_norm, eps, &dh2)?)?;
+        let d_mid = ops::rms_norm_back(&mid, &layer.post_norm, eps, &dh2, Some(&d_out))?;
         drop((mid, dh2));
         // Attention: mid = x + o(attention(h1)), h1 = rms_norm(x).
         let attn = taken(t.attn.take(), "the attention output")?;
@@ -178,7 +178,7 @@ impl Model {
             + back(&dv, &h1, "v_proj", grads)?)?;
         drop((h1, dq, dk, dv));
         let x = taken(t.x.take(), "the layer input")?;
-        d_mid + ops::rms_norm_back(&x, &layer.input_norm, eps, &dh1)?
+        ops::rms_norm_back(&x, &layer.input_norm, eps, &dh1, Some(&d_mid))
     }
 
     /// The gradients of the attention's q, k and v projection outputs (`[n, heads · d]`,
@@ -194,36 +194,34 @@ impl Model {
         let batch = pass.batch;
         let (b, s, d) = (batch.rows, batch.seq, cfg.head_dim());
         let (heads, kv) = (cfg.num_attention_heads, cfg.kv_heads());
+        let group = heads / kv;
         let d_o = self.heads(d_attn, batch, heads)?.contiguous()?;
         // Σ_j dp_j p_j for each query is dO · O: the softmax backward needs no [t, t] sum.
         let o = self.heads(attn, batch, heads)?;
         let rowdot = (d_o.to_dtype(DType::F32)? * o.to_dtype(DType::F32)?)?
             .sum_keepdim(D::Minus1)?
-            .to_dtype(self.dtype)?;
+            .contiguous()?;
+        // Query heads stacked per key/value head, as in the forward pass: the matmuls with the
+        // keys and values sum over each group.
+        let stacked = |x: &Tensor, cols: usize| x.reshape((b, kv, group * s, cols));
         let probs = taken(t.probs.take(), "the attention probabilities")?;
         let v = taken(t.v.take(), "the values")?;
-        let dv = probs.t()?.matmul(&d_o)?;
-        let dp = d_o.matmul(&v.t()?)?;
+        let d_o = stacked(&d_o, d)?;
+        let dv = stacked(&probs, s)?.t()?.matmul(&d_o)?;
+        let dp = d_o.matmul(&v.t()?)?.reshape((b, heads, s, s))?;
         drop((v, d_o));
-        let ds = ops::softmax_back(&probs, &dp, &rowdot)?;
+        let ds = stacked(&ops::softmax_back(&probs, &dp, &rowdot)?, s)?;
         drop((probs, dp));
         let (q, k) = (taken(t.q.take(), "the queries")?, taken(t.k.take(), "the keys")?);
-        let dq = ds.matmul(&k)?;
-        let dk = ds.t()?.matmul(&q)?;
+        let dq = ds.matmul(&k)?.reshape((b, heads, s, d))?;
+        let dk = ds.t()?.matmul(&stacked(&q, d)?)?;
         drop((ds, q, k));
-        // Grouped-query attention: a key/value head's gradient sums over its query heads.
-        let fold = |x: Tensor| -> Result<Tensor> {
-            if heads == kv {
-                return Ok(x);
-            }
-            x.reshape((b, kv, heads / kv, s, d))?.sum(2)
-        };
-        let (dk, dv) = (fold(dk)?, fold(dv)?);
         let (cos, sin) = &pass.rotary;
-        let dq = ops::rope_back(&(dq / (d as f64).sqrt())?, cos, sin)?;
-        let dk = ops::rope_back(&dk, cos, sin)?;
-        let flat = |x: Tensor, n: usize| x.transpose(1, 2)?.reshape((b * s, n * d));
-        Ok((flat(dq, heads)?, flat(dk, kv)?, flat(dv, kv)?))
+        let scale = 1.0 / (d as f64).sqrt();
+        let dq = ops::rope_back_to_rows(&dq, cos, sin, (b, s, heads, d), scale)?;
+        let dk = ops::rope_back_to_rows(&dk, cos, sin, (b, s, kv, d), 1.0)?;
+        let dv = dv.transpose(1, 2)?.reshape((b * s, kv * d))?;
+        Ok((dq, dk, dv))
     }
 
     /// A projection's backward: the gradient of its input `x` from that of its output `dy`,

@@ -16,6 +16,8 @@ pub mod lineage;
 pub mod lora;
 pub mod backward;
 pub mod model;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod ops;
 pub mod optim;
 pub mod peft;

@@ -70,10 +70,9 @@ impl Batch {
 /// What every layer of one forward pass shares.
 pub(super) struct Pass<'a> {
     pub(super) batch: &'a Batch,
-    /// cos and sin, `[rows, 1, seq, head_dim/2]`.
+    /// cos and sin, `[rows · seq, head_dim/2]`.
     pub(super) rotary: (Tensor, Tensor),
-    /// `[rows, heads, seq, seq]`, 0 or -inf.
-    mask: Tensor,
+    mask: ops::PackedMask,
     pub(super) lora: Option<&'a LoraSet>,
     /// Dropout on LoRA inputs (training only).
     train: bool,
@@ -230,7 +229,7 @@ impl Model {
         y + delta
     }
 
-    /// Rotary tables for the batch's positions: `[rows, 1, seq, head_dim/2]` each.
+    /// Rotary tables for the batch's positions: `[rows · seq, head_dim/2]` each.
     fn rotary(&self, batch: &Batch) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let n = batch.positions.len();
@@ -243,7 +242,7 @@ impl Model {
                 sin.push(angle.sin());
             }
         }
-        let shape = (batch.rows, 1, batch.seq, half);
+        let shape = (n, half);
         let cos = Tensor::from_vec(cos, shape, &self.device)?.to_dtype(self.dtype)?;
         let sin = Tensor::from_vec(sin, shape, &self.device)?.to_dtype(self.dtype)?;
         Ok((cos, sin))
@@ -276,23 +275,22 @@ impl Model {
         let v = projected("v_proj")?;
         let (cos, sin) = &pass.rotary;
         // The 1/√d scale goes on q, not on the [t, t] scores.
-        let q = (ops::rope(&self.heads(&q, pass.batch, heads)?, cos, sin)? / (d as f64).sqrt())?
-            .contiguous()?;
-        let k = ops::rope(&self.heads(&k, pass.batch, kv)?, cos, sin)?;
-        let v = self.heads(&v, pass.batch, kv)?;
-        let repeat = |x: Tensor| -> Result<Tensor> {
-            if heads == kv {
-                return x.contiguous();
-            }
-            x.unsqueeze(2)?
-                .broadcast_as((b, kv, heads / kv, t, d))?
-                .reshape((b, heads, t, d))
-        };
-        let (k, v) = (repeat(k)?, repeat(v)?);
-        let scores = q.matmul(&k.t()?)?;
-        let probs = candle_nn::ops::softmax_last_dim(&(scores + &pass.mask)?)?;
+        let q = ops::rope_to_heads(&q, cos, sin, (b, t, heads, d), 1.0 / (d as f64).sqrt())?;
+        let k = ops::rope_to_heads(&k, cos, sin, (b, t, kv, d), 1.0)?;
+        let v = self.heads(&v, pass.batch, kv)?.contiguous()?;
+        // Grouped-query attention without repeating keys and values: the query heads of one
+        // key/value head are stacked, `[b, kv, group · t, d]`, which is `[b, heads, t, d]`.
+        let group = heads / kv;
+        let scores = q
+            .reshape((b, kv, group * t, d))?
+            .matmul(&k.t()?)?
+            .reshape((b, heads, t, t))?;
+        let probs = ops::causal_softmax(&scores, &pass.mask)?;
+        drop(scores);
         let out = probs
+            .reshape((b, kv, group * t, t))?
             .matmul(&v)?
+            .reshape((b, heads, t, d))?
             .transpose(1, 2)?
             .reshape((b * t, heads * d))?;
         if let Some(tape) = tape {
@@ -317,15 +315,8 @@ impl Model {
         let (b, t) = (batch.rows, batch.seq);
         let ids = Tensor::from_slice(&batch.ids, b * t, &self.device)?;
         let mut x = self.embed.index_select(&ids, 0)?;
-        let mask = Tensor::from_vec(
-            ops::packed_causal_mask(&batch.positions, b, t),
-            (b, 1, t, t),
-            &self.device,
-        )?
-        .to_dtype(self.dtype)?
-        // Expanded once per pass, so every layer's mask add is a plain element-wise add.
-        .broadcast_as((b, self.config.num_attention_heads, t, t))?
-        .contiguous()?;
+        let heads = self.config.num_attention_heads;
+        let mask = ops::PackedMask::new(&batch.positions, (b, t, heads), self.dtype, &self.device)?;
         let pass = Pass {
             batch,
             rotary: self.rotary(batch)?,
@@ -345,7 +336,7 @@ impl Model {
             let gate = self.project(&h2, i, "gate_proj", &pass, proj)?;
             let proj = lt.as_mut().map(|t| &mut t.proj);
             let up = self.project(&h2, i, "up_proj", &pass, proj)?;
-            let act = (gate.silu()? * &up)?;
+            let act = ops::swiglu(&gate, &up)?;
             let proj = lt.as_mut().map(|t| &mut t.proj);
             let out = (&mid + self.project(&act, i, "down_proj", &pass, proj)?)?;
             if let (Some(tape), Some(mut lt)) = (tape.as_deref_mut(), lt) {

@@ -7,12 +7,44 @@
 //! from a tape of the activations it needs, with the backward of each piece here. The gradient
 //! tests in `tests/integration/adapt.rs` check every LoRA weight against finite differences.
 
-use candle_core::{DType, Tensor, D};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{DType, Device, Tensor, D};
 
 type Result<T> = candle_core::Result<T>;
 
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Whether lore's own CUDA kernels (`kernels.cu`, the `cuda` feature) replace the composed ops
+/// for bf16 tensors on the GPU. On by default; `adapt-bench` turns it off to compare.
+pub fn set_fused(on: bool) {
+    FUSED.store(on, Ordering::Relaxed);
+}
+
+/// Whether `x` goes through a fused kernel.
+#[cfg(feature = "cuda")]
+fn fused(x: &Tensor) -> bool {
+    fused_on(x.device(), x.dtype())
+}
+
+fn fused_on(device: &Device, dtype: DType) -> bool {
+    cfg!(feature = "cuda") && device.is_cuda() && dtype == DType::BF16 && FUSED.load(Ordering::Relaxed)
+}
+
+/// Call the fused kernel when `$x` takes one; otherwise fall through to the composed ops.
+macro_rules! fused_or {
+    ($x:expr, $call:expr) => {
+        #[cfg(feature = "cuda")]
+        if fused($x) {
+            #[allow(clippy::needless_return)]
+            return $call;
+        }
+    };
+}
+
 /// RMSNorm computed in f32, returned in `x`'s dtype: `x / sqrt(mean(x²) + eps) · w`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    fused_or!(x, super::cuda::rms_norm(x, weight, eps));
     let dtype = x.dtype();
     let x32 = x.to_dtype(DType::F32)?;
     let ms = x32.sqr()?.mean_keepdim(D::Minus1)?;
@@ -20,10 +52,17 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     normed.to_dtype(dtype)?.broadcast_mul(weight)
 }
 
-/// The gradient of [`rms_norm`] with respect to `x` (the weight is frozen), in f32 and returned
-/// in `x`'s dtype. With `n = x · r`, `r = 1/sqrt(mean(x²) + eps)` and `g = dy · w`:
-/// `dx = r · (g − n · mean(g · n))`.
-pub fn rms_norm_back(x: &Tensor, weight: &Tensor, eps: f64, dy: &Tensor) -> Result<Tensor> {
+/// The gradient of [`rms_norm`] with respect to `x` (the weight is frozen) plus `residual`, in
+/// f32 and returned in `x`'s dtype. With `n = x · r`, `r = 1/sqrt(mean(x²) + eps)` and
+/// `g = dy · w`: `dx = residual + r · (g − n · mean(g · n))`.
+pub fn rms_norm_back(
+    x: &Tensor,
+    weight: &Tensor,
+    eps: f64,
+    dy: &Tensor,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    fused_or!(x, super::cuda::rms_norm_back(x, weight, eps, dy, residual));
     let x32 = x.to_dtype(DType::F32)?;
     let r = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
     let n = x32.broadcast_mul(&r)?;
@@ -31,8 +70,11 @@ pub fn rms_norm_back(x: &Tensor, weight: &Tensor, eps: f64, dy: &Tensor) -> Resu
         .to_dtype(DType::F32)?
         .broadcast_mul(&weight.to_dtype(DType::F32)?)?;
     let dot = (&g * &n)?.mean_keepdim(D::Minus1)?;
-    let dx = (g - n.broadcast_mul(&dot)?)?.broadcast_mul(&r)?;
-    dx.to_dtype(x.dtype())
+    let dx = (g - n.broadcast_mul(&dot)?)?.broadcast_mul(&r)?.to_dtype(x.dtype())?;
+    match residual {
+        Some(res) => res + dx,
+        None => Ok(dx),
+    }
 }
 
 /// Rotary embedding in the Hugging Face layout (the two halves of each head rotate together).
@@ -51,9 +93,49 @@ pub fn rope_back(dy: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     rope(dy, cos, &sin.neg()?)
 }
 
+/// A projection's output `[b·t, n·d]` as rotated heads `[b, n, t, d]` (contiguous), times
+/// `scale`; `cos` and `sin` are `[b·t, d/2]`. `dims` is `(b, t, n, d)`.
+pub fn rope_to_heads(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    dims: (usize, usize, usize, usize),
+    scale: f64,
+) -> Result<Tensor> {
+    fused_or!(x, super::cuda::rope_to_heads(x, cos, sin, dims, scale));
+    let (b, t, n, d) = dims;
+    let heads = x.reshape((b, t, n, d))?.transpose(1, 2)?;
+    let table = |c: &Tensor| c.reshape((b, 1, t, d / 2));
+    let y = rope(&heads, &table(cos)?, &table(sin)?)?;
+    (y * scale)?.contiguous()
+}
+
+/// The backward of [`rope_to_heads`]: the gradient of heads `[b, n, t, d]` as that of the
+/// projection's output `[b·t, n·d]`.
+pub fn rope_back_to_rows(
+    dy: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    dims: (usize, usize, usize, usize),
+    scale: f64,
+) -> Result<Tensor> {
+    fused_or!(dy, super::cuda::rope_back_to_rows(dy, cos, sin, dims, scale));
+    let (b, t, n, d) = dims;
+    let table = |c: &Tensor| c.reshape((b, 1, t, d / 2));
+    let dx = (rope_back(dy, &table(cos)?, &table(sin)?)? * scale)?;
+    dx.transpose(1, 2)?.reshape((b * t, n * d))
+}
+
+/// `silu(gate) · up`, the MLP's activation.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    fused_or!(gate, super::cuda::swiglu(gate, up));
+    gate.silu()? * up
+}
+
 /// `silu(gate) · up` and its gradients with respect to `gate` and `up`, computed in f32:
 /// with `s = σ(gate)`, `d gate = d · up · s · (1 + gate · (1 − s))` and `d up = d · gate · s`.
 pub fn swiglu_back(gate: &Tensor, up: &Tensor, d: &Tensor) -> Result<(Tensor, Tensor)> {
+    fused_or!(gate, super::cuda::swiglu_back(gate, up, d));
     let dtype = gate.dtype();
     let g = gate.to_dtype(DType::F32)?;
     let u = up.to_dtype(DType::F32)?;
@@ -66,11 +148,63 @@ pub fn swiglu_back(gate: &Tensor, up: &Tensor, d: &Tensor) -> Result<(Tensor, Te
     Ok((d_gate.to_dtype(dtype)?, d_up.to_dtype(dtype)?))
 }
 
-/// The gradient of `p = softmax(s + mask)` with respect to `s`, given `dp` and the row sums
+/// The gradient of `p = softmax(s + mask)` with respect to `s`, given `dp` and the f32 row sums
 /// `rowdot = Σ_j dp_j p_j` (computed from the attention's output as `dO · O`, which is the same
 /// number, so the `[t, t]` product is never summed): `ds = p · (dp − rowdot)`.
 pub fn softmax_back(p: &Tensor, dp: &Tensor, rowdot: &Tensor) -> Result<Tensor> {
-    dp.broadcast_sub(rowdot)?.mul(p)
+    fused_or!(p, super::cuda::softmax_back(p, dp, rowdot));
+    dp.broadcast_sub(&rowdot.to_dtype(dp.dtype())?)?.mul(p)
+}
+
+/// The attention mask of packed rows: where each query's document starts, and (for the composed
+/// softmax) the additive `[b, heads, t, t]` mask of 0 and -inf.
+pub struct PackedMask {
+    dense: Option<Tensor>,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    starts: Tensor,
+}
+
+impl PackedMask {
+    /// `positions` is row-major `[b, t]`; a document starts where its position id is 0.
+    pub fn new(
+        positions: &[u32],
+        (b, t, heads): (usize, usize, usize),
+        dtype: DType,
+        device: &Device,
+    ) -> Result<PackedMask> {
+        let mut starts = Vec::with_capacity(positions.len());
+        for row in positions.chunks(t.max(1)) {
+            let mut start = 0u32;
+            for (i, &p) in row.iter().enumerate() {
+                if p == 0 {
+                    start = i as u32;
+                }
+                starts.push(start);
+            }
+        }
+        let dense = if fused_on(device, dtype) {
+            None
+        } else {
+            let mask = Tensor::from_vec(packed_causal_mask(positions, b, t), (b, 1, t, t), device)?;
+            // Expanded once per pass, so every layer's mask add is a plain element-wise add.
+            Some(mask.to_dtype(dtype)?.broadcast_as((b, heads, t, t))?.contiguous()?)
+        };
+        Ok(PackedMask {
+            dense,
+            starts: Tensor::from_vec(starts, positions.len(), device)?,
+        })
+    }
+}
+
+/// `softmax(scores + mask)` over the last dimension of `[b, heads, t, t]` scores.
+pub fn causal_softmax(scores: &Tensor, mask: &PackedMask) -> Result<Tensor> {
+    match &mask.dense {
+        Some(dense) => candle_nn::ops::softmax_last_dim(&(scores + dense)?),
+        #[cfg(feature = "cuda")]
+        None => super::cuda::causal_softmax(scores, &mask.starts),
+        #[cfg(not(feature = "cuda"))]
+        None => candle_core::bail!("no dense mask without the cuda feature"),
+    }
 }
 
 /// The inverse frequencies of the rotary embedding, with Llama 3's scaling when configured.
@@ -128,6 +262,7 @@ pub fn cross_entropy(
     targets: &Tensor,
     scale: Option<f64>,
 ) -> Result<(Tensor, Option<Tensor>)> {
+    fused_or!(logits, super::cuda::cross_entropy(logits, targets, scale));
     let x = logits.to_dtype(DType::F32)?.contiguous()?;
     let probs = candle_nn::ops::softmax_last_dim(&x)?;
     drop(x);
@@ -190,7 +325,7 @@ mod tests {
         let w = Tensor::new(&[0.5f32, 1.5, -1.0, 2.0], &Device::Cpu).unwrap();
         check(
             |x| rms_norm(x, &w, 1e-5).unwrap(),
-            |x, dy| rms_norm_back(x, &w, 1e-5, dy).unwrap(),
+            |x, dy| rms_norm_back(x, &w, 1e-5, dy, None).unwrap(),
         );
     }
 
