@@ -24,6 +24,9 @@ pub(super) struct ProjTape {
     pub(super) xa: Tensor,
     /// The dropout mask scaled by 1/(1 − p), when dropout was on.
     pub(super) keep: Option<Tensor>,
+    /// A, and B times the LoRA scale, in the activations' dtype.
+    pub(super) a: Tensor,
+    pub(super) b: Tensor,
 }
 
 /// What one layer's backward needs from its forward.
@@ -242,22 +245,18 @@ impl Model {
         let (Some(set), Some(tape)) = (pass.lora, tape) else {
             return Ok(dx);
         };
-        let Some(l) = set.layers.get(&(layer, name.to_string())) else {
-            return Ok(dx);
-        };
         let s = set.config.scale();
-        let (a, b) = (self.lora_weight(&l.a)?, self.lora_weight(&l.b)?);
-        // y = s · (x_d Aᵀ) Bᵀ with x_d = dropout(x): dB = s · dyᵀ (x_d Aᵀ), dA = s · (dy B)ᵀ x_d,
-        // dx_d = s · (dy B) A.
-        let dyb = dy.matmul(&b)?;
+        // y = (x_d Aᵀ)(s·B)ᵀ with x_d = dropout(x): with g = dy (s·B), dA = gᵀ x_d,
+        // dB = s · dyᵀ (x_d Aᵀ), dx_d = g A.
+        let g = dy.matmul(&tape.b)?;
         let input = match &tape.keep {
             Some(k) => (x * k)?,
             None => x.clone(),
         };
-        let da = (dyb.t()?.matmul(&input)?.to_dtype(DType::F32)? * s)?;
+        let da = g.t()?.matmul(&input)?.to_dtype(DType::F32)?;
         let db = (dy.t()?.matmul(&tape.xa)?.to_dtype(DType::F32)? * s)?;
         grads.insert((layer, name), (da, db));
-        let mut dx_lora = (dyb.matmul(&a)? * s)?;
+        let mut dx_lora = g.matmul(&tape.a)?;
         if let Some(k) = &tape.keep {
             dx_lora = (dx_lora * k)?;
         }

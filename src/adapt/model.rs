@@ -182,11 +182,6 @@ impl Model {
         })
     }
 
-    /// A LoRA matrix, detached from candle's graph, in the activations' dtype.
-    pub(super) fn lora_weight(&self, w: &candle_core::Var) -> Result<Tensor> {
-        w.as_tensor().detach().to_dtype(self.dtype)
-    }
-
     /// `x W^T + bias + s · B(A(dropout(x)))`; records what the backward needs in `tape`.
     fn project(
         &self,
@@ -219,12 +214,13 @@ impl Model {
             Some(k) => (&x * k)?,
             None => x.clone(),
         };
-        let a = self.lora_weight(&l.a)?;
-        let b = self.lora_weight(&l.b)?;
+        // The scale goes on B (a small matrix), not on the [n, out] product.
+        let a = l.a.as_tensor().detach().to_dtype(self.dtype)?;
+        let b = (l.b.as_tensor().detach() * set.config.scale())?.to_dtype(self.dtype)?;
         let xa = input.matmul(&a.t()?)?;
-        let delta = (xa.matmul(&b.t()?)? * set.config.scale())?;
+        let delta = xa.matmul(&b.t()?)?;
         if let Some(tape) = tape {
-            tape.insert(name, ProjTape { xa, keep });
+            tape.insert(name, ProjTape { xa, keep, a, b });
         }
         y + delta
     }

@@ -66,13 +66,17 @@ impl AdamW {
     }
 }
 
-/// The global L2 norm of `grads`.
+/// The global L2 norm of `grads`, summed on their device and read back once.
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
-    let mut sum = 0.0f64;
-    for g in grads {
-        sum += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+    if grads.is_empty() {
+        return Ok(0.0);
     }
-    Ok(sum.sqrt())
+    let sums = grads
+        .iter()
+        .map(|g| g.sqr()?.sum_all())
+        .collect::<Result<Vec<_>>>()?;
+    let total = Tensor::stack(&sums, 0)?.sum_all()?.to_scalar::<f32>()?;
+    Ok(f64::from(total).sqrt())
 }
 
 /// Scale `grads` so their global norm is at most `max_norm`; returns the norm before clipping.
