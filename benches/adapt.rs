@@ -360,6 +360,22 @@ fn kernels(args: &[String]) {
         let (loss, grad) = ops::cross_entropy(&logits, &targets, Some(0.01)).unwrap();
         vec![loss, grad.unwrap()]
     });
+    let f32 = |t: Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
+    let (p0, g0) = (f32(rand(&[16, 896], 0.05)), f32(rand(&[16, 896], 0.01)));
+    let (m0, v0) = (f32(rand(&[16, 896], 0.01)), f32(rand(&[16, 896], 0.01)).sqr().unwrap());
+    check("adamw", &|| {
+        let p = candle_core::Var::from_tensor(&p0).unwrap();
+        let config = AdamWConfig {
+            weight_decay: 0.01,
+            ..AdamWConfig::default()
+        };
+        let mut opt = AdamW::new(config, &[&p]).unwrap();
+        opt.m[0] = m0.clone();
+        opt.v[0] = v0.clone();
+        opt.step = 4;
+        opt.update(&[&p], std::slice::from_ref(&g0), 1e-3).unwrap();
+        vec![p.as_tensor().clone(), opt.m[0].clone(), opt.v[0].clone()]
+    });
     // A whole step on a small model: the loss and every LoRA gradient.
     if let Some(model_dir) = arg(args, "--model") {
         let dir = ModelDir::open(&PathBuf::from(model_dir)).unwrap();

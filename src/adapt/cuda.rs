@@ -486,3 +486,79 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, scale: Option<f64>) -> R
     )?;
     Ok((loss, Some(grad)))
 }
+
+/// The hyperparameters of one AdamW step, as the kernel takes them.
+pub struct AdamWStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// The bias corrections 1 − β₁ᵗ and 1 − β₂ᵗ.
+    pub bc1: f32,
+    pub bc2: f32,
+}
+
+struct AdamW<'a> {
+    grad: Tensor,
+    step: &'a AdamWStep,
+}
+
+impl CustomOp3 for AdamW<'_> {
+    fn name(&self) -> &'static str {
+        "lore-adamw"
+    }
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        Err(no_cpu(self.name()))
+    }
+    fn cuda_fwd(
+        &self,
+        p: &CudaStorage,
+        pl: &Layout,
+        m: &CudaStorage,
+        ml: &Layout,
+        v: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let dev = p.device();
+        let n = pl.shape().elem_count();
+        if ml.shape().elem_count() != n || vl.shape().elem_count() != n {
+            candle_core::bail!("adamw: parameter {:?}, moments {:?} {:?}", pl.shape(), ml.shape(), vl.shape());
+        }
+        let (pv, mv, vv) = (view::<f32>(p, pl, "parameter")?, view::<f32>(m, ml, "m")?, view::<f32>(v, vl, "v")?);
+        let o = out::<f32>(dev, 3 * n)?;
+        let s = self.step;
+        held::<f32>(&self.grad, "the gradient", |g| {
+            // n elements of p, g, m and v in, 3n out.
+            let cfg = elementwise(n);
+            launch!(
+                dev, "lore_adamw_f32", cfg, &pv, &g, &mv, &vv, &o, &n, &s.lr, &s.beta1, &s.beta2,
+                &s.eps, &s.weight_decay, &s.bc1, &s.bc2,
+            )?;
+            Ok(wrap(o, dev))
+        })
+        .map(|st| {
+            let mut dims = vec![3];
+            dims.extend_from_slice(pl.dims());
+            (st, Shape::from(dims))
+        })
+    }
+}
+
+/// One AdamW step of an f32 parameter in one kernel: the new parameter and moments, stacked
+/// (`[3, ...]`).
+pub fn adamw(p: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, step: &AdamWStep) -> Result<Tensor> {
+    for (t, what) in [(p, "parameter"), (grad, "gradient"), (m, "m"), (v, "v")] {
+        if t.dtype() != DType::F32 {
+            candle_core::bail!("adamw: the {what} is {:?}, not f32", t.dtype());
+        }
+    }
+    p.contiguous()?.apply_op3_no_bwd(
+        &m.contiguous()?,
+        &v.contiguous()?,
+        &AdamW {
+            grad: grad.contiguous()?,
+            step,
+        },
+    )
+}

@@ -218,3 +218,21 @@ extern "C" __global__ void lore_cross_entropy_back_bf16(const bf16 *logits, cons
         grad[off + j] = st(scale * (p - (j == target ? 1.f : 0.f)));
     }
 }
+
+// One AdamW step of an f32 parameter: from p, its gradient g and the moments m and v, the new
+// parameter into out[0, n), the new moments into out[n, 2n) and out[2n, 3n). bc1 and bc2 are the
+// bias corrections 1 − β^t.
+extern "C" __global__ void lore_adamw_f32(const float *p, const float *g, const float *m,
+                                          const float *v, float *out, size_t n, float lr, float b1,
+                                          float b2, float eps, float wd, float bc1, float bc2) {
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < n;
+         k += (size_t)blockDim.x * gridDim.x) {
+        const float gk = g[k];
+        const float mk = b1 * m[k] + (1.f - b1) * gk;
+        const float vk = b2 * v[k] + (1.f - b2) * gk * gk;
+        const float step = (mk / bc1) / (sqrtf(vk / bc2) + eps);
+        out[k] = p[k] * (1.f - lr * wd) - lr * step;
+        out[n + k] = mk;
+        out[2 * n + k] = vk;
+    }
+}

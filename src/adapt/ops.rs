@@ -27,7 +27,7 @@ fn fused(x: &Tensor) -> bool {
     fused_on(x.device(), x.dtype())
 }
 
-fn fused_on(device: &Device, dtype: DType) -> bool {
+pub(super) fn fused_on(device: &Device, dtype: DType) -> bool {
     cfg!(feature = "cuda") && device.is_cuda() && dtype == DType::BF16 && FUSED.load(Ordering::Relaxed)
 }
 

@@ -1,6 +1,8 @@
 //! AdamW over f32 LoRA weights with f32 moments, clipping by global norm, and a warmup +
 //! cosine learning-rate schedule. The moments are plain tensors so checkpoints can save them.
 
+#[cfg(feature = "cuda")]
+use candle_core::DType;
 use candle_core::{Tensor, Var};
 
 type Result<T> = candle_core::Result<T>;
@@ -45,13 +47,31 @@ impl AdamW {
         })
     }
 
-    /// One update with learning rate `lr` from the given gradients (one per parameter).
+    /// One update with learning rate `lr` from the given gradients (one per parameter); on the GPU
+/// one fused kernel per parameter (`kernels.cu`), elsewhere composed tensor ops.
     pub fn update(&mut self, params: &[&Var], grads: &[Tensor], lr: f64) -> Result<()> {
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
         let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            #[cfg(feature = "cuda")]
+            if super::ops::fused_on(p.device(), DType::BF16) && p.dtype() == DType::F32 {
+                let step = super::cuda::AdamWStep {
+                    lr: lr as f32,
+                    beta1: c.beta1 as f32,
+                    beta2: c.beta2 as f32,
+                    eps: c.eps as f32,
+                    weight_decay: c.weight_decay as f32,
+                    bc1: bc1 as f32,
+                    bc2: bc2 as f32,
+                };
+                let next = super::cuda::adamw(p.as_tensor(), g, &self.m[i], &self.v[i], &step)?;
+                p.set(&next.get(0)?)?;
+                self.m[i] = next.get(1)?;
+                self.v[i] = next.get(2)?;
+                continue;
+            }
             let m = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             let v = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&m / bc1)?;
