@@ -252,7 +252,11 @@ fn relative_max(a: &Tensor, b: &Tensor) -> (f64, f64) {
     };
     let (a, b) = (f(a), f(b));
     assert_eq!(a.len(), b.len(), "the two versions differ in size");
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     let scale = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
     (f64::from(diff), f64::from(scale))
 }
@@ -261,13 +265,26 @@ fn relative_max(a: &Tensor, b: &Tensor) -> (f64, f64) {
 fn relative_l2(a: &Tensor, b: &Tensor) -> f64 {
     let a = a.to_dtype(candle_core::DType::F32).unwrap();
     let b = b.to_dtype(candle_core::DType::F32).unwrap();
-    let norm = |t: &Tensor| f64::from(t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()).sqrt();
+    let norm = |t: &Tensor| {
+        f64::from(
+            t.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+        )
+        .sqrt()
+    };
     norm(&(&a - &b).unwrap()) / norm(&b).max(1e-30)
 }
 
 fn kernels(args: &[String]) {
     let dev = device(args);
-    assert!(dev.is_cuda(), "kernels: the fused kernels run on --device cuda");
+    assert!(
+        dev.is_cuda(),
+        "kernels: the fused kernels run on --device cuda"
+    );
     let mut rng = SplitMix(7);
     let mut rand = |shape: &[usize], scale: f32| -> Tensor {
         let n: usize = shape.iter().product();
@@ -308,7 +325,11 @@ fn kernels(args: &[String]) {
             ops::rms_norm_back(&x, &w, 1e-6, &dy, Some(&res)).unwrap(),
         ]
     });
-    let (gate, up, da) = (rand(&[n, inter], 2.0), rand(&[n, inter], 1.0), rand(&[n, inter], 1.0));
+    let (gate, up, da) = (
+        rand(&[n, inter], 2.0),
+        rand(&[n, inter], 1.0),
+        rand(&[n, inter], 1.0),
+    );
     check("swiglu", &|| vec![ops::swiglu(&gate, &up).unwrap()]);
     check("swiglu_back", &|| {
         let (g, u) = ops::swiglu_back(&gate, &up, &da).unwrap();
@@ -338,7 +359,11 @@ fn kernels(args: &[String]) {
     let positions: Vec<u32> = (0..n)
         .map(|i| {
             let j = i % t;
-            if i < t && j >= 50 { j as u32 - 50 } else { j as u32 }
+            if i < t && j >= 50 {
+                j as u32 - 50
+            } else {
+                j as u32
+            }
         })
         .collect();
     let scores = rand(&[b, heads, t, t], 3.0);
@@ -352,7 +377,9 @@ fn kernels(args: &[String]) {
     let rowdot = rand(&[b, heads, t, 1], 0.1)
         .to_dtype(candle_core::DType::F32)
         .unwrap();
-    check("softmax_back", &|| vec![ops::softmax_back(&p, &dp, &rowdot).unwrap()]);
+    check("softmax_back", &|| {
+        vec![ops::softmax_back(&p, &dp, &rowdot).unwrap()]
+    });
     let logits = rand(&[300, vocab], 4.0);
     let targets: Vec<u32> = (0..300).map(|i| (i * 7919 % vocab) as u32).collect();
     let targets = Tensor::from_vec(targets, 300, &dev).unwrap();
@@ -362,7 +389,10 @@ fn kernels(args: &[String]) {
     });
     let f32 = |t: Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
     let (p0, g0) = (f32(rand(&[16, 896], 0.05)), f32(rand(&[16, 896], 0.01)));
-    let (m0, v0) = (f32(rand(&[16, 896], 0.01)), f32(rand(&[16, 896], 0.01)).sqr().unwrap());
+    let (m0, v0) = (
+        f32(rand(&[16, 896], 0.01)),
+        f32(rand(&[16, 896], 0.01)).sqr().unwrap(),
+    );
     check("adamw", &|| {
         let p = candle_core::Var::from_tensor(&p0).unwrap();
         let config = AdamWConfig {
@@ -385,7 +415,8 @@ fn kernels(args: &[String]) {
         for l in lora.layers.values() {
             let d = l.b.as_tensor().dims().to_vec();
             let v: Vec<f32> = (0..d[0] * d[1]).map(|_| rng.normal() * 0.02).collect();
-            l.b.set(&Tensor::from_vec(v, (d[0], d[1]), &dev).unwrap()).unwrap();
+            l.b.set(&Tensor::from_vec(v, (d[0], d[1]), &dev).unwrap())
+                .unwrap();
         }
         let mut batch = random_batch(dir.config.vocab_size, 2, 256, 13);
         // Pack two documents into the first row.
@@ -394,11 +425,19 @@ fn kernels(args: &[String]) {
         }
         let step = |fused: bool| {
             ops::set_fused(fused);
-            model.loss_and_grads(&batch, &lora, false, 1.0 / 500.0).unwrap().unwrap()
+            model
+                .loss_and_grads(&batch, &lora, false, 1.0 / 500.0)
+                .unwrap()
+                .unwrap()
         };
         let (a, c) = (step(true), step(false));
         ops::set_fused(true);
-        let mut errors: Vec<f64> = a.grads.iter().zip(&c.grads).map(|(x, y)| relative_l2(x, y)).collect();
+        let mut errors: Vec<f64> = a
+            .grads
+            .iter()
+            .zip(&c.grads)
+            .map(|(x, y)| relative_l2(x, y))
+            .collect();
         errors.sort_by(f64::total_cmp);
         let worst = errors.last().copied().unwrap_or(0.0);
         let loss_rel = (a.loss_sum - c.loss_sum).abs() / c.loss_sum.abs();

@@ -215,7 +215,10 @@ impl Model {
         drop((v, d_o));
         let ds = stacked(&ops::softmax_back(&probs, &dp, &rowdot)?, s)?;
         drop((probs, dp));
-        let (q, k) = (taken(t.q.take(), "the queries")?, taken(t.k.take(), "the keys")?);
+        let (q, k) = (
+            taken(t.q.take(), "the queries")?,
+            taken(t.k.take(), "the keys")?,
+        );
         let dq = ds.matmul(&k)?.reshape((b, heads, s, d))?;
         let dk = ds.t()?.matmul(&stacked(&q, d)?)?;
         drop((ds, q, k));

@@ -37,7 +37,11 @@ fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<
 }
 
 /// A tensor held by an op (a weight, a table) as device memory.
-fn held<T: CudaDType>(t: &Tensor, what: &str, f: impl FnOnce(CudaView<'_, T>) -> Result<CudaStorage>) -> Result<CudaStorage> {
+fn held<T: CudaDType>(
+    t: &Tensor,
+    what: &str,
+    f: impl FnOnce(CudaView<'_, T>) -> Result<CudaStorage>,
+) -> Result<CudaStorage> {
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cuda(s) = &*storage else {
         candle_core::bail!("{what}: not on the GPU")
@@ -93,17 +97,38 @@ impl CustomOp2 for CausalSoftmax {
     fn name(&self) -> &'static str {
         "lore-causal-softmax"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
-    fn cuda_fwd(&self, s: &CudaStorage, sl: &Layout, st: &CudaStorage, stl: &Layout) -> Result<(CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        s: &CudaStorage,
+        sl: &Layout,
+        st: &CudaStorage,
+        stl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
         let dev = s.device();
         let n = sl.shape().elem_count();
         let scores = view::<bf16>(s, sl, "scores")?;
         let starts = view::<u32>(st, stl, "document starts")?;
         let probs = out::<bf16>(dev, n)?;
         // SAFETY: the kernel reads `n` scores and b·t starts, and writes `n` probabilities.
-        launch!(dev, "lore_causal_softmax_bf16", per_row(n / self.t as usize, 256), &scores, &starts, &probs, &self.heads, &self.t)?;
+        launch!(
+            dev,
+            "lore_causal_softmax_bf16",
+            per_row(n / self.t as usize, 256),
+            &scores,
+            &starts,
+            &probs,
+            &self.heads,
+            &self.t
+        )?;
         Ok((wrap(probs, dev), sl.shape().clone()))
     }
 }
@@ -130,7 +155,15 @@ impl CustomOp3 for SoftmaxBack {
     fn name(&self) -> &'static str {
         "lore-softmax-back"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
     fn cuda_fwd(
@@ -151,7 +184,17 @@ impl CustomOp3 for SoftmaxBack {
         let rdv = view::<f32>(rd, rdl, "row sums")?;
         let ds = out::<bf16>(dev, n)?;
         // SAFETY: `n` elements in, `n` out, n/t row sums.
-        launch!(dev, "lore_softmax_back_bf16", elementwise(n), &pv, &dpv, &rdv, &ds, &self.t, &n)?;
+        launch!(
+            dev,
+            "lore_softmax_back_bf16",
+            elementwise(n),
+            &pv,
+            &dpv,
+            &rdv,
+            &ds,
+            &self.t,
+            &n
+        )?;
         Ok((wrap(ds, dev), pl.shape().clone()))
     }
 }
@@ -171,10 +214,22 @@ impl CustomOp2 for Swiglu {
     fn name(&self) -> &'static str {
         "lore-swiglu"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
-    fn cuda_fwd(&self, g: &CudaStorage, gl: &Layout, u: &CudaStorage, ul: &Layout) -> Result<(CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        g: &CudaStorage,
+        gl: &Layout,
+        u: &CudaStorage,
+        ul: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
         let dev = g.device();
         let n = gl.shape().elem_count();
         let (gv, uv) = (view::<bf16>(g, gl, "gate")?, view::<bf16>(u, ul, "up")?);
@@ -191,7 +246,8 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     if gate.shape() != up.shape() {
         candle_core::bail!("swiglu: gate {:?}, up {:?}", gate.shape(), up.shape());
     }
-    gate.contiguous()?.apply_op2_no_bwd(&up.contiguous()?, &Swiglu)
+    gate.contiguous()?
+        .apply_op2_no_bwd(&up.contiguous()?, &Swiglu)
 }
 
 struct SwigluBack;
@@ -200,7 +256,15 @@ impl CustomOp3 for SwigluBack {
     fn name(&self) -> &'static str {
         "lore-swiglu-back"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
     fn cuda_fwd(
@@ -218,7 +282,16 @@ impl CustomOp3 for SwigluBack {
         let dv = view::<bf16>(d, dl, "gradient")?;
         let o = out::<bf16>(dev, 2 * n)?;
         // SAFETY: `n` elements in each, 2n out.
-        launch!(dev, "lore_swiglu_back_bf16", elementwise(n), &gv, &uv, &dv, &o, &n)?;
+        launch!(
+            dev,
+            "lore_swiglu_back_bf16",
+            elementwise(n),
+            &gv,
+            &uv,
+            &dv,
+            &o,
+            &n
+        )?;
         let mut dims = vec![2];
         dims.extend_from_slice(gl.dims());
         Ok((wrap(o, dev), Shape::from(dims)))
@@ -229,11 +302,16 @@ impl CustomOp3 for SwigluBack {
 pub fn swiglu_back(gate: &Tensor, up: &Tensor, d: &Tensor) -> Result<(Tensor, Tensor)> {
     check_bf16(gate, "gate")?;
     if gate.shape() != up.shape() || gate.shape() != d.shape() {
-        candle_core::bail!("swiglu backward: shapes {:?} {:?} {:?}", gate.shape(), up.shape(), d.shape());
+        candle_core::bail!(
+            "swiglu backward: shapes {:?} {:?} {:?}",
+            gate.shape(),
+            up.shape(),
+            d.shape()
+        );
     }
-    let both = gate
-        .contiguous()?
-        .apply_op3_no_bwd(&up.contiguous()?, &d.contiguous()?, &SwigluBack)?;
+    let both =
+        gate.contiguous()?
+            .apply_op3_no_bwd(&up.contiguous()?, &d.contiguous()?, &SwigluBack)?;
     Ok((both.get(0)?, both.get(1)?))
 }
 
@@ -258,7 +336,16 @@ impl CustomOp1 for RmsNorm {
         held::<bf16>(&self.weight, "the norm's weight", |w| {
             let h32 = h as u32;
             // n/h rows of h in and out, a weight of h.
-            launch!(dev, "lore_rms_norm_bf16", per_row(n / h, 256), &xv, &w, &y, &h32, &self.eps)?;
+            launch!(
+                dev,
+                "lore_rms_norm_bf16",
+                per_row(n / h, 256),
+                &xv,
+                &w,
+                &y,
+                &h32,
+                &self.eps
+            )?;
             Ok(wrap(y, dev))
         })
         .map(|s| (s, xl.shape().clone()))
@@ -285,10 +372,22 @@ impl CustomOp2 for RmsNormBack {
     fn name(&self) -> &'static str {
         "lore-rms-norm-back"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
-    fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout, dy: &CudaStorage, dyl: &Layout) -> Result<(CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        dy: &CudaStorage,
+        dyl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
         let dev = x.device();
         let h = xl.dims()[xl.dims().len() - 1];
         let n = xl.shape().elem_count();
@@ -297,17 +396,19 @@ impl CustomOp2 for RmsNormBack {
         let name = "lore_rms_norm_back_bf16";
         let h32 = h as u32;
         let cfg = per_row(n / h, 256);
-        held::<bf16>(&self.weight, "the norm's weight", |w| match &self.residual {
-            Some(r) => held::<bf16>(r, "the residual gradient", |rv| {
-                // n/h rows of h for x, dy, the residual and dx.
-                launch!(dev, name, cfg, &xv, &w, &dyv, &rv, &dx, &h32, &self.eps)?;
-                Ok(wrap(dx, dev))
-            }),
-            None => {
-                let null: u64 = 0;
-                // As above; a null residual is not read.
-                launch!(dev, name, cfg, &xv, &w, &dyv, &null, &dx, &h32, &self.eps)?;
-                Ok(wrap(dx, dev))
+        held::<bf16>(&self.weight, "the norm's weight", |w| {
+            match &self.residual {
+                Some(r) => held::<bf16>(r, "the residual gradient", |rv| {
+                    // n/h rows of h for x, dy, the residual and dx.
+                    launch!(dev, name, cfg, &xv, &w, &dyv, &rv, &dx, &h32, &self.eps)?;
+                    Ok(wrap(dx, dev))
+                }),
+                None => {
+                    let null: u64 = 0;
+                    // As above; a null residual is not read.
+                    launch!(dev, name, cfg, &xv, &w, &dyv, &null, &dx, &h32, &self.eps)?;
+                    Ok(wrap(dx, dev))
+                }
             }
         })
         .map(|s| (s, xl.shape().clone()))
@@ -315,14 +416,24 @@ impl CustomOp2 for RmsNormBack {
 }
 
 /// `residual + ∂rms_norm(x)/∂x · dy` (the weight is frozen).
-pub fn rms_norm_back(x: &Tensor, weight: &Tensor, eps: f64, dy: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+pub fn rms_norm_back(
+    x: &Tensor,
+    weight: &Tensor,
+    eps: f64,
+    dy: &Tensor,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
     check_bf16(x, "x")?;
     check_bf16(dy, "dy")?;
     let residual = match residual {
         Some(r) => {
             check_bf16(r, "the residual gradient")?;
             if r.shape() != x.shape() {
-                candle_core::bail!("rms norm backward: residual {:?}, x {:?}", r.shape(), x.shape());
+                candle_core::bail!(
+                    "rms norm backward: residual {:?}, x {:?}",
+                    r.shape(),
+                    x.shape()
+                );
             }
             Some(r.contiguous()?)
         }
@@ -390,16 +501,35 @@ impl CustomOp1 for Rope {
 
 /// Rotary embedding from a projection's rows `[b·t, n·d]` to heads `[b, n, t, d]`, times
 /// `scale`; `cos` and `sin` are `[b·t, d/2]` in bf16.
-pub fn rope_to_heads(x: &Tensor, cos: &Tensor, sin: &Tensor, dims: (usize, usize, usize, usize), scale: f64) -> Result<Tensor> {
+pub fn rope_to_heads(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    dims: (usize, usize, usize, usize),
+    scale: f64,
+) -> Result<Tensor> {
     rope_op(x, cos, sin, dims, scale, false)
 }
 
 /// The backward of [`rope_to_heads`]: heads `[b, n, t, d]` to rows `[b·t, n·d]`.
-pub fn rope_back_to_rows(dy: &Tensor, cos: &Tensor, sin: &Tensor, dims: (usize, usize, usize, usize), scale: f64) -> Result<Tensor> {
+pub fn rope_back_to_rows(
+    dy: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    dims: (usize, usize, usize, usize),
+    scale: f64,
+) -> Result<Tensor> {
     rope_op(dy, cos, sin, dims, scale, true)
 }
 
-fn rope_op(x: &Tensor, cos: &Tensor, sin: &Tensor, dims: (usize, usize, usize, usize), scale: f64, back: bool) -> Result<Tensor> {
+fn rope_op(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    dims: (usize, usize, usize, usize),
+    scale: f64,
+    back: bool,
+) -> Result<Tensor> {
     check_bf16(x, "x")?;
     check_bf16(cos, "cos")?;
     let (b, t, n, d) = dims;
@@ -418,16 +548,31 @@ impl CustomOp2 for CrossEntropy {
     fn name(&self) -> &'static str {
         "lore-cross-entropy"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
-    fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout, t: &CudaStorage, tl: &Layout) -> Result<(CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        t: &CudaStorage,
+        tl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
         let dev = x.device();
         let (m, v) = xl.shape().dims2()?;
         if tl.shape().elem_count() != m {
             candle_core::bail!("cross-entropy: {m} rows, {:?} targets", tl.shape());
         }
-        let (xv, tv) = (view::<bf16>(x, xl, "logits")?, view::<u32>(t, tl, "targets")?);
+        let (xv, tv) = (
+            view::<bf16>(x, xl, "logits")?,
+            view::<u32>(t, tl, "targets")?,
+        );
         let stats = out::<f32>(dev, 2 * m)?;
         let v32 = v as u32;
         // m rows of v logits, m targets, 2m statistics out.
@@ -446,13 +591,28 @@ impl CustomOp2 for CrossEntropyBack {
     fn name(&self) -> &'static str {
         "lore-cross-entropy-back"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
-    fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout, t: &CudaStorage, tl: &Layout) -> Result<(CudaStorage, Shape)> {
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        t: &CudaStorage,
+        tl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
         let dev = x.device();
         let (m, v) = xl.shape().dims2()?;
-        let (xv, tv) = (view::<bf16>(x, xl, "logits")?, view::<u32>(t, tl, "targets")?);
+        let (xv, tv) = (
+            view::<bf16>(x, xl, "logits")?,
+            view::<u32>(t, tl, "targets")?,
+        );
         let grad = out::<bf16>(dev, m * v)?;
         let v32 = v as u32;
         let name = "lore_cross_entropy_back_bf16";
@@ -468,7 +628,11 @@ impl CustomOp2 for CrossEntropyBack {
 
 /// The summed cross-entropy of bf16 `logits` `[m, vocab]` against u32 `targets` (a `[1]` f32
 /// tensor) and, given a scale, `scale · (softmax − onehot)` in bf16.
-pub fn cross_entropy(logits: &Tensor, targets: &Tensor, scale: Option<f64>) -> Result<(Tensor, Option<Tensor>)> {
+pub fn cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    scale: Option<f64>,
+) -> Result<(Tensor, Option<Tensor>)> {
     check_bf16(logits, "logits")?;
     let logits = logits.contiguous()?;
     let targets = targets.contiguous()?;
@@ -508,7 +672,15 @@ impl CustomOp3 for AdamW<'_> {
     fn name(&self) -> &'static str {
         "lore-adamw"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         Err(no_cpu(self.name()))
     }
     fn cuda_fwd(
@@ -523,17 +695,40 @@ impl CustomOp3 for AdamW<'_> {
         let dev = p.device();
         let n = pl.shape().elem_count();
         if ml.shape().elem_count() != n || vl.shape().elem_count() != n {
-            candle_core::bail!("adamw: parameter {:?}, moments {:?} {:?}", pl.shape(), ml.shape(), vl.shape());
+            candle_core::bail!(
+                "adamw: parameter {:?}, moments {:?} {:?}",
+                pl.shape(),
+                ml.shape(),
+                vl.shape()
+            );
         }
-        let (pv, mv, vv) = (view::<f32>(p, pl, "parameter")?, view::<f32>(m, ml, "m")?, view::<f32>(v, vl, "v")?);
+        let (pv, mv, vv) = (
+            view::<f32>(p, pl, "parameter")?,
+            view::<f32>(m, ml, "m")?,
+            view::<f32>(v, vl, "v")?,
+        );
         let o = out::<f32>(dev, 3 * n)?;
         let s = self.step;
         held::<f32>(&self.grad, "the gradient", |g| {
             // n elements of p, g, m and v in, 3n out.
             let cfg = elementwise(n);
             launch!(
-                dev, "lore_adamw_f32", cfg, &pv, &g, &mv, &vv, &o, &n, &s.lr, &s.beta1, &s.beta2,
-                &s.eps, &s.weight_decay, &s.bc1, &s.bc2,
+                dev,
+                "lore_adamw_f32",
+                cfg,
+                &pv,
+                &g,
+                &mv,
+                &vv,
+                &o,
+                &n,
+                &s.lr,
+                &s.beta1,
+                &s.beta2,
+                &s.eps,
+                &s.weight_decay,
+                &s.bc1,
+                &s.bc2,
             )?;
             Ok(wrap(o, dev))
         })
@@ -547,7 +742,13 @@ impl CustomOp3 for AdamW<'_> {
 
 /// One AdamW step of an f32 parameter in one kernel: the new parameter and moments, stacked
 /// (`[3, ...]`).
-pub fn adamw(p: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, step: &AdamWStep) -> Result<Tensor> {
+pub fn adamw(
+    p: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    step: &AdamWStep,
+) -> Result<Tensor> {
     for (t, what) in [(p, "parameter"), (grad, "gradient"), (m, "m"), (v, "v")] {
         if t.dtype() != DType::F32 {
             candle_core::bail!("adamw: the {what} is {:?}, not f32", t.dtype());

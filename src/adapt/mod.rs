@@ -10,14 +10,14 @@
 //! replayed sample of older ones, then measures the loss on the new validation documents and on
 //! every ancestor's (forgetting), against the base model and the parent.
 
+pub mod backward;
 pub mod config;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod data;
 pub mod lineage;
 pub mod lora;
-pub mod backward;
 pub mod model;
-#[cfg(feature = "cuda")]
-mod cuda;
 pub mod ops;
 pub mod optim;
 pub mod peft;

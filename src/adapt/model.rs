@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::backward::{LayerTape, ProjTape, Tape};
 use super::config::{ModelConfig, ModelDir};
 use super::lora::LoraSet;
-use super::backward::{LayerTape, ProjTape, Tape};
 use super::ops;
 use super::AdaptError;
 
@@ -373,7 +373,10 @@ impl Model {
         let n = at.len();
         let h = self.hidden(batch, lora)?;
         let mut loss = Tensor::zeros(1, DType::F32, &self.device)?;
-        for (at, targets) in at.chunks(self.loss_chunk()).zip(targets.chunks(self.loss_chunk())) {
+        for (at, targets) in at
+            .chunks(self.loss_chunk())
+            .zip(targets.chunks(self.loss_chunk()))
+        {
             let m = at.len();
             let at = Tensor::from_slice(at, m, &self.device)?;
             let targets = Tensor::from_slice(targets, m, &self.device)?;

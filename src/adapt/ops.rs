@@ -28,7 +28,10 @@ fn fused(x: &Tensor) -> bool {
 }
 
 pub(super) fn fused_on(device: &Device, dtype: DType) -> bool {
-    cfg!(feature = "cuda") && device.is_cuda() && dtype == DType::BF16 && FUSED.load(Ordering::Relaxed)
+    cfg!(feature = "cuda")
+        && device.is_cuda()
+        && dtype == DType::BF16
+        && FUSED.load(Ordering::Relaxed)
 }
 
 /// Call the fused kernel when `$x` takes one; otherwise fall through to the composed ops.
@@ -64,13 +67,17 @@ pub fn rms_norm_back(
 ) -> Result<Tensor> {
     fused_or!(x, super::cuda::rms_norm_back(x, weight, eps, dy, residual));
     let x32 = x.to_dtype(DType::F32)?;
-    let r = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    let r = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?
+        .sqrt()?
+        .recip()?;
     let n = x32.broadcast_mul(&r)?;
     let g = dy
         .to_dtype(DType::F32)?
         .broadcast_mul(&weight.to_dtype(DType::F32)?)?;
     let dot = (&g * &n)?.mean_keepdim(D::Minus1)?;
-    let dx = (g - n.broadcast_mul(&dot)?)?.broadcast_mul(&r)?.to_dtype(x.dtype())?;
+    let dx = (g - n.broadcast_mul(&dot)?)?
+        .broadcast_mul(&r)?
+        .to_dtype(x.dtype())?;
     match residual {
         Some(res) => res + dx,
         None => Ok(dx),
@@ -119,7 +126,10 @@ pub fn rope_back_to_rows(
     dims: (usize, usize, usize, usize),
     scale: f64,
 ) -> Result<Tensor> {
-    fused_or!(dy, super::cuda::rope_back_to_rows(dy, cos, sin, dims, scale));
+    fused_or!(
+        dy,
+        super::cuda::rope_back_to_rows(dy, cos, sin, dims, scale)
+    );
     let (b, t, n, d) = dims;
     let table = |c: &Tensor| c.reshape((b, 1, t, d / 2));
     let dx = (rope_back(dy, &table(cos)?, &table(sin)?)? * scale)?;
@@ -187,7 +197,11 @@ impl PackedMask {
         } else {
             let mask = Tensor::from_vec(packed_causal_mask(positions, b, t), (b, 1, t, t), device)?;
             // Expanded once per pass, so every layer's mask add is a plain element-wise add.
-            Some(mask.to_dtype(dtype)?.broadcast_as((b, heads, t, t))?.contiguous()?)
+            Some(
+                mask.to_dtype(dtype)?
+                    .broadcast_as((b, heads, t, t))?
+                    .contiguous()?,
+            )
         };
         Ok(PackedMask {
             dense,
@@ -299,7 +313,11 @@ mod tests {
     fn check(f: impl Fn(&Tensor) -> Tensor, back: impl Fn(&Tensor, &Tensor) -> Tensor) {
         let dev = Device::Cpu;
         let x = Var::new(
-            &[[0.3f32, -1.2, 2.0, 0.1], [5.0, 4.0, -3.0, 0.0], [0.0, 0.5, -0.25, 1.0]],
+            &[
+                [0.3f32, -1.2, 2.0, 0.1],
+                [5.0, 4.0, -3.0, 0.0],
+                [0.0, 0.5, -0.25, 1.0],
+            ],
             &dev,
         )
         .unwrap();
@@ -344,7 +362,11 @@ mod tests {
     #[test]
     fn swiglu_back_is_the_composed_gradient() {
         let up = Tensor::new(
-            &[[1f32, -2., 0.5, 3.], [0.1, 0.2, 0.3, 0.4], [-1., -1., 2., 2.]],
+            &[
+                [1f32, -2., 0.5, 3.],
+                [0.1, 0.2, 0.3, 0.4],
+                [-1., -1., 2., 2.],
+            ],
             &Device::Cpu,
         )
         .unwrap();
@@ -370,7 +392,12 @@ mod tests {
         let view = |t: &Tensor| t.reshape((1, 1, 3, 4)).unwrap();
         check(
             |x| rope(&view(x), &cos, &sin).unwrap().reshape((3, 4)).unwrap(),
-            |_, dy| rope_back(&view(dy), &cos, &sin).unwrap().reshape((3, 4)).unwrap(),
+            |_, dy| {
+                rope_back(&view(dy), &cos, &sin)
+                    .unwrap()
+                    .reshape((3, 4))
+                    .unwrap()
+            },
         );
     }
 
@@ -385,7 +412,11 @@ mod tests {
         // The loss is a sum, so Σ w · f(x) with f the per-row loss broadcast is not it; check
         // the loss itself, then the gradient through a uniform upstream weight.
         let x = Tensor::new(
-            &[[0.3f32, -1.2, 2.0, 0.1], [5.0, 4.0, -3.0, 0.0], [0.0, 0.5, -0.25, 1.0]],
+            &[
+                [0.3f32, -1.2, 2.0, 0.1],
+                [5.0, 4.0, -3.0, 0.0],
+                [0.0, 0.5, -0.25, 1.0],
+            ],
             &Device::Cpu,
         )
         .unwrap();

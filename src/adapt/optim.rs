@@ -48,7 +48,7 @@ impl AdamW {
     }
 
     /// One update with learning rate `lr` from the given gradients (one per parameter); on the GPU
-/// one fused kernel per parameter (`kernels.cu`), elsewhere composed tensor ops.
+    /// one fused kernel per parameter (`kernels.cu`), elsewhere composed tensor ops.
     pub fn update(&mut self, params: &[&Var], grads: &[Tensor], lr: f64) -> Result<()> {
         self.step += 1;
         let c = self.config;

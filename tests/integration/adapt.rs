@@ -1,6 +1,6 @@
 //! `lore adapt` on the fixture with a tiny model: LoRA gradients against finite differences
-//! (the check that catches ops whose backward candle drops), B = 0 equals the base model,
-//! packed documents kept apart, save → load bit for bit, overfitting a tiny export, continual
+//! (the check on the hand-written backward: a wrong or missing gradient fails it), B = 0
+//! equals the base model, packed documents kept apart, save → load bit for bit, overfitting a tiny export, continual
 //! runs that start from their parent, kill -9 then `--resume`, and bad input.
 
 use std::path::{Path, PathBuf};
