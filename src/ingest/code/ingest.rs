@@ -146,11 +146,22 @@ fn oid(bytes: &Option<Vec<u8>>) -> Option<ObjectId> {
 /// The last parsed version of each recently changed file, so the next version parses only
 /// what changed. Bounded by the source bytes it holds: past the bound, the files changed
 /// longest ago are dropped first.
-#[derive(Default)]
 struct ParseBases {
     by_path: HashMap<String, (u64, ParseBase)>,
     /// Batches seen so far; each entry records the batch that last used it.
     batch: u64,
+    /// Source bytes kept at the end of a batch; past it, eviction goes down to three quarters.
+    max_bytes: usize,
+}
+
+impl Default for ParseBases {
+    fn default() -> Self {
+        ParseBases {
+            by_path: HashMap::new(),
+            batch: 0,
+            max_bytes: Self::MAX_BYTES,
+        }
+    }
 }
 
 impl ParseBases {
@@ -170,7 +181,7 @@ impl ParseBases {
     fn end_batch(&mut self) {
         self.batch += 1;
         let mut bytes: usize = self.by_path.values().map(|(_, b)| b.len()).sum();
-        if bytes <= Self::MAX_BYTES {
+        if bytes <= self.max_bytes {
             return;
         }
         let mut by_age: Vec<(u64, String, usize)> = self
@@ -180,7 +191,7 @@ impl ParseBases {
             .collect();
         by_age.sort_unstable();
         for (_, path, len) in by_age {
-            if bytes <= Self::MAX_BYTES * 3 / 4 {
+            if bytes <= self.max_bytes * 3 / 4 {
                 break;
             }
             self.by_path.remove(&path);
@@ -549,4 +560,44 @@ fn head(
     })?;
     progress.done();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::code::extract::ParseLimits;
+
+    /// A parse base of a Rust file of about `bytes` bytes.
+    fn base(parser: &mut CodeParser, bytes: usize) -> ParseBase {
+        let line = "fn f() { let x = 1; }\n";
+        let source = line.repeat(bytes / line.len());
+        let (parsed, next) = parser.parse_from("a.rs", source.as_bytes(), None);
+        assert!(parsed.is_ok());
+        next.expect("a Rust file leaves a parse base")
+    }
+
+    #[test]
+    fn parse_bases_drop_the_files_changed_longest_ago_past_the_bound() {
+        let mut parser = CodeParser::new(ParseLimits::default());
+        let size = base(&mut parser, 3_000).len();
+        // Three files are over the bound; two are under three quarters of it.
+        let mut bases = ParseBases {
+            max_bytes: size * 28 / 10,
+            ..ParseBases::default()
+        };
+        bases.put("a".into(), base(&mut parser, 3_000));
+        bases.end_batch();
+        bases.put("b".into(), base(&mut parser, 3_000));
+        bases.end_batch();
+        assert_eq!(bases.by_path.len(), 2, "under the bound nothing is dropped");
+        // `a` changes again, so `b` is now the file changed longest ago.
+        let a = bases.take("a").expect("kept");
+        assert!(bases.take("a").is_none(), "taken once");
+        bases.put("a".into(), a);
+        bases.put("c".into(), base(&mut parser, 3_000));
+        bases.end_batch();
+        let mut kept: Vec<&str> = bases.by_path.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["a", "c"]);
+    }
 }
