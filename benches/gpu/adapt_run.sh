@@ -26,7 +26,7 @@ peak() { # run "$2..." with its output in $1; print the highest memory.used (MiB
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > mem.txt & local w=$!
   "$@" > "$out"; kill $w; sort -n mem.txt | tail -1
 }
-for run in 1 2; do
+for run in $(seq 1 "${RUNS:-2}"); do  # RUNS=1 for a shorter session
   for batch in 8 4 2; do  # the smaller batches only when a larger one does not fit
     m=$(peak "$OUT/lore-$run.json" ./adapt-bench throughput --model qwen05 --seq 1024 --batch $batch --steps 10 --device cuda)
     echo "{\"impl\": \"lore\", \"run\": $run, \"batch\": $batch, \"peak_mib_nvidia_smi\": $m}" | tee "$OUT/lore-mem-$run.json"
