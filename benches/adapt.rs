@@ -57,6 +57,19 @@ fn lora16() -> LoraConfig {
     }
 }
 
+/// A LoRA r=16 adapter whose B is random N(0, 0.02) too, so every gradient is non-zero.
+fn random_lora(config: &lore::adapt::config::ModelConfig, dev: &Device) -> LoraSet {
+    let lora = LoraSet::init(config, &lora16(), 11, dev).unwrap();
+    let mut rng = SplitMix(12);
+    for l in lora.layers.values() {
+        let d = l.b.as_tensor().dims().to_vec();
+        let v: Vec<f32> = (0..d[0] * d[1]).map(|_| rng.normal() * 0.02).collect();
+        l.b.set(&Tensor::from_vec(v, (d[0], d[1]), dev).unwrap())
+            .unwrap();
+    }
+    lora
+}
+
 /// Random tokens; each row one document; labels are the tokens (unshifted).
 fn random_batch(vocab: usize, rows: usize, seq: usize, seed: u64) -> Batch {
     let mut rng = SplitMix(seed);
@@ -152,14 +165,7 @@ fn parity(args: &[String]) {
     let out = PathBuf::from(arg(args, "--out").expect("--out DIR"));
     let dir = ModelDir::open(&model_dir).unwrap();
     let model = Model::load(&dir, &dev).unwrap();
-    let lora = LoraSet::init(&dir.config, &lora16(), 11, &dev).unwrap();
-    let mut rng = SplitMix(12);
-    for l in lora.layers.values() {
-        let d = l.b.as_tensor().dims().to_vec();
-        let v: Vec<f32> = (0..d[0] * d[1]).map(|_| rng.normal() * 0.02).collect();
-        l.b.set(&Tensor::from_vec(v, (d[0], d[1]), &dev).unwrap())
-            .unwrap();
-    }
+    let lora = random_lora(&dir.config, &dev);
     let seq = num(args, "--seq", 64);
     let batch = random_batch(dir.config.vocab_size, 2, seq, 13);
     let logits = model.logits(&batch, Some(&lora)).unwrap();
@@ -410,14 +416,7 @@ fn kernels(args: &[String]) {
     if let Some(model_dir) = arg(args, "--model") {
         let dir = ModelDir::open(&PathBuf::from(model_dir)).unwrap();
         let model = Model::load(&dir, &dev).unwrap();
-        let lora = LoraSet::init(&dir.config, &lora16(), 11, &dev).unwrap();
-        let mut rng = SplitMix(12);
-        for l in lora.layers.values() {
-            let d = l.b.as_tensor().dims().to_vec();
-            let v: Vec<f32> = (0..d[0] * d[1]).map(|_| rng.normal() * 0.02).collect();
-            l.b.set(&Tensor::from_vec(v, (d[0], d[1]), &dev).unwrap())
-                .unwrap();
-        }
+        let lora = random_lora(&dir.config, &dev);
         let mut batch = random_batch(dir.config.vocab_size, 2, 256, 13);
         // Pack two documents into the first row.
         for i in 100..256 {

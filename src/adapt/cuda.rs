@@ -81,6 +81,39 @@ fn no_cpu(name: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("{name} is a CUDA kernel"))
 }
 
+/// The `cpu_fwd` of an op with 1, 2 or 3 inputs that only runs on the GPU: an error.
+macro_rules! cuda_only {
+    (1) => {
+        fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+            Err(no_cpu(self.name()))
+        }
+    };
+    (2) => {
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            Err(no_cpu(self.name()))
+        }
+    };
+    (3) => {
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            Err(no_cpu(self.name()))
+        }
+    };
+}
+
 fn check_bf16(t: &Tensor, what: &str) -> Result<()> {
     if t.dtype() != DType::BF16 {
         candle_core::bail!("{what}: the fused kernels take bf16, not {:?}", t.dtype());
@@ -97,15 +130,7 @@ impl CustomOp2 for CausalSoftmax {
     fn name(&self) -> &'static str {
         "lore-causal-softmax"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(2);
     fn cuda_fwd(
         &self,
         s: &CudaStorage,
@@ -155,17 +180,7 @@ impl CustomOp3 for SoftmaxBack {
     fn name(&self) -> &'static str {
         "lore-softmax-back"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(3);
     fn cuda_fwd(
         &self,
         p: &CudaStorage,
@@ -214,15 +229,7 @@ impl CustomOp2 for Swiglu {
     fn name(&self) -> &'static str {
         "lore-swiglu"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(2);
     fn cuda_fwd(
         &self,
         g: &CudaStorage,
@@ -256,17 +263,7 @@ impl CustomOp3 for SwigluBack {
     fn name(&self) -> &'static str {
         "lore-swiglu-back"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(3);
     fn cuda_fwd(
         &self,
         g: &CudaStorage,
@@ -324,9 +321,7 @@ impl CustomOp1 for RmsNorm {
     fn name(&self) -> &'static str {
         "lore-rms-norm"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(1);
     fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         let dev = x.device();
         let h = xl.dims()[xl.dims().len() - 1];
@@ -372,15 +367,7 @@ impl CustomOp2 for RmsNormBack {
     fn name(&self) -> &'static str {
         "lore-rms-norm-back"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(2);
     fn cuda_fwd(
         &self,
         x: &CudaStorage,
@@ -463,9 +450,7 @@ impl CustomOp1 for Rope {
     fn name(&self) -> &'static str {
         "lore-rope"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(1);
     fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         let dev = x.device();
         let (b, t, n, d) = self.dims;
@@ -548,15 +533,7 @@ impl CustomOp2 for CrossEntropy {
     fn name(&self) -> &'static str {
         "lore-cross-entropy"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(2);
     fn cuda_fwd(
         &self,
         x: &CudaStorage,
@@ -591,15 +568,7 @@ impl CustomOp2 for CrossEntropyBack {
     fn name(&self) -> &'static str {
         "lore-cross-entropy-back"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(2);
     fn cuda_fwd(
         &self,
         x: &CudaStorage,
@@ -672,17 +641,7 @@ impl CustomOp3 for AdamW<'_> {
     fn name(&self) -> &'static str {
         "lore-adamw"
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        Err(no_cpu(self.name()))
-    }
+    cuda_only!(3);
     fn cuda_fwd(
         &self,
         p: &CudaStorage,
