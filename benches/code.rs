@@ -24,6 +24,8 @@ use lore::store::records::{BlobRecord, BlobStatus};
 use lore::store::Store;
 
 fn main() {
+    // As the `lore` binary does: tree-sitter on mimalloc.
+    lore::allocator::route_tree_sitter();
     let (repo_path, _tmp) = repository();
     head_files(&repo_path);
     if std::env::var("LORE_BENCH_HISTORY").as_deref() != Ok("0") {

@@ -22,6 +22,8 @@ use lore::store::Store;
 use lore::store::{hex, Rel};
 
 fn main() {
+    // As the `lore` binary does: tree-sitter on mimalloc.
+    lore::allocator::route_tree_sitter();
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = match std::env::var_os("LORE_BENCH_REPO") {
         Some(p) => PathBuf::from(p),

@@ -21,6 +21,8 @@ use lore::progress::Silent;
 use lore::store::{hex, NodeId, NodeKind, Store};
 
 fn main() {
+    // As the `lore` binary does: tree-sitter on mimalloc.
+    lore::allocator::route_tree_sitter();
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo_path = match std::env::var_os("LORE_BENCH_REPO") {
         Some(p) => PathBuf::from(p),

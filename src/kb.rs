@@ -159,6 +159,16 @@ impl Kb {
         Ok(crate::store::check::check(path, &indexes)?)
     }
 
+    /// Compact the lore file at `path` as its one writer (no `Kb` may have it open for
+    /// writing): every stage's tables are copied in key order into a fresh file that replaces
+    /// it (see [`crate::store::compact`]).
+    pub fn compact(path: &Path) -> Result<crate::store::compact::CompactReport> {
+        Ok(Store::compact(path, &|r| {
+            crate::index::copy_tables(r)?;
+            crate::adapt::lineage::copy_tables(r)
+        })?)
+    }
+
     /// Recover a file a killed writer left behind, once [`Kb::check`] has shown on a copy that
     /// redb's recovery succeeds; returns redb's verdict on the recovered file.
     pub fn repair(path: &Path) -> Result<RedbState> {

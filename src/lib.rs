@@ -28,6 +28,7 @@
 //! `#[non_exhaustive]` error enum that converts into [`Error`].
 
 pub mod adapt;
+pub mod allocator;
 pub mod code;
 pub mod error;
 pub mod export;

@@ -6,5 +6,6 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    lore::allocator::route_tree_sitter();
     cli::main()
 }

@@ -20,6 +20,16 @@ pub const ADAPTER_WEIGHTS: TableDefinition<u64, &[u8]> = TableDefinition::new("a
 pub const ADAPTER_EVAL_SETS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("adapter_eval_sets");
 
+/// Copy the adapter tables into a compacted file (see [`crate::store::compact`]).
+pub fn copy_tables(
+    r: &mut crate::store::compact::Copier<'_>,
+) -> Result<(), crate::store::StoreError> {
+    r.table(ADAPTERS)?;
+    r.table(ADAPTER_WEIGHTS)?;
+    r.table(ADAPTER_EVAL_SETS)?;
+    Ok(())
+}
+
 /// What makes adapters continuations of each other: the same base model, tokenizer and LoRA
 /// shape (target modules and rank).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

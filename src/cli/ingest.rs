@@ -48,6 +48,13 @@ pub struct IngestArgs {
     /// Skip updating the full-text and vector indexes (`lore index` does it later).
     #[arg(long)]
     no_index: bool,
+    /// Leave the file as the ingest wrote it. By default, an ingest that added 1,000 commits
+    /// or more, and a quarter more than the file had (a first ingest, a large catch-up), ends
+    /// by compacting it, as
+    /// `lore compact` does: every table rewritten in key order into a fresh file, without the
+    /// free space many write transactions leave
+    #[arg(long)]
+    no_compact: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -75,6 +82,7 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
         github_repo: args.github,
     };
     let (kb, created) = Kb::open_or_create(kb_path)?;
+    let commits_before = kb.read()?.commit_count()?;
     let progress = Bar::new(quiet || args.json);
     let report = match kb.ingest(&args.repo, &options, &progress) {
         Ok(report) => report,
@@ -88,18 +96,64 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
         }
     };
     progress.done();
+    drop(kb);
     if created && !quiet && !args.json {
         eprintln!("created {}", kb_path.display());
     }
+    let compact = if !args.no_compact && worth_compacting(commits_before, report.git.commits_added)
+    {
+        progress.phase("compacting the file", None);
+        let result = Kb::compact(kb_path);
+        progress.done();
+        match result {
+            Ok(report) => Some(report),
+            Err(e) => {
+                // What the ingest wrote is committed; only the free space stays.
+                eprintln!(
+                    "warning: {} was not compacted ({e}); `lore compact` can do it later",
+                    kb_path.display()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        json["compact"] = serde_json::to_value(&compact)?;
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
     if quiet {
         return Ok(());
     }
     print_report(kb_path, &report);
+    if let Some(c) = &compact {
+        print_compact(kb_path, c);
+    }
     Ok(())
+}
+
+/// Whether an ingest that added `added` commits to `before` should compact the file: at least
+/// 1,000 of them and a quarter more than there were (a first ingest, a large catch-up). An
+/// incremental ingest never pays for it.
+fn worth_compacting(before: u64, added: u64) -> bool {
+    added >= 1000 && added * 4 >= before
+}
+
+/// One line on what a compaction did.
+pub fn print_compact(kb_path: &Path, c: &lore::store::compact::CompactReport) {
+    let b = super::render::bytes;
+    println!(
+        "compacted {}: {} -> {} in {:.2}s ({} tables, {} entries rewritten in key order)",
+        kb_path.display(),
+        b(c.bytes_before),
+        b(c.bytes_after),
+        c.elapsed_ms as f64 / 1000.0,
+        c.tables,
+        c.entries
+    );
 }
 
 fn print_report(kb_path: &Path, report: &IngestReport) {

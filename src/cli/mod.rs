@@ -89,7 +89,8 @@ enum Command {
         #[arg(long)]
         storage: bool,
     },
-    /// Rewrite the file without its free space (redb's compaction; needs the writer's place).
+    /// Return the file's free space: every table is rewritten in key order into a fresh file
+    /// that replaces it (needs the writer's place; an ingest that grew the file a lot does it).
     #[command(after_help = "Examples:\n  lore compact\n  lore compact --kb /data/vllm.lore")]
     Compact,
     /// Import issues and pull requests (GitHub, gh, Jira, JSONL dumps) and link them.

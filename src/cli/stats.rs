@@ -110,8 +110,7 @@ fn print_storage(kb: &Kb, json_out: bool) -> anyhow::Result<()> {
 
 /// `lore compact`
 pub fn compact(path: &std::path::Path) -> anyhow::Result<()> {
-    let (before, after) = lore::store::Store::compact(path)?;
-    let b = super::render::bytes;
-    println!("{}: {} -> {}", path.display(), b(before), b(after));
+    let report = lore::kb::Kb::compact(path)?;
+    super::ingest::print_compact(path, &report);
     Ok(())
 }

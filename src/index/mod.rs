@@ -331,3 +331,17 @@ pub fn train_builtin(
 }
 
 pub use documents::Document;
+
+/// Copy every index table into a compacted file (see [`crate::store::compact`]).
+pub fn copy_tables(
+    r: &mut crate::store::compact::Copier<'_>,
+) -> Result<(), crate::store::StoreError> {
+    r.table(text::directory::TEXT_INDEX_FILES)?;
+    r.table(text::TEXT_INDEX_DOCS)?;
+    r.table(vectors::EMBEDDERS)?;
+    r.table(vectors::INDEX_META)?;
+    r.table(vectors::VECTORS)?;
+    r.table(vectors::VECTOR_GRAPHS)?;
+    r.table(vectors::VECTOR_GRAPH_PARTS)?;
+    Ok(())
+}

@@ -1,9 +1,17 @@
 //! Vectors of issues, commits and symbols, kept in the lore file under the model id of the
 //! embedder that made them, with one HNSW graph (hnsw_rs) per model and kind.
 //!
-//! - `vectors[(model, node)]` = fingerprint of the embedded text (u64 LE) + the f32 components;
-//! - `vector_graphs[(model, kind)]` = the hnsw_rs dump of the graph, and which nodes it holds
-//!   with the fingerprint each was inserted with.
+//! - `vectors[(model, node)]` = a format byte (1), the fingerprint of the embedded text (u64
+//!   LE) and the components as f16 (LE). Files written before f16 hold the fingerprint and f32
+//!   components (an even length; the f16 record's is odd), which still read.
+//! - `vector_graph_parts[(model, kind, part)]` = one graph record in parts of at most
+//!   [`PART_BYTES`] (redb gives a value a power-of-two run of pages, so one 14 MiB record would
+//!   take 16 MiB): the hnsw_rs dump of the graph, its data file *without* the vectors
+//!   `vectors` already holds (the order of the points, and a copy only of those whose vector
+//!   changed since they were inserted), and which nodes the graph holds with the fingerprint
+//!   each was inserted with. Loading rebuilds hnsw_rs's data file byte for byte.
+//!   `vector_graphs[(model, kind)]`, the earlier layout with the whole data file, still reads
+//!   and is replaced on the next update.
 //!
 //! Updates embed only new or changed text and insert those vectors into the stored graph; a
 //! changed node's old point stays in the graph, is dropped from results (every candidate is
@@ -19,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use hnsw_rs::prelude::{AnnT, DistCosine, Hnsw, HnswIo};
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::store::{table_missing, Db};
 use serde::{Deserialize, Serialize};
@@ -32,7 +40,13 @@ use crate::store::{NodeId, NodeKind, Store};
 pub const EMBEDDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("embedders");
 pub const INDEX_META: TableDefinition<&str, &[u8]> = TableDefinition::new("index_meta");
 pub const VECTORS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("vectors");
+/// The earlier graph layout (a whole hnsw_rs dump in one value): read, never written.
 pub const VECTOR_GRAPHS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("vector_graphs");
+pub const VECTOR_GRAPH_PARTS: TableDefinition<(&str, u8, u32), &[u8]> =
+    TableDefinition::new("vector_graph_parts");
+
+/// The largest part of a stored graph record: a leaf with one part fits a 256 KiB page.
+pub const PART_BYTES: usize = (256 << 10) - 512;
 
 /// `index_meta` key naming the embedder whose vectors queries use.
 pub const ACTIVE_EMBEDDER: &str = "embedder";
@@ -43,20 +57,153 @@ pub const VECTOR_KINDS: [NodeKind; 3] = [NodeKind::Issue, NodeKind::Commit, Node
 const MAX_CONNECTIONS: usize = 16;
 const EF_CONSTRUCTION: usize = 100;
 const MAX_LAYERS: usize = 16;
-/// Below this many vectors a search is an exact scan.
-const EXACT_BELOW: usize = 2_000;
+/// Below this many vectors a kind has no graph and a search is an exact scan (under a
+/// millisecond for 10,000 vectors of 128 dimensions; building the graph costs seconds).
+const EXACT_BELOW: usize = 10_000;
 /// Rebuild a graph when this share of its points is stale.
 const STALE_SHARE: f64 = 0.2;
 
 #[derive(Serialize, Deserialize, Default)]
 struct GraphRecord {
+    /// hnsw_rs's graph file.
     graph: Vec<u8>,
-    data: Vec<u8>,
+    /// hnsw_rs's data file, less the vectors the `vectors` table holds.
+    data: GraphData,
     /// (node, fingerprint) of every point inserted and still current.
     inserted: Vec<(u64, u64)>,
     /// Points whose node changed or left since they were inserted.
     stale: u64,
 }
+
+/// The points of hnsw_rs's data file in its order: each a node and, where the node's stored
+/// vector is not the one the point was inserted with (a changed or removed node's stale
+/// point), that vector.
+#[derive(Serialize, Deserialize, Default)]
+struct GraphData {
+    dim: u64,
+    points: Vec<(u64, Option<Vec<f32>>)>,
+}
+
+/// A graph as hnsw_rs dumps and loads it: both files whole. Also the layout of the earlier
+/// `vector_graphs` table.
+#[derive(Serialize, Deserialize, Default)]
+struct FullGraph {
+    graph: Vec<u8>,
+    data: Vec<u8>,
+    inserted: Vec<(u64, u64)>,
+    stale: u64,
+}
+
+impl FullGraph {
+    /// The stored form: the data file's vectors that `vectors` gives are left out.
+    fn compact<'v>(
+        self,
+        vectors: &dyn Fn(u64) -> Option<&'v [f32]>,
+    ) -> Result<GraphRecord, IndexError> {
+        let corrupt = |detail: &str| IndexError::Corrupt {
+            what: "vector graph dump".into(),
+            source: anyhow::anyhow!("{detail}").into(),
+        };
+        let mut data = GraphData::default();
+        if !self.graph.is_empty() {
+            // hnsw_rs's data file: magic (u32), dimension (usize), then per point magic,
+            // origin id (u64), byte length (u64) and the f32 components, all native-endian.
+            let mut at = DataReader(&self.data);
+            let magic = DATA_MAGIC.to_ne_bytes();
+            if at.take(4) != Some(magic.as_slice()) {
+                return Err(corrupt("not hnsw_rs's data file layout"));
+            }
+            let dim = at.word().ok_or_else(|| corrupt("no dimension"))?;
+            data.dim = dim;
+            while !at.0.is_empty() {
+                if at.take(4) != Some(magic.as_slice()) {
+                    return Err(corrupt("a point without its magic number"));
+                }
+                let node = at.word().ok_or_else(|| corrupt("a point without its id"))?;
+                let len = at
+                    .word()
+                    .ok_or_else(|| corrupt("a point without its length"))?;
+                if len != dim * 4 {
+                    return Err(corrupt("a point of another dimension"));
+                }
+                let bytes = at
+                    .take(len as usize)
+                    .ok_or_else(|| corrupt("a cut point"))?;
+                let v: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                let same = vectors(node).is_some_and(|stored| {
+                    stored.len() == v.len()
+                        && stored
+                            .iter()
+                            .zip(&v)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                });
+                data.points.push((node, (!same).then_some(v)));
+            }
+        }
+        Ok(GraphRecord {
+            graph: self.graph,
+            data,
+            inserted: self.inserted,
+            stale: self.stale,
+        })
+    }
+}
+
+struct DataReader<'a>(&'a [u8]);
+
+impl<'a> DataReader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn word(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("eight bytes")))
+    }
+}
+
+impl GraphRecord {
+    /// hnsw_rs's files again, the left-out vectors read from `vectors`. `None` when one of them
+    /// is missing or of another dimension (the graph is then rebuilt or not used).
+    fn expand<'v>(self, vectors: &dyn Fn(u64) -> Option<&'v [f32]>) -> Option<FullGraph> {
+        let mut data = Vec::new();
+        if !self.graph.is_empty() {
+            let dim = self.data.dim as usize;
+            data.reserve(12 + self.data.points.len() * (20 + dim * 4));
+            data.extend_from_slice(&DATA_MAGIC.to_ne_bytes());
+            data.extend_from_slice(&self.data.dim.to_ne_bytes());
+            for (node, kept) in &self.data.points {
+                let v = match kept {
+                    Some(v) => v.as_slice(),
+                    None => vectors(*node)?,
+                };
+                if v.len() != dim {
+                    return None;
+                }
+                data.extend_from_slice(&DATA_MAGIC.to_ne_bytes());
+                data.extend_from_slice(&node.to_ne_bytes());
+                data.extend_from_slice(&(dim as u64 * 4).to_ne_bytes());
+                for x in v {
+                    data.extend_from_slice(&x.to_ne_bytes());
+                }
+            }
+        }
+        Some(FullGraph {
+            graph: self.graph,
+            data,
+            inserted: self.inserted,
+            stale: self.stale,
+        })
+    }
+}
+
+/// hnsw_rs's magic number at the start of its data file and of each point in it.
+const DATA_MAGIC: u32 = 0xa67f_0000;
 
 /// What [`VectorIndex::update`] did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -89,22 +236,55 @@ fn kind_range(kind: NodeKind) -> (u64, u64) {
     (NodeId::new(kind, 0).0, NodeId::new(kind, (1 << 56) - 1).0)
 }
 
+/// The first byte of a vector record with f16 components.
+const F16_VECTOR: u8 = 1;
+
 fn encode_vector(print: u64, v: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + v.len() * 4);
+    let mut out = Vec::with_capacity(9 + v.len() * 2);
+    out.push(F16_VECTOR);
     out.extend_from_slice(&print.to_le_bytes());
     for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes());
     }
     out
 }
 
+/// Whether `bytes` has the length of a vector record: 1 + 8 + 2·dim (f16, odd) or 8 + 4·dim
+/// (f32, from before f16).
+fn is_vector_record(bytes: &[u8]) -> bool {
+    if bytes.len() % 2 == 1 {
+        bytes.len() >= 9 && bytes[0] == F16_VECTOR
+    } else {
+        bytes.len() >= 8 && (bytes.len() - 8) % 4 == 0
+    }
+}
+
+/// The fingerprint and components of a vector record (either layout; see the module docs).
 fn decode_vector(bytes: &[u8]) -> (u64, Vec<f32>) {
-    let print = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
-    let v = bytes[8..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect();
-    (print, v)
+    let word = |b: &[u8]| {
+        u64::from_le_bytes(
+            b.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or_default(),
+        )
+    };
+    if bytes.len() % 2 == 1 {
+        let v = bytes
+            .get(9..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
+        (word(bytes.get(1..).unwrap_or_default()), v)
+    } else {
+        let v = bytes
+            .get(8..)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        (word(bytes), v)
+    }
 }
 
 fn is_zero(v: &[f32]) -> bool {
@@ -120,7 +300,7 @@ impl VectorIndex {
             txn.open_table(EMBEDDERS)?;
             txn.open_table(INDEX_META)?;
             txn.open_table(VECTORS)?;
-            txn.open_table(VECTOR_GRAPHS)?;
+            txn.open_table(VECTOR_GRAPH_PARTS)?;
             txn.commit()?;
         }
         Ok(VectorIndex {
@@ -248,10 +428,16 @@ impl VectorIndex {
         let txn = self.db.begin_write()?;
         {
             let mut vt = txn.open_table(VECTORS)?;
+            // A removed node's point stays in its graph until a rebuild: keep its vector for
+            // rebuilding the graph's data file.
+            let mut gone: HashMap<u64, Vec<f32>> = HashMap::new();
             for node in &removed {
-                vt.remove((model.as_str(), *node))?;
+                if let Some(v) = vt.remove((model.as_str(), *node))? {
+                    gone.insert(*node, decode_vector(v.value()).1);
+                }
             }
             let mut gt = txn.open_table(VECTOR_GRAPHS)?;
+            let mut pt = txn.open_table(VECTOR_GRAPH_PARTS)?;
             for kind in VECTOR_KINDS {
                 let (lo, hi) = kind_range(kind);
                 let mut current: Vec<(u64, u64, Vec<f32>)> = Vec::new();
@@ -262,14 +448,37 @@ impl VectorIndex {
                         current.push((k.value().1, print, vec));
                     }
                 }
-                let old: GraphRecord = match gt.get((model.as_str(), kind as u8))? {
-                    Some(v) => postcard::from_bytes(v.value()).unwrap_or_default(),
-                    None => GraphRecord::default(),
+                let by_node: HashMap<u64, &[f32]> = current
+                    .iter()
+                    .map(|(n, _, v)| (*n, v.as_slice()))
+                    .chain(gone.iter().map(|(n, v)| (*n, v.as_slice())))
+                    .collect();
+                let lookup = |n: u64| by_node.get(&n).copied();
+                // A record that does not decode, or whose vectors are gone, is rebuilt.
+                let old = match read_parts(&pt, &model, kind)? {
+                    Some(bytes) => postcard::from_bytes::<GraphRecord>(&bytes)
+                        .ok()
+                        .and_then(|r| r.expand(&lookup))
+                        .unwrap_or_default(),
+                    None => match gt.remove((model.as_str(), kind as u8))? {
+                        Some(v) => postcard::from_bytes(v.value()).unwrap_or_default(),
+                        None => FullGraph::default(),
+                    },
                 };
-                let (record, rebuilt) = update_graph(old, &current)?;
+                if current.len() < EXACT_BELOW {
+                    write_parts(&mut pt, &model, kind, &[])?;
+                    continue;
+                }
+                let (full, rebuilt) = update_graph(old, &current)?;
                 report.graphs_rebuilt += u64::from(rebuilt);
+                let record = full.compact(&lookup)?;
                 let bytes = postcard::to_allocvec(&record).expect("in-memory encoding cannot fail");
-                gt.insert((model.as_str(), kind as u8), bytes.as_slice())?;
+                write_parts(&mut pt, &model, kind, &bytes)?;
+            }
+            // Every graph of the earlier layout is rewritten in parts by now or later updates.
+            if gt.is_empty()? {
+                drop(gt);
+                txn.delete_table(VECTOR_GRAPHS)?;
             }
             txn.open_table(EMBEDDERS)?
                 .insert(model.as_str(), spec_bytes.as_slice())?;
@@ -289,8 +498,10 @@ impl VectorIndex {
             let mut vt = txn.open_table(VECTORS)?;
             vt.retain_in((model, 0u64)..=(model, u64::MAX), |_, _| false)?;
             let mut gt = txn.open_table(VECTOR_GRAPHS)?;
+            let mut pt = txn.open_table(VECTOR_GRAPH_PARTS)?;
             for kind in VECTOR_KINDS {
                 gt.remove((model, kind as u8))?;
+                write_parts(&mut pt, model, kind, &[])?;
             }
             txn.open_table(EMBEDDERS)?.remove(model)?;
         }
@@ -315,17 +526,36 @@ impl VectorIndex {
                 vectors.insert(k.value().1, vec);
             }
         }
-        let gt = txn.open_table(VECTOR_GRAPHS)?;
-        let graph = match gt.get((model, kind as u8))? {
-            Some(v) if vectors.len() >= EXACT_BELOW => {
-                let record: GraphRecord =
-                    postcard::from_bytes(v.value()).map_err(|e| IndexError::Corrupt {
-                        what: "stored graph".into(),
-                        source: e.into(),
-                    })?;
-                load_graph(&record)?
+        let graph = if vectors.len() >= EXACT_BELOW {
+            let corrupt = |e: postcard::Error| IndexError::Corrupt {
+                what: "stored graph".into(),
+                source: e.into(),
+            };
+            let full = match txn.open_table(VECTOR_GRAPH_PARTS) {
+                Err(e) if table_missing(&e) => None,
+                t => read_parts(&t?, model, kind)?,
+            };
+            let full = match full {
+                Some(bytes) => {
+                    let record: GraphRecord = postcard::from_bytes(&bytes).map_err(corrupt)?;
+                    // A vector changed or left without its graph being updated (an update cut
+                    // short between its transactions): search exactly until the next update.
+                    record.expand(&|n| vectors.get(&n).map(Vec::as_slice))
+                }
+                None => match txn.open_table(VECTOR_GRAPHS) {
+                    Err(e) if table_missing(&e) => None,
+                    t => match t?.get((model, kind as u8))? {
+                        Some(v) => Some(postcard::from_bytes(v.value()).map_err(corrupt)?),
+                        None => None,
+                    },
+                },
+            };
+            match full {
+                Some(full) => load_graph(&full)?,
+                None => None,
             }
-            _ => None,
+        } else {
+            None
         };
         let loaded = Arc::new(KindVectors { vectors, graph });
         self.loaded
@@ -439,9 +669,9 @@ fn new_graph(capacity: usize) -> Graph {
 /// Bring a stored graph up to `current` (node, fingerprint, vector), rebuilding it when too
 /// much of it is stale. Returns the new record and whether it was rebuilt.
 fn update_graph(
-    old: GraphRecord,
+    old: FullGraph,
     current: &[(u64, u64, Vec<f32>)],
-) -> Result<(GraphRecord, bool), IndexError> {
+) -> Result<(FullGraph, bool), IndexError> {
     let inserted: HashMap<u64, u64> = old.inserted.iter().copied().collect();
     let now: HashMap<u64, u64> = current.iter().map(|(n, p, _)| (*n, *p)).collect();
     let to_insert: Vec<&(u64, u64, Vec<f32>)> = current
@@ -478,7 +708,7 @@ fn update_graph(
     };
     let (graph_bytes, data_bytes) = dump_graph(&graph)?;
     Ok((
-        GraphRecord {
+        FullGraph {
             graph: graph_bytes,
             data: data_bytes,
             inserted: points.iter().map(|(n, p, _)| (*n, *p)).collect(),
@@ -489,6 +719,37 @@ fn update_graph(
 }
 
 const BASENAME: &str = "lore";
+
+/// The stored record of the graph of `kind` under `model`, its parts joined.
+fn read_parts(
+    table: &impl ReadableTable<(&'static str, u8, u32), &'static [u8]>,
+    model: &str,
+    kind: NodeKind,
+) -> Result<Option<Vec<u8>>, IndexError> {
+    let mut out: Option<Vec<u8>> = None;
+    for row in table.range((model, kind as u8, 0u32)..=(model, kind as u8, u32::MAX))? {
+        let (_, part) = row?;
+        out.get_or_insert_with(Vec::new)
+            .extend_from_slice(part.value());
+    }
+    Ok(out)
+}
+
+/// Replace the stored record of the graph of `kind` under `model` by `bytes` (nothing when
+/// empty), in parts of at most [`PART_BYTES`].
+fn write_parts(
+    table: &mut redb::Table<'_, (&'static str, u8, u32), &'static [u8]>,
+    model: &str,
+    kind: NodeKind,
+    bytes: &[u8],
+) -> Result<(), IndexError> {
+    let k = kind as u8;
+    table.retain_in((model, k, 0u32)..=(model, k, u32::MAX), |_, _| false)?;
+    for (i, part) in bytes.chunks(PART_BYTES).enumerate() {
+        table.insert((model, k, i as u32), part)?;
+    }
+    Ok(())
+}
 
 fn dump_graph(graph: &Graph) -> Result<(Vec<u8>, Vec<u8>), IndexError> {
     if graph.get_nb_point() == 0 {
@@ -508,7 +769,7 @@ fn dump_graph(graph: &Graph) -> Result<(Vec<u8>, Vec<u8>), IndexError> {
     Ok((read("graph")?, read("data")?))
 }
 
-fn load_graph(record: &GraphRecord) -> Result<Option<Graph>, IndexError> {
+fn load_graph(record: &FullGraph) -> Result<Option<Graph>, IndexError> {
     if record.graph.is_empty() {
         return Ok(None);
     }
@@ -556,9 +817,40 @@ pub fn check_stored(db: &Db) -> Result<Vec<String>, IndexError> {
             problems.push(format!("the active embedder {model} has no record"));
         }
     }
-    for row in txn.open_table(VECTOR_GRAPHS)?.iter()? {
+    if let Ok(parts) = txn.open_table(VECTOR_GRAPH_PARTS) {
+        let mut keys = std::collections::BTreeSet::new();
+        for row in parts.iter()? {
+            let (key, _) = row?;
+            let (model, kind, _) = key.value();
+            keys.insert((model.to_string(), kind));
+        }
+        for (model, kind) in keys {
+            let mut bytes = Vec::new();
+            for row in
+                parts.range((model.as_str(), kind, 0u32)..=(model.as_str(), kind, u32::MAX))?
+            {
+                bytes.extend_from_slice(row?.1.value());
+            }
+            if postcard::from_bytes::<GraphRecord>(&bytes).is_err() {
+                problems.push(format!(
+                    "the vector graph of {model}, kind {kind}, does not decode"
+                ));
+            }
+        }
+    }
+    let legacy = match txn.open_table(VECTOR_GRAPHS) {
+        Err(e) if table_missing(&e) => None,
+        t => Some(t?),
+    };
+    for row in legacy
+        .iter()
+        .map(|t| t.iter())
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+    {
         let (key, graph) = row?;
-        if postcard::from_bytes::<GraphRecord>(graph.value()).is_err() {
+        if postcard::from_bytes::<FullGraph>(graph.value()).is_err() {
             let (model, kind) = key.value();
             problems.push(format!(
                 "the vector graph of {model}, kind {kind}, does not decode"
@@ -567,7 +859,7 @@ pub fn check_stored(db: &Db) -> Result<Vec<String>, IndexError> {
     }
     for row in txn.open_table(VECTORS)?.iter()? {
         let (key, v) = row?;
-        if v.value().len() < 8 || (v.value().len() - 8) % 4 != 0 {
+        if !is_vector_record(v.value()) {
             let (model, node) = key.value();
             problems.push(format!(
                 "the vector of node {node} under {model} has {} bytes",
@@ -584,7 +876,7 @@ mod tests {
     use crate::index::embed::random::unit_vectors;
 
     fn loaded(points: &[(u64, u64, Vec<f32>)]) -> KindVectors {
-        let (record, rebuilt) = update_graph(GraphRecord::default(), points).unwrap();
+        let (record, rebuilt) = update_graph(FullGraph::default(), points).unwrap();
         assert!(rebuilt);
         KindVectors {
             vectors: points.iter().map(|(n, _, v)| (*n, v.clone())).collect(),
@@ -638,9 +930,74 @@ mod tests {
     }
 
     #[test]
+    fn stored_graphs_leave_out_the_vectors_and_rebuild_the_dump_exactly() {
+        let mut pts = points(2500, 8, 7);
+        let (full, _) = update_graph(FullGraph::default(), &pts).unwrap();
+        // Ten nodes change: their old points stay in the graph, with the old vectors.
+        for (i, p) in pts.iter_mut().take(10).enumerate() {
+            p.1 = 2;
+            p.2 = unit_vectors(1, 8, 100 + i as u64).remove(0);
+        }
+        let by_node = |pts: &[(u64, u64, Vec<f32>)]| -> HashMap<u64, Vec<f32>> {
+            pts.iter().map(|(n, _, v)| (*n, v.clone())).collect()
+        };
+        let (full, _) = update_graph(full, &pts).unwrap();
+        let now = by_node(&pts);
+        let lookup = |n: u64| now.get(&n).map(Vec::as_slice);
+        let (graph, data) = (full.graph.clone(), full.data.clone());
+        let record = full.compact(&lookup).unwrap();
+        // Only the ten stale points keep a copy of their vector.
+        assert_eq!(record.data.points.len(), 2510);
+        assert_eq!(
+            record.data.points.iter().filter(|p| p.1.is_some()).count(),
+            10
+        );
+        let bytes = postcard::to_allocvec(&record).unwrap();
+        // Smaller than the dump by at least the 2,500 vectors left out (8 f32 each).
+        let left_out = 2500 * 8 * 4;
+        assert!(
+            bytes.len() + left_out < graph.len() + data.len(),
+            "{} bytes",
+            bytes.len()
+        );
+        let back: GraphRecord = postcard::from_bytes(&bytes).unwrap();
+        let again = back.expand(&lookup).unwrap();
+        assert_eq!(again.graph, graph);
+        assert_eq!(again.data, data, "the data file is rebuilt byte for byte");
+        assert_eq!(load_graph(&again).unwrap().unwrap().get_nb_point(), 2510);
+        // A vector the record refers to is gone: no graph, rather than a wrong one.
+        let fewer: HashMap<u64, Vec<f32>> = now.into_iter().skip(1).collect();
+        let record: GraphRecord = postcard::from_bytes(&bytes).unwrap();
+        assert!(record
+            .expand(&|n| fewer.get(&n).map(Vec::as_slice))
+            .is_none());
+    }
+
+    #[test]
+    fn vectors_are_stored_as_f16_and_f32_records_still_read() {
+        let v = vec![0.1f32, -0.5, 0.25, 1e-3];
+        let bytes = encode_vector(42, &v);
+        assert_eq!(bytes.len(), 1 + 8 + 2 * v.len());
+        assert!(is_vector_record(&bytes));
+        let (print, back) = decode_vector(&bytes);
+        assert_eq!(print, 42);
+        for (a, b) in v.iter().zip(&back) {
+            assert!((a - b).abs() <= a.abs() / 1024.0, "{a} vs {b}");
+        }
+        let mut legacy = 7u64.to_le_bytes().to_vec();
+        for x in &v {
+            legacy.extend_from_slice(&x.to_le_bytes());
+        }
+        assert!(is_vector_record(&legacy));
+        assert_eq!(decode_vector(&legacy), (7, v));
+        assert!(!is_vector_record(&legacy[..10]));
+        assert!(!is_vector_record(&[9, 0, 0]));
+    }
+
+    #[test]
     fn graphs_grow_incrementally_and_are_rebuilt_when_stale() {
         let mut pts = points(3000, 8, 5);
-        let (record, _) = update_graph(GraphRecord::default(), &pts[..2900]).unwrap();
+        let (record, _) = update_graph(FullGraph::default(), &pts[..2900]).unwrap();
         // New points are inserted into the stored graph.
         let (record, rebuilt) = update_graph(record, &pts).unwrap();
         assert!(!rebuilt);

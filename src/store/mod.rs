@@ -4,6 +4,7 @@
 
 pub mod check;
 mod codec;
+pub mod compact;
 mod ids;
 pub mod origins;
 pub mod paths;
@@ -390,19 +391,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Rewrite the file so it takes no more space than its data needs (redb's compaction), as
-    /// the one writer. Returns the file's size before and after.
-    pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
-        check_is_file(path)?;
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let before = size(path);
-        let mut db = Builder::new()
-            .set_concurrency_mode(SHARING)
-            .open(path)
-            .map_err(|e| map_open_error(path, e))?;
-        // Each pass moves pages toward the start; repeat until one moves nothing.
-        while db.compact().map_err(|e| StoreError::Db(e.into()))? {}
-        drop(db);
-        Ok((before, size(path)))
+    /// Compact the file at `path` as its one writer: the store's tables and those
+    /// `later_stages` copy go, in key order, into a fresh file that replaces it.
+    pub fn compact(
+        path: &Path,
+        later_stages: &dyn Fn(&mut compact::Copier<'_>) -> Result<(), StoreError>,
+    ) -> Result<compact::CompactReport, StoreError> {
+        compact::compact(path, &|r| {
+            schema::copy_tables(r)?;
+            later_stages(r)
+        })
     }
 }

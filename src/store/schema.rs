@@ -3,7 +3,7 @@
 use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it whenever a table or record layout changes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Files of this version and later open, after adding the tables they lack.
 pub const OLDEST_UPGRADABLE: u32 = 2;
@@ -64,3 +64,34 @@ pub const FIRST_PARENTS: TableDefinition<u64, u64> = TableDefinition::new("first
 
 /// `"git:refs/heads/main"` -> Watermark
 pub const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
+
+/// Copy every table of the store into a compacted file (see [`super::compact`]).
+pub fn copy_tables(r: &mut super::compact::Copier<'_>) -> Result<(), super::StoreError> {
+    r.table(META)?;
+    r.table(COUNTERS)?;
+    r.table(STRINGS)?;
+    r.table(STRING_IDS)?;
+    r.table(COMMITS)?;
+    r.table(FILES)?;
+    r.table(AUTHORS)?;
+    r.table(COMMIT_BY_SHA)?;
+    r.table(COMMIT_BY_TIME)?;
+    r.table(FILE_BY_PATH)?;
+    r.table(AUTHOR_BY_EMAIL)?;
+    r.table(EDGES)?;
+    r.table(EDGES_REV)?;
+    r.table(BLOBS)?;
+    r.table(BLOB_BY_SHA)?;
+    r.table(SYMBOLS)?;
+    r.table(SYMBOL_BY_KEY)?;
+    r.table(HEAD_BLOBS)?;
+    r.table(ISSUES)?;
+    r.table(ISSUE_BY_NUMBER)?;
+    r.table(COMMIT_FACETS)?;
+    r.table(SZZ_BLAME)?;
+    r.table(LINE_ORIGINS)?;
+    r.table(VERSION_BY_BLOB)?;
+    r.table(FIRST_PARENTS)?;
+    r.table(WATERMARKS)?;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! The lore file itself: creation, schema version checks, files that are not lore files.
 
 use std::fs;
+use std::path::Path;
 
 use lore::store::{Store, StoreError, SCHEMA_VERSION};
 
@@ -323,12 +324,85 @@ fn storage_explains_the_file_size_and_compact_keeps_the_content() {
     assert_eq!(v["outside_tables"].as_u64().unwrap(), size - total);
 
     let before = crate::common::content_counts(&stats);
+    let queries = [
+        "issues fixed_by commit",
+        "commits introduced_by commit limit 10",
+        "symbols where kind = \"function\" limit 20",
+        "commits matching \"cache\" limit 5",
+        "issues similar to \"crash when the cache is full\" limit 3",
+    ];
+    let answers = |kb: &Path| -> Vec<String> {
+        queries
+            .iter()
+            .map(|q| {
+                let out = crate::common::lore(&["--kb", kb.to_str().unwrap(), "query", q]);
+                crate::common::stdout(&out) + &crate::common::stderr(&out)
+            })
+            .collect()
+    };
+    let answers_before = answers(&kb);
     let out = crate::common::lore(&["--kb", k, "compact"]);
     assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert!(crate::common::stdout(&out).contains("rewritten in key order"));
     assert_eq!(
         crate::common::content_counts(&crate::common::stats_json(&kb)),
         before
     );
+    assert_eq!(
+        answers(&kb),
+        answers_before,
+        "the same answers after compaction"
+    );
+    // No free space is left outside the tables, and the file did not grow.
+    let out = crate::common::lore(&["--kb", k, "stats", "--storage", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["file_size"].as_u64().unwrap() <= size);
+    assert!(
+        v["outside_tables"].as_u64().unwrap() <= 64 << 10,
+        "{} bytes outside tables after compaction",
+        v["outside_tables"]
+    );
     let check = crate::common::lore(&["--kb", k, "check"]);
     assert!(check.status.success(), "{}", crate::common::stdout(&check));
+    assert!(!kb.with_file_name("test.lore.compacting").exists());
+}
+
+#[test]
+fn compact_refuses_a_file_with_a_table_it_does_not_know_and_leaves_it_as_it_was() {
+    let (_fixture, kb) = crate::queries::fixture_kb();
+    {
+        let db = redb::Database::open(&kb).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<u64, u64> =
+                redb::TableDefinition::new("from_the_future");
+            txn.open_table(def).unwrap().insert(1, 2).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let counts = crate::common::content_counts(&crate::common::stats_json(&kb));
+    let out = crate::common::lore(&["--kb", kb.to_str().unwrap(), "compact"]);
+    assert!(!out.status.success());
+    let err = crate::common::stderr(&out);
+    assert!(
+        err.contains("from_the_future") && err.contains("unchanged"),
+        "{err}"
+    );
+    // Everything is still there, the unknown table included.
+    assert_eq!(
+        crate::common::content_counts(&crate::common::stats_json(&kb)),
+        counts
+    );
+    {
+        let db = redb::Database::open(&kb).unwrap();
+        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let def: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("from_the_future");
+        let table = txn.open_table(def).unwrap();
+        assert_eq!(table.get(1).unwrap().map(|v| v.value()), Some(2));
+    }
+    let scratch = kb.with_file_name(format!(
+        "{}.compacting",
+        kb.file_name().unwrap().to_str().unwrap()
+    ));
+    assert!(!scratch.exists(), "no scratch copy is left behind");
 }
