@@ -277,9 +277,8 @@ impl Indexes {
         Ok(self
             .vectors
             .kind(&model, kind)?
-            .vectors
-            .get(&node.0)
-            .cloned())
+            .get(node.0)
+            .map(<[f32]>::to_vec))
     }
 
     /// Embed `text` with the active model.
