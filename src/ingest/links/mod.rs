@@ -471,57 +471,66 @@ pub fn szz(
         let mut fix_ids: Vec<&NodeId> = fixes.keys().collect();
         fix_ids.sort();
         for fix in fix_ids {
-            // The edges are rewritten from the blame; only the ones that were not there
-            // before count as added, and only the ones not written again as removed.
-            let before: std::collections::HashSet<NodeId> = tx
-                .edges_from(*fix, Rel::IntroducedBy)?
-                .into_iter()
-                .map(|(dst, _)| dst)
-                .collect();
-            let mut kept = 0u64;
-            tx.remove_edges_from(*fix, Rel::IntroducedBy)?;
-            let Some(blame) = tx.szz_blame(*fix)? else {
-                report.edges_removed += before.len() as u64;
-                continue;
-            };
-            let issue_dates: Vec<i64> = fixes[fix]
-                .iter()
-                .map(|i| Ok(tx.issue(*i)?.created_at))
-                .collect::<Result<Vec<_>, StoreError>>()?
-                .into_iter()
-                .flatten()
-                .collect();
-            let latest = issue_dates.iter().max().copied();
-            for (local, lines, evidence) in &blame.candidates {
-                let candidate = NodeId::new(NodeKind::Commit, *local);
-                if candidate == *fix {
-                    continue;
-                }
-                let time = tx.commit_time(candidate)?;
-                let (keep, scale) = match latest {
-                    Some(created) => (time < created, 1.0),
-                    None => (true, 0.5),
-                };
-                if !keep {
-                    continue;
-                }
-                let confidence = scale * *lines as f32 / blame.blamed_lines.max(1) as f32;
-                let m = EdgeMeta {
-                    provenance: Provenance::Szz,
-                    confidence,
-                    evidence: Some(evidence.clone()),
-                    detail: EdgeDetail::Szz {
-                        lines: *lines,
-                        of_lines: blame.blamed_lines,
-                        variant: if latest.is_some() {
-                            szz::VARIANT.to_string()
-                        } else {
-                            szz::VARIANT.replace("before-issue", "no-issue-date")
+            // The edges are derived from the blame again; a fix commit whose edges come out as
+            // they are stored is left alone (on a file that already has them, that is almost
+            // all of them, and writing nothing is what keeps an incremental ingest fast).
+            let mut before = tx.edges_from(*fix, Rel::IntroducedBy)?;
+            let mut wanted: Vec<(NodeId, EdgeMeta)> = Vec::new();
+            if let Some(blame) = tx.szz_blame(*fix)? {
+                let issue_dates: Vec<i64> = fixes[fix]
+                    .iter()
+                    .map(|i| Ok(tx.issue(*i)?.created_at))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let latest = issue_dates.iter().max().copied();
+                for (local, lines, evidence) in &blame.candidates {
+                    let candidate = NodeId::new(NodeKind::Commit, *local);
+                    if candidate == *fix {
+                        continue;
+                    }
+                    let time = tx.commit_time(candidate)?;
+                    let (keep, scale) = match latest {
+                        Some(created) => (time < created, 1.0),
+                        None => (true, 0.5),
+                    };
+                    if !keep {
+                        continue;
+                    }
+                    let confidence = scale * *lines as f32 / blame.blamed_lines.max(1) as f32;
+                    wanted.push((
+                        candidate,
+                        EdgeMeta {
+                            provenance: Provenance::Szz,
+                            confidence,
+                            evidence: Some(evidence.clone()),
+                            detail: EdgeDetail::Szz {
+                                lines: *lines,
+                                of_lines: blame.blamed_lines,
+                                variant: if latest.is_some() {
+                                    szz::VARIANT.to_string()
+                                } else {
+                                    szz::VARIANT.replace("before-issue", "no-issue-date")
+                                },
+                            },
                         },
-                    },
-                };
-                tx.add_edge(*fix, Rel::IntroducedBy, candidate, &m)?;
-                let new = !before.contains(&candidate);
+                    ));
+                }
+            }
+            before.sort_by_key(|(dst, _)| *dst);
+            let mut sorted = wanted.clone();
+            sorted.sort_by_key(|(dst, _)| *dst);
+            if sorted == before {
+                continue;
+            }
+            let before: std::collections::HashSet<NodeId> =
+                before.into_iter().map(|(dst, _)| dst).collect();
+            tx.remove_edges_from(*fix, Rel::IntroducedBy)?;
+            let mut kept = 0u64;
+            for (candidate, m) in &wanted {
+                tx.add_edge(*fix, Rel::IntroducedBy, *candidate, m)?;
+                let new = !before.contains(candidate);
                 kept += u64::from(!new);
                 report.added(Rel::IntroducedBy, new);
                 report.introduced_by += u64::from(new);
