@@ -151,8 +151,25 @@ fn history_path() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".lore_history")))
 }
 
+/// The file's identity on disk: a compaction (`lore compact`, or the end of a large ingest)
+/// replaces the file with a new one.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 pub fn run(kb: Kb) -> anyhow::Result<()> {
-    let kb = Arc::new(kb);
+    let path = kb.path().to_path_buf();
+    let mut identity = file_identity(&path);
+    let mut kb = Arc::new(kb);
     let helper = LoreHelper {
         words: vocabulary(&kb)?,
     };
@@ -205,6 +222,22 @@ pub fn run(kb: Kb) -> anyhow::Result<()> {
                 _ => println!("error: unknown command `.{cmd}` (.help lists them)"),
             }
             continue;
+        }
+        // A compaction replaced the file: read the new one (the old one is gone from the disk,
+        // so it would never see another commit).
+        let now = file_identity(&path);
+        if now.is_some() && now != identity {
+            match Kb::open_read_only(&path) {
+                Ok(reopened) => {
+                    kb = Arc::new(reopened);
+                    identity = now;
+                    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Cache::default();
+                }
+                Err(e) => println!(
+                    "error: {} was replaced and cannot be read: {e}",
+                    path.display()
+                ),
+            }
         }
         cancel.store(false, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel::<Result<Rows, QueryError>>();

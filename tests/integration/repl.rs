@@ -132,3 +132,49 @@ fn repl_completes_runs_queries_and_keeps_history() {
     );
     assert!(saved.contains("commits count"), "{saved}");
 }
+
+#[test]
+fn the_repl_reads_the_new_file_after_a_compaction_replaced_it() {
+    let (fixture, kb) = fixture_kb();
+    let k = kb.to_str().unwrap();
+    let history = fixture.dir.path().join("history");
+    let mut s = Session::start(&kb, &history);
+    let at = s.wait_for("lore> ", 0);
+    s.send("issues where number = 90 count\r");
+    let at = s.wait_for("(1 row)", at);
+    assert!(s.output.lock().unwrap()[..at].ends_with("0\r\n(1 row)"));
+    let at = s.wait_for("lore> ", at);
+    // While the REPL has the file open: compact it (a new file takes its place), then add an
+    // issue to the new file.
+    let out = crate::common::lore(&["--kb", k, "compact"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let dump = fixture.dir.path().join("one-issue.json");
+    let issue = serde_json::json!([{
+        "number": 90, "title": "Added after a compaction", "body": "", "state": "open",
+        "created_at": "2025-02-01T00:00:00Z", "user": {"login": "x"}, "labels": []
+    }]);
+    std::fs::write(&dump, issue.to_string()).unwrap();
+    let out = crate::common::lore(&[
+        "--kb",
+        k,
+        "-q",
+        "import",
+        "issues",
+        dump.to_str().unwrap(),
+        "--format",
+        "github",
+        "--repo",
+        "minillm/minillm",
+        "--no-szz",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    s.send("issues where number = 90 count\r");
+    let at = s.wait_for("(1 row)", at);
+    assert!(
+        s.output.lock().unwrap()[..at].ends_with("1\r\n(1 row)"),
+        "the REPL still reads the file the compaction replaced"
+    );
+    s.wait_for("lore> ", at);
+    s.send(".quit\r");
+    let _ = s.child.wait();
+}

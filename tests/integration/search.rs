@@ -131,8 +131,9 @@ fn vectors_of_two_embedders_are_never_compared() {
         .vectors
         .kind(&builtin, NodeKind::Issue)
         .unwrap()
-        .vectors[&issue.0]
-        .clone();
+        .get(issue.0)
+        .unwrap()
+        .to_vec();
     let err = indexes
         .nearest(NodeKind::Issue, &old, 5, &mut |_| true)
         .unwrap_err()
