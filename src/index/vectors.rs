@@ -282,7 +282,7 @@ fn is_vector_record(bytes: &[u8]) -> bool {
     if bytes.len() % 2 == 1 {
         bytes.len() >= 9 && bytes[0] == F16_VECTOR
     } else {
-        bytes.len() >= 8 && (bytes.len() - 8) % 4 == 0
+        bytes.len() >= 8 && (bytes.len() - 8).is_multiple_of(4)
     }
 }
 
