@@ -52,39 +52,56 @@ impl Csr {
 
 /// Orthonormalise the columns of `m` in place (modified Gram–Schmidt, run twice for accuracy).
 /// Columns that turn out dependent become zero.
+///
+/// The work is done on a column-major copy, so each dot product and update streams through
+/// one contiguous column instead of striding across rows (the same operations in the same
+/// order, so the same result to the bit; on cargo's 12,110 × 144 matrices several times faster).
 pub fn orthonormalise(m: &mut Dense) {
     let (rows, cols) = (m.rows, m.cols);
-    let norm_of = |m: &Dense, j: usize| {
-        (0..rows)
-            .map(|r| f64::from(m.data[r * cols + j]).powi(2))
+    let mut by_col = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for j in 0..cols {
+            by_col[j * rows + r] = m.data[r * cols + j];
+        }
+    }
+    let norm_of = |col: &[f32]| {
+        col.iter()
+            .map(|x| f64::from(*x).powi(2))
             .sum::<f64>()
             .sqrt()
     };
     for _pass in 0..2 {
         for j in 0..cols {
-            let before = norm_of(m, j);
+            let (done, rest) = by_col.split_at_mut(j * rows);
+            let col = &mut rest[..rows];
+            let before = norm_of(col);
             for p in 0..j {
+                let prev = &done[p * rows..(p + 1) * rows];
                 let mut dot = 0.0f64;
-                for r in 0..rows {
-                    dot += f64::from(m.data[r * cols + j]) * f64::from(m.data[r * cols + p]);
+                for (x, y) in col.iter().zip(prev) {
+                    dot += f64::from(*x) * f64::from(*y);
                 }
                 let dot = dot as f32;
-                for r in 0..rows {
-                    let v = m.data[r * cols + p];
-                    m.data[r * cols + j] -= dot * v;
+                for (x, y) in col.iter_mut().zip(prev) {
+                    *x -= dot * y;
                 }
             }
-            let norm = norm_of(m, j);
+            let norm = norm_of(col);
             // What is left of a column that lay in the span of the earlier ones is rounding
             // noise; normalising it would make a column that is not orthogonal to them.
             let independent = norm > 1e-4 * before && norm > 1e-12;
-            for r in 0..rows {
-                m.data[r * cols + j] = if independent {
-                    (f64::from(m.data[r * cols + j]) / norm) as f32
+            for x in col.iter_mut() {
+                *x = if independent {
+                    (f64::from(*x) / norm) as f32
                 } else {
                     0.0
                 };
             }
+        }
+    }
+    for r in 0..rows {
+        for j in 0..cols {
+            m.data[r * cols + j] = by_col[j * rows + r];
         }
     }
 }
@@ -223,6 +240,61 @@ impl SplitMix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Gram–Schmidt as first written, striding down the row-major columns: the oracle.
+    fn orthonormalise_by_rows(m: &mut Dense) {
+        let (rows, cols) = (m.rows, m.cols);
+        let norm_of = |m: &Dense, j: usize| {
+            (0..rows)
+                .map(|r| f64::from(m.data[r * cols + j]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        for _pass in 0..2 {
+            for j in 0..cols {
+                let before = norm_of(m, j);
+                for p in 0..j {
+                    let mut dot = 0.0f64;
+                    for r in 0..rows {
+                        dot += f64::from(m.data[r * cols + j]) * f64::from(m.data[r * cols + p]);
+                    }
+                    let dot = dot as f32;
+                    for r in 0..rows {
+                        let v = m.data[r * cols + p];
+                        m.data[r * cols + j] -= dot * v;
+                    }
+                }
+                let norm = norm_of(m, j);
+                let independent = norm > 1e-4 * before && norm > 1e-12;
+                for r in 0..rows {
+                    m.data[r * cols + j] = if independent {
+                        (f64::from(m.data[r * cols + j]) / norm) as f32
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn orthonormalise_by_columns_gives_the_same_bits() {
+        let mut rng = SplitMix(3);
+        let mut m = Dense::zeros(301, 19);
+        for x in m.data.iter_mut() {
+            *x = rng.normal();
+        }
+        // A dependent column: twice column 2.
+        for r in 0..m.rows {
+            m.data[r * 19 + 5] = 2.0 * m.data[r * 19 + 2];
+        }
+        let mut oracle = m.clone();
+        orthonormalise(&mut m);
+        orthonormalise_by_rows(&mut oracle);
+        let bits = |d: &Dense| d.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&m) == bits(&oracle), "not the same to the bit");
+        assert!(m.data.iter().skip(5).step_by(19).all(|x| *x == 0.0));
+    }
 
     #[test]
     fn jacobi_finds_known_eigenpairs() {
