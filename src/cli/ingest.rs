@@ -50,9 +50,8 @@ pub struct IngestArgs {
     no_index: bool,
     /// Leave the file as the ingest wrote it. By default, an ingest that added 1,000 commits
     /// or more, and a quarter more than the file had (a first ingest, a large catch-up), ends
-    /// by compacting it, as
-    /// `lore compact` does: every table rewritten in key order into a fresh file, without the
-    /// free space many write transactions leave
+    /// by compacting it as `lore compact` does: every table rewritten in key order into a
+    /// fresh file, without the free space many write transactions leave
     #[arg(long)]
     no_compact: bool,
     /// Print the report as JSON.
@@ -247,4 +246,18 @@ pub fn by_relation(links: &lore::ingest::links::LinkReport) -> String {
         .map(|(rel, n)| format!("{n} {rel}"))
         .collect();
     format!(" ({})", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_compacting;
+
+    #[test]
+    fn only_large_ingests_compact() {
+        assert!(worth_compacting(0, 23_815), "a first ingest");
+        assert!(worth_compacting(20_000, 5_000), "a quarter more");
+        assert!(!worth_compacting(0, 999), "a small history");
+        assert!(!worth_compacting(23_815, 1), "one new commit");
+        assert!(!worth_compacting(23_815, 4_000), "less than a quarter more");
+    }
 }
