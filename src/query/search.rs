@@ -161,6 +161,17 @@ impl Searcher<'_> {
             n += self.read.node_count(*k)?;
         }
         if n > 0 && self.indexes.text.is_empty() {
+            let recorded = self.indexes.text.recorded()?;
+            if recorded > 0 {
+                // The index was built, yet nothing of it reads back.
+                return Err(IndexError::Corrupt {
+                    what: "the full-text index".into(),
+                    source: format!(
+                        "it reads as empty but records {recorded} indexed documents; `lore index` rebuilds it"
+                    )
+                    .into(),
+                });
+            }
             return Err(IndexError::Usage(
                 "the full-text index is empty; run `lore index` to build it".into(),
             ));

@@ -187,3 +187,29 @@ fn two_hundred_seeded_corruptions_give_clear_errors_or_true_answers() {
 }
 
 const SEED: u64 = 0x1085_2026;
+
+#[test]
+fn a_text_index_that_reads_empty_after_being_built_names_lore_check() {
+    let (_fixture, kb) = fixture_kb();
+    // Damage that leaves the index's files unreadable while its records of what it indexed
+    // remain: the segment files are gone.
+    {
+        let db = redb::Database::open(&kb).unwrap();
+        let txn = db.begin_write().unwrap();
+        let files: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("text_index_files");
+        txn.delete_table(files).unwrap();
+        txn.commit().unwrap();
+    }
+    let out = run(
+        &kb,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "issues matching \"free\" using hybrid",
+        ],
+    );
+    assert_clear_failure(&out, "a text index that reads empty");
+    assert!(stderr(&out).contains("records"), "{}", stderr(&out));
+}

@@ -162,6 +162,16 @@ impl TextIndex {
         self.len() == 0
     }
 
+    /// How many documents the index's own records say it holds (`text_index_docs`); more than
+    /// [`TextIndex::len`] finds only when the file is damaged or an update was cut short.
+    pub fn recorded(&self) -> Result<u64, IndexError> {
+        let txn = self.db.begin_read()?;
+        match txn.open_table(TEXT_INDEX_DOCS) {
+            Err(e) if crate::store::table_missing(&e) => Ok(0),
+            t => Ok(redb::ReadableTableMetadata::len(&t?)?),
+        }
+    }
+
     /// Bring the index up to date with the store.
     pub fn update(&self, store: &Store, progress: &dyn Progress) -> Result<TextUpdate, IndexError> {
         let started = std::time::Instant::now();
