@@ -166,7 +166,7 @@ impl Indexes {
                 let spec = self
                     .vectors
                     .spec(&model)?
-                    .ok_or_else(|| IndexError::Embed(format!("no record of embedder {model}")))?;
+                    .ok_or_else(|| missing_embedder(&model))?;
                 let retrain = match &spec {
                     EmbedderSpec::Cooccurrence(bytes) => {
                         let trained_on = CooccurrenceEmbedder::from_bytes(bytes)?.trained_on();
@@ -248,7 +248,7 @@ impl Indexes {
                 let spec = self
                     .vectors
                     .spec(&model)?
-                    .ok_or_else(|| IndexError::Embed(format!("no record of embedder {model}")))?;
+                    .ok_or_else(|| missing_embedder(&model))?;
                 Ok(Arc::from(spec.load(self.device)?))
             };
             load().map_err(Arc::new)
@@ -330,6 +330,15 @@ pub fn train_builtin(
 }
 
 pub use documents::Document;
+
+/// The active model names an embedder the file has no record of: only damage (or a file
+/// edited by hand) does that.
+fn missing_embedder(model: &str) -> IndexError {
+    IndexError::Corrupt {
+        what: format!("the record of the active embedder {model:?}"),
+        source: "the embedders table has no entry of that name".into(),
+    }
+}
 
 /// Copy every index table into a compacted file (see [`crate::store::compact`]).
 pub fn copy_tables(
