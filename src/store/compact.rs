@@ -83,7 +83,7 @@ pub fn compact(
 ) -> Result<CompactReport, StoreError> {
     let started = Instant::now();
     check_is_file(path)?;
-    let io = |what: &str, e: std::io::Error| StoreError::Io {
+    let io = |what: &str, e: std::io::Error| StoreError::NotCompacted {
         path: path.into(),
         detail: format!("{what}: {e}"),
     };
@@ -109,12 +109,9 @@ pub fn compact(
     let from = db.begin_read()?;
     let to = copy.begin_write()?;
     if let Some(t) = from.list_multimap_tables()?.next() {
-        return Err(StoreError::Io {
+        return Err(StoreError::NotCompacted {
             path: path.into(),
-            detail: format!(
-                "not compacted: it has a multimap table ({}) lore does not write",
-                t.name()
-            ),
+            detail: format!("it has a multimap table ({}) lore does not write", t.name()),
         });
     }
     let left = from.list_tables()?.map(|h| h.name().to_string()).collect();
@@ -128,10 +125,10 @@ pub fn compact(
     tables(&mut copier)?;
     if !copier.left.is_empty() {
         let unknown: Vec<String> = copier.left.into_iter().collect();
-        return Err(StoreError::Io {
+        return Err(StoreError::NotCompacted {
             path: path.into(),
             detail: format!(
-                "not compacted: this lore does not know its tables {} (written by a newer lore?); the file is unchanged",
+                "this lore does not know its tables {} (written by a newer lore?)",
                 unknown.join(", ")
             ),
         });

@@ -52,6 +52,9 @@ pub enum StoreError {
     Unclean { path: PathBuf },
     #[error("cannot open or create {path}: {detail}")]
     Io { path: PathBuf, detail: String },
+    /// A compaction stopped; the file is as it was.
+    #[error("{path} was not compacted: {detail}; the file is unchanged")]
+    NotCompacted { path: PathBuf, detail: String },
     #[error("{path} already exists")]
     AlreadyExists { path: PathBuf },
     #[error("corrupt {what} record: {detail}; `lore check` says what else is damaged")]
