@@ -130,15 +130,18 @@ fn head_files(repo_path: &Path) {
                     };
                     let mut sha = (i as u64).to_le_bytes().to_vec();
                     sha.resize(20, 0);
-                    tx.insert_blob(&BlobRecord {
-                        sha,
-                        lang: Some(parsed.lang.name().into()),
-                        status: BlobStatus::Parsed {
-                            error_bytes: parsed.error_bytes,
+                    tx.insert_blob(
+                        &BlobRecord {
+                            sha,
+                            lang: Some(parsed.lang.name().into()),
+                            status: BlobStatus::Parsed {
+                                error_bytes: parsed.error_bytes,
+                            },
+                            symbols: parsed.symbols,
+                            imports: parsed.imports,
                         },
-                        symbols: parsed.symbols,
-                        imports: parsed.imports,
-                    })?;
+                        None,
+                    )?;
                 }
                 Ok(())
             })

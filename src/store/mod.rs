@@ -2,6 +2,7 @@
 //! version. Writes go through [`Store::write`], one transaction per call: a crash at any point
 //! leaves the file as of the last committed call.
 
+mod blob_delta;
 pub mod check;
 mod codec;
 pub mod compact;

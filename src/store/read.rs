@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::codec::decode;
 use super::records::{
     AuthorRecord, BlobRecord, CommitFacets, CommitRecord, EdgeMeta, FileRecord, IssueRecord,
-    StoredBlob, SymbolNode, SzzBlame, Watermark,
+    SymbolNode, SzzBlame, Watermark,
 };
 use super::records::{FileVersion, OriginRun};
 use super::schema::*;
@@ -210,11 +210,9 @@ impl ReadTx {
     }
 
     pub fn blob(&self, id: NodeId) -> Result<BlobRecord, StoreError> {
-        let v = self
-            .blobs
-            .get(id.local())?
-            .ok_or_else(|| dangling("blob", id))?;
-        let stored: StoredBlob = decode("blob", v.value())?;
+        let (stored, _) = super::blob_delta::load(id.local(), |k| {
+            Ok(self.blobs.get(k)?.map(|v| v.value().to_vec()))
+        })?;
         stored.resolve(|s| self.string(s))
     }
 
@@ -255,6 +253,14 @@ impl ReadTx {
             Some(v) => Ok(Some(decode("szz blame", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// How many deltas reading blob `id` applies (0: it is stored whole).
+    pub fn blob_chain_length(&self, id: NodeId) -> Result<usize, StoreError> {
+        let (_, depth) = super::blob_delta::load(id.local(), |k| {
+            Ok(self.blobs.get(k)?.map(|v| v.value().to_vec()))
+        })?;
+        Ok(depth)
     }
 
     pub fn blob_by_sha(&self, sha: &[u8]) -> Result<Option<NodeId>, StoreError> {

@@ -3,7 +3,7 @@
 use redb::TableDefinition;
 
 /// The schema this build writes and reads. Bump it whenever a table or record layout changes.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Files of this version and later open, after adding the tables they lack.
 pub const OLDEST_UPGRADABLE: u32 = 2;

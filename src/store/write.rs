@@ -44,7 +44,12 @@ pub struct WriteTx<'txn> {
     /// Counter deltas, flushed in `finish`.
     pending_counters: HashMap<String, i64>,
     next_string: Option<u32>,
+    /// Blobs stored in this transaction, with their chain lengths (see [`Self::stored_blob`]).
+    recent_blobs: HashMap<u64, (StoredBlob, usize)>,
 }
+
+/// How many stored blobs a transaction keeps at hand as bases for the next versions.
+const RECENT_BLOBS: usize = 4096;
 
 pub(super) fn counter_key_next(kind: NodeKind) -> String {
     format!("next.{}", kind.plural())
@@ -85,6 +90,7 @@ impl<'txn> WriteTx<'txn> {
             first_parents: txn.open_table(FIRST_PARENTS)?,
             pending_counters: HashMap::new(),
             next_string: None,
+            recent_blobs: HashMap::new(),
         })
     }
 
@@ -270,16 +276,20 @@ impl<'txn> WriteTx<'txn> {
     }
 
     pub fn blob(&self, id: NodeId) -> Result<BlobRecord, StoreError> {
-        let v = self
-            .blobs
-            .get(id.local())?
-            .ok_or_else(|| StoreError::Corrupt {
-                what: "blob",
-                detail: format!("no record for {id}"),
-            })?;
-        let stored: StoredBlob = decode("blob", v.value())?;
-        drop(v);
+        let (stored, _) = self.stored_blob(id.local())?;
         stored.resolve(|id| self.string(id))
+    }
+
+    /// Blob `local` with interned strings, and the length of its chain of deltas. The
+    /// versions stored in this transaction are kept, so the next version of a file finds
+    /// its base without reading the chain again.
+    fn stored_blob(&self, local: u64) -> Result<(StoredBlob, usize), StoreError> {
+        if let Some((blob, depth)) = self.recent_blobs.get(&local) {
+            return Ok((blob.clone(), *depth));
+        }
+        super::blob_delta::load(local, |k| {
+            Ok(self.blobs.get(k)?.map(|v| v.value().to_vec()))
+        })
     }
 
     fn string(&self, id: StrId) -> Result<String, StoreError> {
@@ -292,8 +302,14 @@ impl<'txn> WriteTx<'txn> {
         }
     }
 
-    /// Store a parsed blob; returns the existing id when it is already stored.
-    pub fn insert_blob(&mut self, record: &BlobRecord) -> Result<NodeId, StoreError> {
+    /// Store a parsed blob; returns the existing id when it is already stored. `base` is an
+    /// earlier version of the same file, if one is stored: the new version is kept as its
+    /// changes against it where that is smaller.
+    pub fn insert_blob(
+        &mut self,
+        record: &BlobRecord,
+        base: Option<NodeId>,
+    ) -> Result<NodeId, StoreError> {
         if let Some(id) = self.blob_id(&record.sha)? {
             return Ok(id);
         }
@@ -324,9 +340,22 @@ impl<'txn> WriteTx<'txn> {
                 .map(|i| self.intern(i))
                 .collect::<Result<_, _>>()?,
         };
+        let base = match base.filter(|b| b.kind() == Some(NodeKind::Blob)) {
+            Some(b) => Some((b.local(), self.stored_blob(b.local())?)),
+            None => None,
+        };
         let id = self.alloc(NodeKind::Blob)?;
-        self.blobs.insert(id.local(), encode(&stored).as_slice())?;
+        let (bytes, depth) = super::blob_delta::encode_version(
+            &stored,
+            base.as_ref()
+                .map(|(local, (blob, depth))| (*local, *depth, blob)),
+        );
+        self.blobs.insert(id.local(), bytes.as_slice())?;
         self.blob_by_sha.insert(record.sha.as_slice(), id.local())?;
+        if self.recent_blobs.len() >= RECENT_BLOBS {
+            self.recent_blobs.clear();
+        }
+        self.recent_blobs.insert(id.local(), (stored, depth));
         Ok(id)
     }
 

@@ -210,7 +210,7 @@ fn parse_missing(
     cache: &mut HashMap<ObjectId, Arc<BlobRecord>>,
     bases: &mut ParseBases,
     report: &mut CodeIngestReport,
-) -> Result<Vec<BlobRecord>, IngestError> {
+) -> Result<Vec<(String, BlobRecord)>, IngestError> {
     let read = store.read()?;
     let mut chains: Vec<(String, Vec<ObjectId>)> = Vec::new();
     let mut chain_of: HashMap<String, usize> = HashMap::new();
@@ -265,13 +265,13 @@ fn parse_missing(
         .collect();
     let mut parsed = Vec::new();
     for (path, records, base) in done {
+        parsed.extend(records.into_iter().map(|r| (path.clone(), r)));
         if let Some(base) = base {
             bases.put(path, base);
         }
-        parsed.extend(records);
     }
     bases.end_batch();
-    for record in &parsed {
+    for (_, record) in &parsed {
         report.blobs_parsed += 1;
         if let BlobStatus::Skipped { reason } = &record.status {
             *report.skipped.entry(reason.clone()).or_default() += 1;
@@ -283,9 +283,24 @@ fn parse_missing(
     Ok(parsed)
 }
 
-fn store_blobs(tx: &mut WriteTx<'_>, parsed: &[BlobRecord]) -> Result<(), StoreError> {
-    for record in parsed {
-        tx.insert_blob(record)?;
+/// Store parsed versions in the order each file's were parsed. Each is stored against the
+/// file's previous stored version (`previous`, or the file's HEAD version from an earlier
+/// ingest), which keeps the symbols it shares with it as a reference.
+fn store_blobs(
+    tx: &mut WriteTx<'_>,
+    parsed: &[(String, BlobRecord)],
+    previous: &mut HashMap<String, NodeId>,
+) -> Result<(), StoreError> {
+    for (path, record) in parsed {
+        let base = match previous.get(path) {
+            Some(&id) => Some(id),
+            None => match tx.file_id(path)? {
+                Some(file) => tx.head_blob(file)?,
+                None => None,
+            },
+        };
+        let id = tx.insert_blob(record, base)?;
+        previous.insert(path.clone(), id);
         match &record.status {
             BlobStatus::Parsed { .. } => tx.bump("code.blobs_parsed", 1),
             BlobStatus::Skipped { reason } => tx.bump(&format!("code.skipped.{reason}"), 1),
@@ -310,6 +325,8 @@ pub fn ingest(
     let mut report = CodeIngestReport::default();
     let mut cache: HashMap<ObjectId, Arc<BlobRecord>> = HashMap::new();
     let mut bases = ParseBases::default();
+    // Each path's last stored version, the base its next version is stored against.
+    let mut previous: HashMap<String, NodeId> = HashMap::new();
 
     let (done, total) = {
         let read = store.read()?;
@@ -368,7 +385,7 @@ pub fn ingest(
             )
             .collect();
         store.write(|tx| -> Result<(), StoreError> {
-            store_blobs(tx, &parsed)?;
+            store_blobs(tx, &parsed, &mut previous)?;
             for (t, (old_lines, new_lines)) in touches.iter().zip(&changed_lines) {
                 let symbols = |b: &Option<Vec<u8>>| -> &[SymbolRecord] {
                     oid(b)
@@ -497,7 +514,7 @@ fn head(
     let mut bases = ParseBases::default();
     let parsed = parse_missing(store, sync, needed, options, cache, &mut bases, report)?;
     store.write(|tx| -> Result<(), StoreError> {
-        store_blobs(tx, &parsed)?;
+        store_blobs(tx, &parsed, &mut HashMap::new())?;
         let mut at_head = HashSet::new();
         for (p, id) in &files {
             let (file, _) = tx.file(p)?;
