@@ -16,6 +16,7 @@ pub mod duplicates;
 pub mod embed;
 pub mod eval;
 pub mod locate;
+pub mod parts;
 pub mod rank;
 pub mod text;
 pub mod vectors;
@@ -345,8 +346,10 @@ pub fn copy_tables(
     r: &mut crate::store::compact::Copier<'_>,
 ) -> Result<(), crate::store::StoreError> {
     r.table(text::directory::TEXT_INDEX_FILES)?;
+    r.table(text::directory::TEXT_INDEX_FILE_PARTS)?;
     r.table(text::TEXT_INDEX_DOCS)?;
     r.table(vectors::EMBEDDERS)?;
+    r.table(vectors::EMBEDDER_PARTS)?;
     r.table(vectors::INDEX_META)?;
     r.table(vectors::VECTORS)?;
     r.table(vectors::VECTOR_GRAPHS)?;

@@ -37,7 +37,12 @@ use super::embed::{cosine, dot, Embedder, EmbedderSpec};
 use super::IndexError;
 use crate::store::{NodeId, NodeKind, Store};
 
+/// Embedder records of files written before [`EMBEDDER_PARTS`]; read, and replaced by parts
+/// on the next index update.
 pub const EMBEDDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("embedders");
+/// `(model, part) -> bytes`: how to rebuild each embedder (the built-in one's parameters), in
+/// parts (see [`super::parts`]).
+pub const EMBEDDER_PARTS: super::parts::PartsTable = TableDefinition::new("embedder_parts");
 pub const INDEX_META: TableDefinition<&str, &[u8]> = TableDefinition::new("index_meta");
 pub const VECTORS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("vectors");
 /// The earlier graph layout (a whole hnsw_rs dump in one value): read, never written.
@@ -46,7 +51,7 @@ pub const VECTOR_GRAPH_PARTS: TableDefinition<(&str, u8, u32), &[u8]> =
     TableDefinition::new("vector_graph_parts");
 
 /// The largest part of a stored graph record: a leaf with one part fits a 256 KiB page.
-pub const PART_BYTES: usize = (256 << 10) - 512;
+pub const PART_BYTES: usize = super::parts::PART_BYTES;
 
 /// `index_meta` key naming the embedder whose vectors queries use.
 pub const ACTIVE_EMBEDDER: &str = "embedder";
@@ -325,6 +330,7 @@ impl VectorIndex {
         if !db.is_read_only() {
             let txn = db.begin_write()?;
             txn.open_table(EMBEDDERS)?;
+            txn.open_table(EMBEDDER_PARTS)?;
             txn.open_table(INDEX_META)?;
             txn.open_table(VECTORS)?;
             txn.open_table(VECTOR_GRAPH_PARTS)?;
@@ -351,16 +357,23 @@ impl VectorIndex {
     /// How to rebuild the embedder of `model`.
     pub fn spec(&self, model: &str) -> Result<Option<EmbedderSpec>, IndexError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(EMBEDDERS)?;
-        match t.get(model)? {
-            Some(v) => Ok(Some(postcard::from_bytes(v.value()).map_err(|e| {
-                IndexError::Corrupt {
-                    what: format!("stored embedder {model}"),
-                    source: e.into(),
-                }
-            })?)),
-            None => Ok(None),
-        }
+        let bytes = match txn.open_table(EMBEDDER_PARTS) {
+            Err(e) if table_missing(&e) => None,
+            t => super::parts::read(&t?, model)?,
+        };
+        let bytes = match bytes {
+            Some(b) => b,
+            None => match txn.open_table(EMBEDDERS)?.get(model)? {
+                Some(v) => v.value().to_vec(),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(postcard::from_bytes(&bytes).map_err(|e| {
+            IndexError::Corrupt {
+                what: format!("stored embedder {model}"),
+                source: e.into(),
+            }
+        })?))
     }
 
     /// Number of vectors stored under `model`.
@@ -506,8 +519,12 @@ impl VectorIndex {
                 drop(gt);
                 txn.delete_table(VECTOR_GRAPHS)?;
             }
-            txn.open_table(EMBEDDERS)?
-                .insert(model.as_str(), spec_bytes.as_slice())?;
+            super::parts::write(
+                &mut txn.open_table(EMBEDDER_PARTS)?,
+                &model,
+                spec_bytes.as_slice(),
+            )?;
+            txn.open_table(EMBEDDERS)?.remove(model.as_str())?;
             txn.open_table(INDEX_META)?
                 .insert(ACTIVE_EMBEDDER, model.as_bytes())?;
         }
@@ -530,6 +547,7 @@ impl VectorIndex {
                 write_parts(&mut pt, model, kind, &[])?;
             }
             txn.open_table(EMBEDDERS)?.remove(model)?;
+            super::parts::remove(&mut txn.open_table(EMBEDDER_PARTS)?, model)?;
         }
         txn.commit()?;
         self.loaded.lock().unwrap().retain(|(m, _), _| m != model);
@@ -893,18 +911,29 @@ pub fn check_stored(db: &Db) -> Result<Vec<String>, IndexError> {
         Err(e) if table_missing(&e) => return Ok(problems),
         t => t?,
     };
+    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
     for row in embedders.iter()? {
         let (model, spec) = row?;
-        if postcard::from_bytes::<EmbedderSpec>(spec.value()).is_err() {
-            problems.push(format!(
-                "the record of embedder {} does not decode",
-                model.value()
-            ));
+        records.push((model.value().to_string(), spec.value().to_vec()));
+    }
+    let parts = match txn.open_table(EMBEDDER_PARTS) {
+        Err(e) if table_missing(&e) => None,
+        t => Some(t?),
+    };
+    if let Some(parts) = &parts {
+        for (model, _) in super::parts::sizes(parts)? {
+            let bytes = super::parts::read(parts, &model)?.unwrap_or_default();
+            records.push((model, bytes));
+        }
+    }
+    for (model, spec) in &records {
+        if postcard::from_bytes::<EmbedderSpec>(spec).is_err() {
+            problems.push(format!("the record of embedder {model} does not decode"));
         }
     }
     if let Some(active) = txn.open_table(INDEX_META)?.get(ACTIVE_EMBEDDER)? {
         let model = String::from_utf8_lossy(active.value()).into_owned();
-        if embedders.get(model.as_str())?.is_none() {
+        if !records.iter().any(|(m, _)| *m == model) {
             problems.push(format!("the active embedder {model} has no record"));
         }
     }

@@ -49,6 +49,19 @@ pub enum SymbolRun {
     },
     /// A symbol as it is.
     New(StoredSymbol),
+    /// Base symbol `from` with changed positions (each field the base's plus its change),
+    /// and with a new signature, doc or parent where given. Its children can still be copied.
+    Changed {
+        from: u32,
+        start_line: i32,
+        end_line: i32,
+        leading_line: i32,
+        start_byte: i32,
+        end_byte: i32,
+        signature: Option<StrId>,
+        doc: Option<Option<StrId>>,
+        parent: Option<u32>,
+    },
 }
 
 fn moved(v: u32, by: i32) -> Option<u32> {
@@ -80,6 +93,28 @@ fn carried(
         doc: base.doc,
         leading_line: moved(base.leading_line, lines)?,
         parent,
+    })
+}
+
+fn change(from: u32, to: u32) -> Option<i32> {
+    i32::try_from(i64::from(to) - i64::from(from)).ok()
+}
+
+/// `s` as a change of base symbol `from`, `b`, where its kind and names are the same.
+fn changed(from: u32, b: &StoredSymbol, s: &StoredSymbol) -> Option<SymbolRun> {
+    if (b.kind, b.name, b.qualified_name) != (s.kind, s.name, s.qualified_name) {
+        return None;
+    }
+    Some(SymbolRun::Changed {
+        from,
+        start_line: change(b.start_line, s.start_line)?,
+        end_line: change(b.end_line, s.end_line)?,
+        leading_line: change(b.leading_line, s.leading_line)?,
+        start_byte: change(b.start_byte, s.start_byte)?,
+        end_byte: change(b.end_byte, s.end_byte)?,
+        signature: (s.signature != b.signature).then_some(s.signature),
+        doc: (s.doc != b.doc).then_some(s.doc),
+        parent: s.parent,
     })
 }
 
@@ -126,15 +161,27 @@ pub fn diff(base_id: u64, base: &StoredBlob, new: &StoredBlob) -> BlobDelta {
                 break;
             }
         }
-        match found {
-            Some((j, lines, bytes)) => {
+        if let Some((j, lines, bytes)) = found {
+            placed[j as usize] = Some(i);
+            runs.push(SymbolRun::Copy {
+                from: j,
+                count: 1,
+                lines,
+                bytes,
+            });
+            continue;
+        }
+        // The same definition, changed: the first base symbol of its name not carried over.
+        let same = by_name
+            .get(&s.qualified_name)
+            .map_or(&[][..], |v| v.as_slice())
+            .iter()
+            .filter(|&&j| placed[j as usize].is_none())
+            .find_map(|&j| Some((j, changed(j, &base.symbols[j as usize], s)?)));
+        match same {
+            Some((j, run)) => {
                 placed[j as usize] = Some(i);
-                runs.push(SymbolRun::Copy {
-                    from: j,
-                    count: 1,
-                    lines,
-                    bytes,
-                });
+                runs.push(run);
             }
             None => runs.push(SymbolRun::New(s.clone())),
         }
@@ -181,6 +228,41 @@ pub fn apply(base: &StoredBlob, delta: BlobDelta) -> Result<StoredBlob, StoreErr
                 }
             }
             SymbolRun::New(s) => symbols.push(s),
+            SymbolRun::Changed {
+                from,
+                start_line,
+                end_line,
+                leading_line,
+                start_byte,
+                end_byte,
+                signature,
+                doc,
+                parent,
+            } => {
+                let b = base.symbols.get(from as usize).ok_or_else(|| {
+                    corrupt(format!(
+                        "changes symbol {from} of a base with {}",
+                        base.symbols.len()
+                    ))
+                })?;
+                let at = |v: u32, by: i32| {
+                    moved(v, by).ok_or_else(|| corrupt(format!("moves symbol {from} out of range")))
+                };
+                placed[from as usize] = Some(symbols.len() as u32);
+                symbols.push(StoredSymbol {
+                    kind: b.kind,
+                    name: b.name,
+                    qualified_name: b.qualified_name,
+                    start_byte: at(b.start_byte, start_byte)?,
+                    end_byte: at(b.end_byte, end_byte)?,
+                    start_line: at(b.start_line, start_line)?,
+                    end_line: at(b.end_line, end_line)?,
+                    signature: signature.unwrap_or(b.signature),
+                    doc: doc.unwrap_or(b.doc),
+                    leading_line: at(b.leading_line, leading_line)?,
+                    parent,
+                });
+            }
         }
     }
     Ok(StoredBlob {
@@ -299,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn an_edit_in_the_middle_stores_two_runs_and_one_symbol() {
+    fn an_edit_in_the_middle_stores_two_runs_and_one_change() {
         let mut symbols: Vec<StoredSymbol> = (0..40).map(|k| sym(k, 1 + k * 10, 8, None)).collect();
         symbols.push(sym(100, 500, 30, None));
         symbols.push(sym(101, 505, 3, Some(40)));
@@ -318,7 +400,7 @@ mod tests {
         let new = blob(new);
         let delta = diff(1, &base, &new);
         assert_eq!(delta.runs.len(), 3, "{:?}", delta.runs);
-        assert!(matches!(delta.runs[1], SymbolRun::New(_)));
+        assert!(matches!(delta.runs[1], SymbolRun::Changed { from: 20, .. }));
         assert_eq!(apply(&base, delta).unwrap(), new);
         let (bytes, depth) = encode_version(&new, Some((1, 0, &base)));
         assert_eq!(depth, 1);
@@ -344,6 +426,58 @@ mod tests {
         let delta = diff(1, &base, &new);
         assert!(matches!(delta.runs[0], SymbolRun::New(_)));
         assert!(matches!(delta.runs[1], SymbolRun::Copy { count: 2, .. }));
+        assert_eq!(apply(&base, delta).unwrap(), new);
+    }
+
+    #[test]
+    fn members_of_a_changed_container_are_still_copied() {
+        // An impl block with three methods; the second method grows by two lines, so the
+        // block ends two lines later and the third method moves down.
+        let base = blob(vec![
+            sym(1, 1, 40, None),
+            sym(2, 2, 10, Some(0)),
+            sym(3, 13, 10, Some(0)),
+            sym(4, 24, 10, Some(0)),
+        ]);
+        let mut new = base.clone();
+        new.symbols[0].end_line += 2;
+        new.symbols[0].end_byte += 80;
+        new.symbols[2].end_line += 2;
+        new.symbols[2].end_byte += 80;
+        new.symbols[2].signature = StrId(4242);
+        new.symbols[3].start_line += 2;
+        new.symbols[3].end_line += 2;
+        new.symbols[3].leading_line += 2;
+        new.symbols[3].start_byte += 80;
+        new.symbols[3].end_byte += 80;
+        let delta = diff(1, &base, &new);
+        assert!(
+            matches!(
+                delta.runs[..],
+                [
+                    SymbolRun::Changed { from: 0, .. },
+                    SymbolRun::Copy {
+                        from: 1,
+                        count: 1,
+                        lines: 0,
+                        bytes: 0
+                    },
+                    SymbolRun::Changed {
+                        from: 2,
+                        signature: Some(StrId(4242)),
+                        ..
+                    },
+                    SymbolRun::Copy {
+                        from: 3,
+                        count: 1,
+                        lines: 2,
+                        bytes: 80
+                    },
+                ]
+            ),
+            "{:?}",
+            delta.runs
+        );
         assert_eq!(apply(&base, delta).unwrap(), new);
     }
 

@@ -199,6 +199,9 @@ fn a_text_index_that_reads_empty_after_being_built_names_lore_check() {
         let files: redb::TableDefinition<&str, &[u8]> =
             redb::TableDefinition::new("text_index_files");
         txn.delete_table(files).unwrap();
+        let parts: redb::TableDefinition<(&str, u32), &[u8]> =
+            redb::TableDefinition::new("text_index_file_parts");
+        assert!(txn.delete_table(parts).unwrap());
         txn.commit().unwrap();
     }
     let out = run(

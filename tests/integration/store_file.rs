@@ -294,7 +294,8 @@ fn storage_explains_the_file_size_and_compact_keeps_the_content() {
         "edges_rev",
         "strings",
         "issues",
-        "text_index_files",
+        "text_index_file_parts",
+        "embedder_parts",
     ] {
         assert!(names.contains(&table), "{table} missing from {names:?}");
     }

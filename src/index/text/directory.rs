@@ -1,4 +1,4 @@
-//! A tantivy [`Directory`] kept in a table of the lore file, so the full-text index travels with
+//! A tantivy [`Directory`] kept in a table of the lore file (each file in parts), so the full-text index travels with
 //! the knowledge base and shares its crash safety.
 //!
 //! Tantivy writes each segment file once and never changes it; `meta.json` (written through
@@ -29,8 +29,13 @@ use tantivy::directory::{
     WatchCallback, WatchCallbackList, WatchHandle, WritePtr,
 };
 
-/// path inside the index -> file bytes
+/// path inside the index -> file bytes: files written before [`TEXT_INDEX_FILE_PARTS`], read
+/// until tantivy deletes them.
 pub const TEXT_INDEX_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("text_index_files");
+/// `(path inside the index, part) -> bytes`: every file written now, in parts (see
+/// [`crate::index::parts`]).
+pub const TEXT_INDEX_FILE_PARTS: crate::index::parts::PartsTable =
+    TableDefinition::new("text_index_file_parts");
 
 /// A tantivy directory over the `text_index_files` table of a lore file.
 #[derive(Clone)]
@@ -70,7 +75,18 @@ fn to_io(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
 }
 
-/// The files table, or `None` where no writer has made it yet.
+/// The parts table, or `None` where no writer has made it yet.
+fn parts_table(
+    txn: &ReadTransaction,
+) -> io::Result<Option<ReadOnlyTable<(&'static str, u32), &'static [u8]>>> {
+    match txn.open_table(TEXT_INDEX_FILE_PARTS) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if table_missing(&e) => Ok(None),
+        Err(e) => Err(to_io(e)),
+    }
+}
+
+/// The files table of earlier files, or `None` where no writer has made it.
 fn files_table(
     txn: &ReadTransaction,
 ) -> io::Result<Option<ReadOnlyTable<&'static str, &'static [u8]>>> {
@@ -88,6 +104,7 @@ impl RedbDirectory {
         if !db.is_read_only() {
             let txn = db.begin_write().map_err(to_io)?;
             txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+            txn.open_table(TEXT_INDEX_FILE_PARTS).map_err(to_io)?;
             txn.commit().map_err(to_io)?;
         }
         Ok(RedbDirectory {
@@ -103,29 +120,32 @@ impl RedbDirectory {
 
     /// Total bytes stored for the index (for `lore stats`).
     pub fn stored_bytes(&self) -> io::Result<u64> {
-        let txn = self.inner.db.begin_read().map_err(to_io)?;
-        let Some(table) = files_table(&txn)? else {
-            return Ok(0);
-        };
-        let mut total = 0u64;
-        for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
-            let (_, v) = row.map_err(to_io)?;
-            total += v.value().len() as u64;
-        }
-        Ok(total)
+        Ok(self.stored_files()?.iter().map(|(_, len)| len).sum())
     }
 
     /// The paths of every stored file (to export the index, e.g. for benchmarks).
     pub fn file_names(&self) -> io::Result<Vec<String>> {
+        Ok(self
+            .stored_files()?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Every stored file's path and length, in path order.
+    fn stored_files(&self) -> io::Result<Vec<(String, u64)>> {
         let txn = self.inner.db.begin_read().map_err(to_io)?;
-        let Some(table) = files_table(&txn)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
-            out.push(row.map_err(to_io)?.0.value().to_string());
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(table) = files_table(&txn)? {
+            for row in redb::ReadableTable::iter(&table).map_err(to_io)? {
+                let (k, v) = row.map_err(to_io)?;
+                out.insert(k.value().to_string(), v.value().len() as u64);
+            }
         }
-        Ok(out)
+        if let Some(table) = parts_table(&txn)? {
+            out.extend(crate::index::parts::sizes(&table).map_err(to_io)?);
+        }
+        Ok(out.into_iter().collect())
     }
 
     fn read_stored(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -133,6 +153,11 @@ impl RedbDirectory {
             return Ok(None);
         }
         let txn = self.inner.db.begin_read().map_err(to_io)?;
+        if let Some(table) = parts_table(&txn)? {
+            if let Some(bytes) = crate::index::parts::read(&table, key(path)?).map_err(to_io)? {
+                return Ok(Some(bytes));
+            }
+        }
         let Some(table) = files_table(&txn)? else {
             return Ok(None);
         };
@@ -146,20 +171,23 @@ impl RedbDirectory {
         let cache = self.inner.cache.read().unwrap();
         let txn = self.inner.db.begin_write().map_err(to_io)?;
         {
-            let mut table = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+            let mut earlier = txn.open_table(TEXT_INDEX_FILES).map_err(to_io)?;
+            let mut table = txn.open_table(TEXT_INDEX_FILE_PARTS).map_err(to_io)?;
             for gone in &pending.deleted {
-                table.remove(key(gone)?).map_err(to_io)?;
+                earlier.remove(key(gone)?).map_err(to_io)?;
+                crate::index::parts::remove(&mut table, key(gone)?).map_err(to_io)?;
             }
+            let mut put = |path: &Path, bytes: &[u8]| -> io::Result<()> {
+                earlier.remove(key(path)?).map_err(to_io)?;
+                crate::index::parts::write(&mut table, key(path)?, bytes).map_err(to_io)
+            };
             for written in &pending.written {
                 let slice = cache.get(written).ok_or_else(|| {
                     io::Error::other(format!("{} is pending but not cached", written.display()))
                 })?;
-                let bytes = slice.read_bytes()?;
-                table
-                    .insert(key(written)?, bytes.as_slice())
-                    .map_err(to_io)?;
+                put(written, slice.read_bytes()?.as_slice())?;
             }
-            table.insert(key(path)?, data).map_err(to_io)?;
+            put(path, data)?;
         }
         txn.commit().map_err(to_io)?;
         *pending = Pending::default();
@@ -218,10 +246,18 @@ impl Directory for RedbDirectory {
         }
         let io_err = |e: io::Error| OpenReadError::wrap_io_error(e, path.to_path_buf());
         let txn = self.inner.db.begin_read().map_err(to_io).map_err(io_err)?;
+        let k = key(path).map_err(io_err)?;
+        if let Some(table) = parts_table(&txn).map_err(io_err)? {
+            if crate::index::parts::contains(&table, k)
+                .map_err(to_io)
+                .map_err(io_err)?
+            {
+                return Ok(true);
+            }
+        }
         let Some(table) = files_table(&txn).map_err(io_err)? else {
             return Ok(false);
         };
-        let k = key(path).map_err(io_err)?;
         Ok(table.get(k).map_err(to_io).map_err(io_err)?.is_some())
     }
 
