@@ -11,6 +11,9 @@ pub const PART_BYTES: usize = (256 << 10) - 512;
 /// A table of values in parts: `(name, part number) -> bytes`.
 pub type PartsTable = TableDefinition<'static, (&'static str, u32), &'static [u8]>;
 
+/// A table of values in parts, opened for reading.
+pub type ReadOnlyParts = redb::ReadOnlyTable<(&'static str, u32), &'static [u8]>;
+
 /// The value `name`, its parts joined; `None` when it has no parts.
 pub fn read(
     table: &impl ReadableTable<(&'static str, u32), &'static [u8]>,

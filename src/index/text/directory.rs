@@ -76,9 +76,7 @@ fn to_io(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
 }
 
 /// The parts table, or `None` where no writer has made it yet.
-fn parts_table(
-    txn: &ReadTransaction,
-) -> io::Result<Option<ReadOnlyTable<(&'static str, u32), &'static [u8]>>> {
+fn parts_table(txn: &ReadTransaction) -> io::Result<Option<crate::index::parts::ReadOnlyParts>> {
     match txn.open_table(TEXT_INDEX_FILE_PARTS) {
         Ok(t) => Ok(Some(t)),
         Err(e) if table_missing(&e) => Ok(None),
