@@ -145,10 +145,11 @@ fn worth_compacting(before: u64, added: u64) -> bool {
 pub fn print_compact(kb_path: &Path, c: &lore::store::compact::CompactReport) {
     let b = super::render::bytes;
     println!(
-        "compacted {}: {} -> {} in {:.2}s ({} tables, {} entries rewritten in key order)",
+        "compacted {}: {} -> {}, {} of it kept free for later writes, in {:.2}s ({} tables, {} entries rewritten in key order)",
         kb_path.display(),
         b(c.bytes_before),
         b(c.bytes_after),
+        b(c.bytes_kept_free),
         c.elapsed_ms as f64 / 1000.0,
         c.tables,
         c.entries

@@ -519,11 +519,13 @@ impl VectorIndex {
                 drop(gt);
                 txn.delete_table(VECTOR_GRAPHS)?;
             }
-            super::parts::write(
-                &mut txn.open_table(EMBEDDER_PARTS)?,
-                &model,
-                spec_bytes.as_slice(),
-            )?;
+            // The record is written when it changes, not on every update (the built-in
+            // embedder's is megabytes).
+            let mut specs = txn.open_table(EMBEDDER_PARTS)?;
+            if super::parts::read(&specs, &model)?.as_deref() != Some(spec_bytes.as_slice()) {
+                super::parts::write(&mut specs, &model, spec_bytes.as_slice())?;
+            }
+            drop(specs);
             txn.open_table(EMBEDDERS)?.remove(model.as_str())?;
             txn.open_table(INDEX_META)?
                 .insert(ACTIVE_EMBEDDER, model.as_bytes())?;

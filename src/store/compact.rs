@@ -8,6 +8,11 @@
 //! a real file it returns little. A copy written in key order packs each table as tightly as
 //! redb can, and has no free pages.
 //!
+//! redb grows a file under 4 GiB by doubling it, so a copy without free pages would double on
+//! the first small write after it. The copy therefore keeps a thirty-second of the file free
+//! (a scratch table written last, kept through redb's own compaction of the copy, then
+//! dropped): the next ingests of a few commits write into that space.
+//!
 //! The copy is made beside the file (`NAME.compacting`) while this process holds the writer's
 //! place, committed durably, then renamed over the file; a compaction cut short at any point
 //! leaves the file as it was (and a stale `.compacting` file the next compaction removes). The
@@ -31,6 +36,8 @@ use super::{check_is_file, map_open_error, StoreError, SHARING};
 pub struct CompactReport {
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Free space left in the file for the writes after the compaction.
+    pub bytes_kept_free: u64,
     pub tables: u64,
     pub entries: u64,
     pub elapsed_ms: u64,
@@ -64,6 +71,17 @@ impl Copier<'_> {
         self.tables += 1;
         Ok(())
     }
+}
+
+/// The scratch table that holds the free space a compacted file keeps.
+const RESERVE: TableDefinition<u32, &[u8]> = TableDefinition::new("lore_compaction_reserve");
+// Just under 64 KiB, so each block takes one 64 KiB run of pages with its key and header.
+const RESERVE_BLOCK: usize = (64 << 10) - 512;
+
+/// Free space a compacted file keeps for the writes after it: a thirty-second of the file
+/// before compaction, at least 256 KiB and at most 256 MiB.
+fn reserve_bytes(file_bytes: u64) -> u64 {
+    (file_bytes / 32).clamp(256 << 10, 256 << 20)
 }
 
 /// Removes the scratch copy unless the compaction got as far as renaming it.
@@ -134,10 +152,28 @@ pub fn compact(
         });
     }
     let (tables_copied, entries) = (copier.tables, copier.entries);
+    // Room for the next writes, held by a scratch table through redb's compaction: redb
+    // grows a file under 4 GiB by doubling it, so a compacted file with no free pages would
+    // double on the first small ingest after it.
+    let reserve = reserve_bytes(bytes_before);
+    {
+        let mut t = to.open_table(RESERVE)?;
+        let block = vec![0u8; RESERVE_BLOCK];
+        for i in 0..reserve.div_ceil(RESERVE_BLOCK as u64) {
+            t.insert(i as u32, block.as_slice())?;
+        }
+    }
     to.commit()?;
     // redb grows a file ahead of its data; its compaction gives the tail back.
     let mut copy = copy;
     while copy.compact().map_err(|e| StoreError::Db(e.into()))? {}
+    let free = copy.begin_write()?;
+    free.delete_table(RESERVE)?;
+    free.commit()?;
+    // redb hands pages freed by one commit back to its allocator in the commits after it.
+    for _ in 0..2 {
+        copy.begin_write()?.commit()?;
+    }
     drop(copy);
     let permissions = std::fs::metadata(path)
         .map_err(|e| io("reading its permissions", e))?
@@ -157,8 +193,61 @@ pub fn compact(
     Ok(CompactReport {
         bytes_before,
         bytes_after: std::fs::metadata(path).map_or(0, |m| m.len()),
+        bytes_kept_free: reserve.div_ceil(RESERVE_BLOCK as u64) * RESERVE_BLOCK as u64,
         tables: tables_copied,
         entries,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+
+    fn len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn a_compacted_file_takes_small_writes_without_doubling() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(T).unwrap();
+                for i in 0..2000u64 {
+                    t.insert(i, [i as u8; 4000].as_slice()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let report = compact(&path, &|c| c.table(T)).unwrap();
+        let compacted = len(&path);
+        assert_eq!(report.bytes_after, compacted);
+        assert!(report.bytes_kept_free >= compacted / 40, "{report:?}");
+        // Three small transactions, as an ingest of a commit or two writes.
+        {
+            let db = redb::Database::open(&path).unwrap();
+            for round in 0..3u64 {
+                let txn = db.begin_write().unwrap();
+                {
+                    let mut t = txn.open_table(T).unwrap();
+                    for i in 0..6 {
+                        t.insert(10_000 + round * 6 + i, [1u8; 4000].as_slice())
+                            .unwrap();
+                    }
+                }
+                txn.commit().unwrap();
+            }
+        }
+        let after = len(&path);
+        assert!(
+            after < compacted + compacted / 8,
+            "{compacted} bytes compacted, {after} after 72 KB more"
+        );
+    }
 }

@@ -354,12 +354,15 @@ fn storage_explains_the_file_size_and_compact_keeps_the_content() {
         answers_before,
         "the same answers after compaction"
     );
-    // No free space is left outside the tables, and the file did not grow.
+    // The free space left outside the tables is what the compaction keeps for later writes
+    // (a thirty-second of the file, at least 256 KiB), and the file did not grow.
     let out = crate::common::lore(&["--kb", k, "stats", "--storage", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["file_size"].as_u64().unwrap() <= size);
+    let compacted = v["file_size"].as_u64().unwrap();
+    assert!(compacted <= size, "{compacted} bytes after, {size} before");
+    let kept = (size / 32).max(256 << 10);
     assert!(
-        v["outside_tables"].as_u64().unwrap() <= 64 << 10,
+        v["outside_tables"].as_u64().unwrap() <= kept + (64 << 10),
         "{} bytes outside tables after compaction",
         v["outside_tables"]
     );
