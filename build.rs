@@ -6,6 +6,16 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    // The `lore` binary is linked position-dependent on Linux: a position-independent one has
+    // about 60,000 relocations for the loader to apply on every start (0.7 ms of each `lore`
+    // command; docs/benchmarks.md, "`lore blame` against `git blame --porcelain`"). Libraries
+    // are still loaded at random addresses.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
+    {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/adapt/kernels.cu");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {

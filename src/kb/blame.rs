@@ -7,7 +7,7 @@ use super::Kb;
 use crate::ingest::git::REPO_PATH_KEY;
 use crate::ingest::provenance::{DONE_KEY, HEAD_KEY};
 use crate::store::records::LineOrigins;
-use crate::store::{hex, NodeId, NodeKind, ReadTx, Rel, StoreError};
+use crate::store::{hex, NodeId, NodeKind, ReadTx, Rel, StoreError, StrId};
 use crate::{Error, Result};
 
 /// A file's lines at one commit, in hunks of lines with one origin.
@@ -154,6 +154,15 @@ impl Kb {
             }
             LineOrigins::Runs(_) | LineOrigins::SameAs { .. } | LineOrigins::Delta { .. } => {}
         }
+        // The text comes from the repository's object database, read on a thread of its own
+        // while the commits of the hunks are looked up here.
+        let text_reader = version.blob.clone().and_then(|blob| {
+            let repo = read.meta(REPO_PATH_KEY).ok()??;
+            std::thread::Builder::new()
+                .name("blame-text".into())
+                .spawn(move || blob_lines(&repo, &blob))
+                .ok()
+        });
         let runs = read.origin_runs(file, version_at)?.ok_or_else(|| {
             Error::Store(StoreError::Corrupt {
                 what: "line origins",
@@ -163,6 +172,9 @@ impl Kb {
         let mut hunks = Vec::with_capacity(runs.len());
         let mut commits: std::collections::HashMap<u64, BlameHunk> = Default::default();
         let mut paths: std::collections::HashMap<u64, String> = Default::default();
+        // Many of a file's commits share authors and committers.
+        let mut authors: std::collections::HashMap<NodeId, (String, String)> = Default::default();
+        let mut strings: std::collections::HashMap<StrId, String> = Default::default();
         let mut final_line = 1;
         for run in &runs {
             let template = match commits.get(&run.commit) {
@@ -173,11 +185,22 @@ impl Kb {
                     // As git blame shows them: after `.mailmap` (the author node); the
                     // committer too when it is the author.
                     let author = match read.targets_of(id, Rel::AuthoredBy)?.first() {
-                        Some(a) => {
-                            let a = read.author(*a)?;
-                            (read.string(a.name)?, read.string(a.email)?)
-                        }
-                        None => (read.string(c.author.name)?, read.string(c.author.email)?),
+                        Some(&a) => match authors.get(&a) {
+                            Some(known) => known.clone(),
+                            None => {
+                                let record = read.author(a)?;
+                                let named = (
+                                    string(&read, &mut strings, record.name)?,
+                                    string(&read, &mut strings, record.email)?,
+                                );
+                                authors.insert(a, named.clone());
+                                named
+                            }
+                        },
+                        None => (
+                            string(&read, &mut strings, c.author.name)?,
+                            string(&read, &mut strings, c.author.email)?,
+                        ),
                     };
                     let committer = if (c.committer.name, c.committer.email)
                         == (c.author.name, c.author.email)
@@ -185,8 +208,8 @@ impl Kb {
                         author.clone()
                     } else {
                         (
-                            read.string(c.committer.name)?,
-                            read.string(c.committer.email)?,
+                            string(&read, &mut strings, c.committer.name)?,
+                            string(&read, &mut strings, c.committer.email)?,
                         )
                     };
                     let h = BlameHunk {
@@ -227,10 +250,7 @@ impl Kb {
             });
             final_line += run.len;
         }
-        let text = version
-            .blob
-            .as_deref()
-            .and_then(|blob| self.blob_text(&read, blob));
+        let text = text_reader.and_then(|t| t.join().ok().flatten());
         Ok(Blame {
             path: path.to_string(),
             at: at_sha,
@@ -239,25 +259,39 @@ impl Kb {
             text,
         })
     }
+}
 
-    /// A blob's lines from the repository the file was ingested from, if it is readable.
-    fn blob_text(&self, read: &ReadTx, blob: &[u8]) -> Option<Vec<Vec<u8>>> {
-        let path = read.meta(REPO_PATH_KEY).ok()??;
-        // Only the object database is read (a worktree's `.git/objects` or a bare
-        // repository's `objects`), without opening the repository around it.
-        let root = std::path::PathBuf::from(String::from_utf8_lossy(&path).as_ref());
-        let objects = [root.join(".git/objects"), root.join("objects")]
-            .into_iter()
-            .find(|p| p.is_dir())?;
-        let odb = gix::odb::at(objects, gix::hash::Kind::Sha1).ok()?;
-        let id = gix::ObjectId::try_from(blob).ok()?;
-        let mut buf = Vec::new();
-        use gix::prelude::Find;
-        let data = odb.try_find(&id, &mut buf).ok()??.data.to_vec();
-        Some(
-            data.split_inclusive(|&b| b == b'\n')
-                .map(|l| l.strip_suffix(b"\n").unwrap_or(l).to_vec())
-                .collect(),
-        )
+/// String `id`, looked up once.
+fn string(
+    read: &ReadTx,
+    known: &mut std::collections::HashMap<StrId, String>,
+    id: StrId,
+) -> Result<String> {
+    if let Some(s) = known.get(&id) {
+        return Ok(s.clone());
     }
+    let s = read.string(id)?;
+    known.insert(id, s.clone());
+    Ok(s)
+}
+
+/// A blob's lines from the repository at `repo` (the path the file was ingested from), if it
+/// is readable.
+fn blob_lines(repo: &[u8], blob: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Only the object database is read (a worktree's `.git/objects` or a bare
+    // repository's `objects`), without opening the repository around it.
+    let root = std::path::PathBuf::from(String::from_utf8_lossy(repo).as_ref());
+    let objects = [root.join(".git/objects"), root.join("objects")]
+        .into_iter()
+        .find(|p| p.is_dir())?;
+    let odb = gix::odb::at(objects, gix::hash::Kind::Sha1).ok()?;
+    let id = gix::ObjectId::try_from(blob).ok()?;
+    let mut buf = Vec::new();
+    use gix::prelude::Find;
+    let data = odb.try_find(&id, &mut buf).ok()??.data.to_vec();
+    Some(
+        data.split_inclusive(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\n").unwrap_or(l).to_vec())
+            .collect(),
+    )
 }
