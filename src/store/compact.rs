@@ -9,7 +9,7 @@
 //! redb can, and has no free pages.
 //!
 //! redb grows a file under 4 GiB by doubling it, so a copy without free pages would double on
-//! the first small write after it. The copy therefore keeps a thirty-second of the file free
+//! the first small write after it. The copy therefore keeps a thirty-second of its data free
 //! (a scratch table written last, kept through redb's own compaction of the copy, then
 //! dropped): the next ingests of a few commits write into that space.
 //!
@@ -50,6 +50,8 @@ pub struct Copier<'t> {
     left: BTreeSet<String>,
     tables: u64,
     entries: u64,
+    /// Key and value bytes copied.
+    bytes: u64,
 }
 
 impl Copier<'_> {
@@ -65,7 +67,9 @@ impl Copier<'_> {
         let mut to = self.to.open_table(def)?;
         for row in from.iter()? {
             let (k, v) = row?;
-            to.insert(k.value(), v.value())?;
+            let (k, v) = (k.value(), v.value());
+            self.bytes += (K::as_bytes(&k).as_ref().len() + V::as_bytes(&v).as_ref().len()) as u64;
+            to.insert(k, v)?;
             self.entries += 1;
         }
         self.tables += 1;
@@ -78,10 +82,10 @@ const RESERVE: TableDefinition<u32, &[u8]> = TableDefinition::new("lore_compacti
 // Just under 64 KiB, so each block takes one 64 KiB run of pages with its key and header.
 const RESERVE_BLOCK: usize = (64 << 10) - 512;
 
-/// Free space a compacted file keeps for the writes after it: a thirty-second of the file
-/// before compaction, at least 256 KiB and at most 256 MiB.
-fn reserve_bytes(file_bytes: u64) -> u64 {
-    (file_bytes / 32).clamp(256 << 10, 256 << 20)
+/// Free space a compacted file keeps for the writes after it: a thirty-second of the data
+/// copied, at least 256 KiB and at most 256 MiB.
+fn reserve_bytes(data_bytes: u64) -> u64 {
+    (data_bytes / 32).clamp(256 << 10, 256 << 20)
 }
 
 /// Removes the scratch copy unless the compaction got as far as renaming it.
@@ -139,6 +143,7 @@ pub fn compact(
         left,
         tables: 0,
         entries: 0,
+        bytes: 0,
     };
     tables(&mut copier)?;
     if !copier.left.is_empty() {
@@ -151,11 +156,11 @@ pub fn compact(
             ),
         });
     }
-    let (tables_copied, entries) = (copier.tables, copier.entries);
+    let (tables_copied, entries, copier_bytes) = (copier.tables, copier.entries, copier.bytes);
     // Room for the next writes, held by a scratch table through redb's compaction: redb
     // grows a file under 4 GiB by doubling it, so a compacted file with no free pages would
     // double on the first small ingest after it.
-    let reserve = reserve_bytes(bytes_before);
+    let reserve = reserve_bytes(copier_bytes);
     {
         let mut t = to.open_table(RESERVE)?;
         let block = vec![0u8; RESERVE_BLOCK];

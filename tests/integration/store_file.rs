@@ -355,7 +355,7 @@ fn storage_explains_the_file_size_and_compact_keeps_the_content() {
         "the same answers after compaction"
     );
     // The free space left outside the tables is what the compaction keeps for later writes
-    // (a thirty-second of the file, at least 256 KiB), and the file did not grow.
+    // (a thirty-second of its data, at least 256 KiB), and the file did not grow.
     let out = crate::common::lore(&["--kb", k, "stats", "--storage", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let compacted = v["file_size"].as_u64().unwrap();
