@@ -68,6 +68,34 @@ fn moved(v: u32, by: i32) -> Option<u32> {
     u32::try_from(i64::from(v) + i64::from(by)).ok()
 }
 
+/// How far a symbol's positions move: (start line, end line, leading line) and (start byte,
+/// end byte).
+type Moves = ([i32; 3], [i32; 2]);
+
+/// `base` with its positions moved, and the signature, doc and parent given. `None` when a
+/// position would leave `u32`.
+fn moved_symbol(
+    base: &StoredSymbol,
+    ([start_line, end_line, leading_line], [start_byte, end_byte]): Moves,
+    signature: StrId,
+    doc: Option<StrId>,
+    parent: Option<u32>,
+) -> Option<StoredSymbol> {
+    Some(StoredSymbol {
+        kind: base.kind,
+        name: base.name,
+        qualified_name: base.qualified_name,
+        start_byte: moved(base.start_byte, start_byte)?,
+        end_byte: moved(base.end_byte, end_byte)?,
+        start_line: moved(base.start_line, start_line)?,
+        end_line: moved(base.end_line, end_line)?,
+        signature,
+        doc,
+        leading_line: moved(base.leading_line, leading_line)?,
+        parent,
+    })
+}
+
 /// `base` moved by `lines` and `bytes`, its parent looked up in `placed` (where each base
 /// symbol went in the new list). `None` when a position would leave `u32` or the parent
 /// was not carried over.
@@ -81,19 +109,8 @@ fn carried(
         None => None,
         Some(p) => Some((*placed.get(p as usize)?)?),
     };
-    Some(StoredSymbol {
-        kind: base.kind,
-        name: base.name,
-        qualified_name: base.qualified_name,
-        start_byte: moved(base.start_byte, bytes)?,
-        end_byte: moved(base.end_byte, bytes)?,
-        start_line: moved(base.start_line, lines)?,
-        end_line: moved(base.end_line, lines)?,
-        signature: base.signature,
-        doc: base.doc,
-        leading_line: moved(base.leading_line, lines)?,
-        parent,
-    })
+    let moves = ([lines; 3], [bytes; 2]);
+    moved_symbol(base, moves, base.signature, base.doc, parent)
 }
 
 fn change(from: u32, to: u32) -> Option<i32> {
@@ -245,23 +262,12 @@ pub fn apply(base: &StoredBlob, delta: BlobDelta) -> Result<StoredBlob, StoreErr
                         base.symbols.len()
                     ))
                 })?;
-                let at = |v: u32, by: i32| {
-                    moved(v, by).ok_or_else(|| corrupt(format!("moves symbol {from} out of range")))
-                };
+                let moves = ([start_line, end_line, leading_line], [start_byte, end_byte]);
+                let signature = signature.unwrap_or(b.signature);
+                let s = moved_symbol(b, moves, signature, doc.unwrap_or(b.doc), parent)
+                    .ok_or_else(|| corrupt(format!("moves symbol {from} out of range")))?;
                 placed[from as usize] = Some(symbols.len() as u32);
-                symbols.push(StoredSymbol {
-                    kind: b.kind,
-                    name: b.name,
-                    qualified_name: b.qualified_name,
-                    start_byte: at(b.start_byte, start_byte)?,
-                    end_byte: at(b.end_byte, end_byte)?,
-                    start_line: at(b.start_line, start_line)?,
-                    end_line: at(b.end_line, end_line)?,
-                    signature: signature.unwrap_or(b.signature),
-                    doc: doc.unwrap_or(b.doc),
-                    leading_line: at(b.leading_line, leading_line)?,
-                    parent,
-                });
+                symbols.push(s);
             }
         }
     }
