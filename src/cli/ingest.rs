@@ -49,8 +49,9 @@ pub struct IngestArgs {
     #[arg(long)]
     no_index: bool,
     /// Leave the file as the ingest wrote it. By default, an ingest that added 1,000 commits
-    /// or more, and a quarter more than the file had (a first ingest, a large catch-up), ends
-    /// by compacting it as `lore compact` does: every table rewritten in key order into a
+    /// or more, and a quarter more than the file had (a first ingest, a large catch-up), or
+    /// that grew the file by half (the store doubles a file when its free space runs out),
+    /// ends by compacting it as `lore compact` does: every table rewritten in key order into a
     /// fresh file, without the free space many write transactions leave
     #[arg(long)]
     no_compact: bool,
@@ -82,6 +83,7 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
     };
     let (kb, created) = Kb::open_or_create(kb_path)?;
     let commits_before = kb.read()?.commit_count()?;
+    let bytes_before = file_len(kb_path);
     let progress = Bar::new(quiet || args.json);
     let report = match kb.ingest(&args.repo, &options, &progress) {
         Ok(report) => report,
@@ -99,7 +101,9 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
     if created && !quiet && !args.json {
         eprintln!("created {}", kb_path.display());
     }
-    let compact = if !args.no_compact && worth_compacting(commits_before, report.git.commits_added)
+    let compact = if !args.no_compact
+        && (worth_compacting(commits_before, report.git.commits_added)
+            || grown_by_half(bytes_before, file_len(kb_path)))
     {
         progress.phase("compacting the file", None);
         let result = Kb::compact(kb_path);
@@ -135,10 +139,23 @@ pub fn run(kb_path: &Path, quiet: bool, args: IngestArgs) -> anyhow::Result<()> 
 }
 
 /// Whether an ingest that added `added` commits to `before` should compact the file: at least
-/// 1,000 of them and a quarter more than there were (a first ingest, a large catch-up). An
-/// incremental ingest never pays for it.
+/// 1,000 of them and a quarter more than there were (a first ingest, a large catch-up). A
+/// small incremental ingest pays for one only when it made the file grow by half
+/// ([`grown_by_half`]).
 fn worth_compacting(before: u64, added: u64) -> bool {
     added >= 1000 && added * 4 >= before
+}
+
+/// Whether a file of `before` bytes that is `after` bytes now has grown by half or more: redb
+/// grows a file under 4 GiB by doubling it when its free pages run out, so after a small
+/// ingest that is mostly free space, which a compaction returns. Files under 4 MiB are left
+/// alone.
+fn grown_by_half(before: u64, after: u64) -> bool {
+    before >= 4 << 20 && after >= before + before / 2
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 /// One line on what a compaction did.
@@ -259,6 +276,19 @@ mod tests {
         assert!(worth_compacting(20_000, 5_000), "a quarter more");
         assert!(!worth_compacting(0, 999), "a small history");
         assert!(!worth_compacting(23_815, 1), "one new commit");
+    }
+
+    #[test]
+    fn a_doubled_file_compacts() {
+        use super::grown_by_half;
+        let mib = 1 << 20;
+        assert!(grown_by_half(105 * mib, 210 * mib), "redb doubled it");
+        assert!(
+            !grown_by_half(105 * mib, 106 * mib),
+            "a small ingest into free space"
+        );
+        assert!(!grown_by_half(2 * mib, 4 * mib), "a small file");
+        assert!(!grown_by_half(0, 300 * mib), "a new file");
         assert!(!worth_compacting(23_815, 4_000), "less than a quarter more");
     }
 }
