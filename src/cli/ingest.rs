@@ -150,11 +150,11 @@ fn worth_compacting(before: u64, added: u64) -> bool {
 /// grows a file under 4 GiB by doubling it when its free pages run out, so after a small
 /// ingest that is mostly free space, which a compaction returns. Files under 4 MiB are left
 /// alone.
-fn grown_by_half(before: u64, after: u64) -> bool {
+pub(super) fn grown_by_half(before: u64, after: u64) -> bool {
     before >= 4 << 20 && after >= before + before / 2
 }
 
-fn file_len(path: &Path) -> u64 {
+pub(super) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 

@@ -55,7 +55,7 @@ struct AdaptCli {
 pub fn run(kb_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
     // Take the lock before the file: a second watcher says so instead of "being written".
     let _lock = WatchLock::acquire(kb_path)?;
-    let (kb, _) = Kb::open_or_create(kb_path)?;
+    let (mut kb, _) = Kb::open_or_create(kb_path)?;
     let adapt = if args.adapt.is_empty() {
         None
     } else {
@@ -96,7 +96,8 @@ pub fn run(kb_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
     loop {
         number += 1;
         let started = jiff::Timestamp::now();
-        let line = match pass(&kb, &config, &Silent) {
+        let bytes_before = super::ingest::file_len(kb_path);
+        let mut line = match pass(&kb, &config, &Silent) {
             Ok(report) => {
                 let mut v = serde_json::to_value(&report)?;
                 v["pass"] = number.into();
@@ -109,6 +110,16 @@ pub fn run(kb_path: &Path, args: WatchArgs) -> anyhow::Result<()> {
                 "error": super::error_chain(&e),
             }),
         };
+        // The store doubles a file whose free space ran out: the pass ends with a compaction
+        // then, as `lore ingest` does.
+        if super::ingest::grown_by_half(bytes_before, super::ingest::file_len(kb_path)) {
+            drop(kb);
+            match Kb::compact(kb_path) {
+                Ok(report) => line["compact"] = serde_json::to_value(&report)?,
+                Err(e) => line["compact_error"] = super::error_chain(&e).into(),
+            }
+            kb = Kb::open(kb_path)?;
+        }
         let text = serde_json::to_string(&line)?;
         println!("{text}");
         if let Some(log) = &args.log {
