@@ -13,6 +13,7 @@
 //! LORE_BENCH_REPO=/path/to/repo.git cargo bench --bench code  # a real repository
 //! LORE_BENCH_HISTORY=0 ...                                    # HEAD only
 //! LORE_BENCH_ONLY=src/lib.rs ...                              # histories of matching paths only
+//! LORE_BENCH_CHAINED_ONLY=1 ...    # only the chained parse (no oracle): to profile where it goes
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -243,6 +244,9 @@ fn history(repo_path: &Path) {
     let mut fresh_parser = CodeParser::new(limits.clone());
     let mut chain_parser = CodeParser::new(limits.clone());
     let only = std::env::var("LORE_BENCH_ONLY").ok();
+    let chained_only = std::env::var("LORE_BENCH_CHAINED_ONLY").as_deref() == Ok("1");
+    // (chained time, path, versions, bytes, versions parsed whole)
+    let mut costliest: Vec<(Duration, &str, usize, usize, usize)> = Vec::new();
     for (path, ids) in &histories {
         if only.as_deref().is_some_and(|o| !path.contains(o)) {
             continue;
@@ -265,27 +269,40 @@ fn history(repo_path: &Path) {
             p.set_language(&lang.grammar()).expect("grammar");
             p
         });
-        for d in &data {
+        for d in data.iter().filter(|_| !chained_only) {
             std::hint::black_box(parser.parse(d, None));
         }
         bare += t.elapsed();
 
         let t = Instant::now();
-        let want: Vec<_> = data.iter().map(|d| fresh_parser.parse(path, d)).collect();
+        let want: Vec<_> = data
+            .iter()
+            .filter(|_| !chained_only)
+            .map(|d| fresh_parser.parse(path, d))
+            .collect();
         fresh += t.elapsed();
 
         let t = Instant::now();
         let mut base = None;
         let mut got = Vec::with_capacity(data.len());
+        let mut whole = 0;
         for d in &data {
             let (parsed, next) = chain_parser.parse_from(path, d, base.take());
+            whole += usize::from(next.as_ref().is_some_and(|b| !b.spliced()));
             reused += next.as_ref().map_or(0, |b| b.reused_units());
             got.push(parsed);
             base = next;
         }
         chained += t.elapsed();
+        costliest.push((
+            t.elapsed(),
+            path,
+            data.len(),
+            data.iter().map(Vec::len).sum(),
+            whole,
+        ));
 
-        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        for (k, (g, w)) in got.iter().zip(&want).enumerate().filter(|_| !chained_only) {
             if g != w {
                 differ += 1;
                 if first_differences.len() < 10 {
@@ -323,6 +340,21 @@ fn history(repo_path: &Path) {
         "ratio chained / bare                         {:.2}",
         chained.as_secs_f64() / bare.as_secs_f64()
     );
+    costliest.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    let whole: usize = costliest.iter().map(|c| c.4).sum();
+    println!("versions parsed whole in the chained run (the first of each file included): {whole}");
+    println!("paths whose chained parses cost most:");
+    for (time, path, versions, bytes, whole) in costliest.iter().take(10) {
+        println!(
+            "  {:>8.3} s  {path}  {versions} versions, {:.1} MiB, {whole} parsed whole",
+            time.as_secs_f64(),
+            *bytes as f64 / 1048576.0
+        );
+    }
+    if chained_only {
+        println!("(no fresh parse, so no comparison: LORE_BENCH_CHAINED_ONLY=1)");
+        return;
+    }
     println!("versions whose chained parse differs from a fresh one: {differ}");
     for d in &first_differences {
         println!("  {d}");

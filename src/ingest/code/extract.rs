@@ -150,6 +150,7 @@ impl CodeParser {
                     error_bytes,
                     has_errors,
                     spliceable: true,
+                    spliced: true,
                     reused_units,
                 };
                 return spliced.finish(&self.limits);
@@ -171,6 +172,7 @@ impl CodeParser {
             error_bytes,
             has_errors: root.has_error(),
             spliceable: errors_contained(root, lang),
+            spliced: false,
             reused_units: 0,
         };
         parsed.finish(&self.limits)
@@ -191,6 +193,7 @@ struct Parsed {
     error_bytes: u32,
     has_errors: bool,
     spliceable: bool,
+    spliced: bool,
     reused_units: usize,
 }
 
@@ -212,6 +215,7 @@ impl Parsed {
             source: self.source,
             units: self.units,
             spliceable: self.spliceable,
+            spliced: self.spliced,
             reused_units: self.reused_units,
         };
         (Ok(parsed), Some(next))
@@ -250,12 +254,14 @@ pub struct ParseBase {
     /// error): only then are its units spliced. A unit with errors is kept as it is while
     /// every change lies before it; a change at or after it parses the whole file.
     spliceable: bool,
+    /// This version was parsed from the previous version's units, not whole.
+    spliced: bool,
     reused_units: usize,
 }
 
 /// What extraction found under one node of a file: a top-level node, or a member of a
 /// container's body (an `impl`, `trait` or `mod` block, a class, a namespace).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Unit {
     start_byte: u32,
     end_byte: u32,
@@ -265,6 +271,8 @@ struct Unit {
     /// Bytes under syntax errors in the node, and whether it has any (missing tokens too).
     error_bytes: u32,
     has_error: bool,
+    /// A syntax error lies outside the unit's members (anywhere in it, when it has none).
+    own_error: bool,
     /// The symbols outside the members (all of them when there is no body), outer first;
     /// `parent` indexes into this list.
     symbols: Vec<SymbolRecord>,
@@ -274,7 +282,7 @@ struct Unit {
 
 /// The members of a container, each a unit of its own, so that a change inside one member
 /// parses only that member again.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Body {
     /// Where members live: after the opening brace and before the closing one (for a Python
     /// class, the block).
@@ -298,6 +306,11 @@ impl ParseBase {
     /// previous version.
     pub fn reused_units(&self) -> usize {
         self.reused_units
+    }
+
+    /// Whether this version was parsed from the previous version's units rather than whole.
+    pub fn spliced(&self) -> bool {
+        self.spliced
     }
 }
 
@@ -353,6 +366,49 @@ fn error_bytes(root: Node<'_>) -> u32 {
         stack.extend(node.children(&mut cursor));
     }
     total
+}
+
+/// Whether `node` has a syntax error outside the subtrees of `members` (its children's
+/// children: a container's member nodes).
+fn errors_outside(node: Node<'_>, members: &[Node<'_>]) -> bool {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if n.is_error() || n.is_missing() {
+            return true;
+        }
+        if !n.has_error() || members.iter().any(|m| m.id() == n.id()) {
+            continue;
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.children(&mut cursor));
+    }
+    false
+}
+
+/// Whether every syntax error under `root` is an ERROR node within the bytes `span`, with no
+/// missing token anywhere: a missing token is how an unclosed construct shows, and what it
+/// swallows in the file depends on the text after the run.
+fn errors_within(root: Node<'_>, span: &std::ops::Range<usize>) -> bool {
+    let mut found = false;
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        if n.is_missing() {
+            return false;
+        }
+        if n.is_error() {
+            if n.start_byte() < span.start || n.end_byte() > span.end {
+                return false;
+            }
+            found = true;
+            continue;
+        }
+        if n.has_error() {
+            let mut cursor = n.walk();
+            stack.extend(n.children(&mut cursor));
+        }
+    }
+    // An error no visible node shows (a missing hidden token) is not within anything.
+    found
 }
 
 struct Def<'t> {
@@ -451,6 +507,7 @@ fn build_unit(
         doc_context: node.kind().contains("comment") || node.kind() == "attribute_item",
         error_bytes: error_bytes(node),
         has_error: node.has_error(),
+        own_error: node.has_error(),
         symbols: Vec::new(),
         imports: Vec::new(),
         body: None,
@@ -529,6 +586,7 @@ fn build_unit(
     }
     unit.symbols = own_symbols;
     unit.imports = own_imports;
+    unit.own_error = unit.has_error && errors_outside(node, &members);
     unit.body = Some(Body {
         inner,
         parent,
@@ -701,13 +759,19 @@ impl Splicer<'_> {
                 hit[i - 1] = true;
             }
         }
-        // How the parser recovers from a syntax error may depend on all the text after it:
-        // a unit with errors is kept only while every change lies before it.
-        if wraps.is_empty() {
-            if let Some(first_error) = units.iter().position(|u| u.has_error) {
-                if hit[first_error..].iter().any(|&h| h) {
-                    return None;
-                }
+        // How the parser recovers from a syntax error may depend on the text after it: a unit
+        // with errors is parsed again with the unit after it when that one changed (and a run
+        // with errors is checked against the unit after it, in `parse_run`).
+        // Its doc comment goes with it.
+        let before_changed: Vec<usize> = (1..n)
+            .filter(|&i| hit[i] && !hit[i - 1] && units[i - 1].has_error)
+            .map(|i| i - 1)
+            .collect();
+        for mut j in before_changed {
+            hit[j] = true;
+            while j > 0 && units[j - 1].doc_context && !hit[j - 1] {
+                hit[j - 1] = true;
+                j -= 1;
             }
         }
         // A Python class's docstring is its first member.
@@ -738,6 +802,11 @@ impl Splicer<'_> {
                 i += 1;
             }
             let last = i - 1;
+            // The unchanged unit after the run, in its new place.
+            let after = units.get(i).map(|u| {
+                let (db, dr) = self.moved_before(u.start_byte as usize);
+                shift_unit(u, db, dr)
+            });
             if first == last {
                 if let Some(unit) =
                     self.container(&units[first], reach_start(first), reach_end(first), wraps)
@@ -758,7 +827,7 @@ impl Splicer<'_> {
                 let p = reach_end(last);
                 (p as i64 + self.moved_through(p).0) as usize
             };
-            out.extend(self.parse_run(span_lo, span_hi, wraps)?);
+            out.extend(self.parse_run(span_lo, span_hi, wraps, after.as_ref())?);
         }
         Some(out)
     }
@@ -771,7 +840,7 @@ impl Splicer<'_> {
         reach_hi: usize,
         wraps: &[Wrap],
     ) -> Option<Unit> {
-        let body = unit.body.as_ref().filter(|_| !unit.has_error)?;
+        let body = unit.body.as_ref().filter(|_| !unit.own_error)?;
         let (inner_lo, inner_hi) = (body.inner.0 as usize, body.inner.1 as usize);
         let inside = self
             .changes
@@ -804,6 +873,9 @@ impl Splicer<'_> {
         let mut inner_wraps = wraps.to_vec();
         inner_wraps.push((opening, closing));
         let members = self.level(&body.members, inner_lo, inner_hi, &inner_wraps)?;
+        // With no errors of its own, the container's errors are its members'.
+        let error_bytes = members.iter().map(|m| m.error_bytes).sum();
+        let has_error = members.iter().any(|m| m.has_error);
         let start = |b: u32| (b as i64 + db0) as u32;
         let end = |b: u32| (b as i64 + db1) as u32;
         let (start_row, end_row) = (
@@ -815,8 +887,9 @@ impl Splicer<'_> {
             end_byte: end(unit.end_byte),
             start_row: start_row(unit.start_row),
             doc_context: unit.doc_context,
-            error_bytes: 0,
-            has_error: false,
+            error_bytes,
+            has_error,
+            own_error: false,
             symbols: unit
                 .symbols
                 .iter()
@@ -839,8 +912,37 @@ impl Splicer<'_> {
     }
 
     /// Parse the new bytes `lo..hi` inside the opening and closing text of `wraps`, and return
-    /// the units found there, in the file's positions.
-    fn parse_run(&mut self, lo: usize, hi: usize, wraps: &[Wrap]) -> Option<Vec<Unit>> {
+    /// the units found there, in the file's positions. `after` is the unchanged unit that
+    /// follows the run at its level, in its new place (none at the end of a level).
+    ///
+    /// A run that parses without errors parses the same in the file. A run with errors is kept
+    /// at the end of the file with its errors inside its top-level nodes; elsewhere only with
+    /// its errors as ERROR nodes inside the run (no missing token, the sign of an unclosed
+    /// construct that would swallow the text after it), followed by an unchanged unit at its
+    /// level, and if the run parsed together with that unit gives the same units and that unit
+    /// as it was.
+    fn parse_run(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        wraps: &[Wrap],
+        after: Option<&Unit>,
+    ) -> Option<Vec<Unit>> {
+        let (units, has_error) = self.parse_wrapped(lo, hi, wraps)?;
+        if !has_error || (wraps.is_empty() && hi == self.new.len()) {
+            return Some(units);
+        }
+        // At the end of a container's members the text after the run is the rest of the file:
+        // the container is parsed again instead, at its own level.
+        let after = after?;
+        let (mut with_after, _) = self.parse_wrapped(lo, after.end_byte as usize, wraps)?;
+        (with_after.pop().as_ref() == Some(after) && with_after == units).then_some(units)
+    }
+
+    /// The units of the new bytes `lo..hi` parsed alone inside `wraps`, in the file's
+    /// positions, and whether the text had syntax errors; `None` where the errors may reach
+    /// outside `lo..hi` or the units do not lie inside it.
+    fn parse_wrapped(&mut self, lo: usize, hi: usize, wraps: &[Wrap]) -> Option<(Vec<Unit>, bool)> {
         if lo > hi || hi > self.new.len() {
             return None;
         }
@@ -855,11 +957,10 @@ impl Splicer<'_> {
         }
         let tree = parse_tree(self.parser, &text, self.timeout)?;
         let root = tree.root_node();
-        // A run with errors is kept only at the end of the file, with its errors inside its
-        // top-level nodes: followed by more text (an unclosed brace swallows what comes next)
-        // or inside a container, the whole file may parse differently.
+        let span = header..header + (hi - lo);
+        let at_file_end = wraps.is_empty() && hi == self.new.len();
         if root.has_error()
-            && (!wraps.is_empty() || hi != self.new.len() || !errors_contained(root, self.lang))
+            && !(errors_contained(root, self.lang) && (at_file_end || errors_within(root, &span)))
         {
             return None;
         }
@@ -874,7 +975,6 @@ impl Splicer<'_> {
                 _ => return None,
             }
         }
-        let span = header..header + (hi - lo);
         if units
             .iter()
             .any(|u| !span.contains(&(u.start_byte as usize)) || u.end_byte as usize > span.end)
@@ -883,12 +983,11 @@ impl Splicer<'_> {
         }
         let header_rows = memchr::memchr_iter(b'\n', &text[..header]).count() as i64;
         let row = memchr::memchr_iter(b'\n', &self.new[..lo]).count() as i64;
-        Some(
-            units
-                .iter()
-                .map(|u| shift_unit(u, lo as i64 - header as i64, row - header_rows))
-                .collect(),
-        )
+        let units = units
+            .iter()
+            .map(|u| shift_unit(u, lo as i64 - header as i64, row - header_rows))
+            .collect();
+        Some((units, root.has_error()))
     }
 }
 
@@ -917,6 +1016,7 @@ fn shift_unit(old: &Unit, db: i64, dr: i64) -> Unit {
         doc_context: old.doc_context,
         error_bytes: old.error_bytes,
         has_error: old.has_error,
+        own_error: old.own_error,
         symbols: old
             .symbols
             .iter()
@@ -1263,6 +1363,34 @@ mod tests {
                 .any(|s| s.qualified_name == "A::tests"),
             "{broken:?}"
         );
+        assert_incremental_matches_fresh("a.rs", &versions);
+    }
+
+    #[test]
+    fn changes_beside_and_after_a_unit_with_errors_are_spliced() {
+        // `str![..]` does not parse under tree-sitter-rust (`str` is a primitive type): the
+        // error stays inside `a`'s body.
+        let a = "fn a() {\n    let s = str![[\"x\"]];\n}\n\n";
+        let versions: Vec<Vec<u8>> = [
+            format!("{a}fn b() {{\n    let y = 1;\n}}\n\nfn c() {{}}\n"),
+            // A change two units after the error.
+            format!("{a}fn b() {{\n    let y = 1;\n}}\n\nfn c() {{ let z = 2; }}\n"),
+            // A change in the unit right after it.
+            format!("{a}fn b() {{\n    let y = 2;\n}}\n\nfn c() {{ let z = 2; }}\n"),
+            // A change inside the unit with errors, beside its error.
+            "fn a() {\n    let s = str![[\"x\"]];\n    let t = 3;\n}\n\nfn b() {\n    let y = 2;\n}\n\nfn c() { let z = 2; }\n".to_string(),
+            // An unclosed brace after the error swallows what follows.
+            format!("{a}fn b() {{\n    let y = 2;\n\nfn c() {{ let z = 2; }}\n"),
+            format!("{a}fn b() {{\n    let y = 2;\n}}\n\nfn c() {{ let z = 2; }}\n"),
+        ]
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+        let mut parser = CodeParser::new(ParseLimits::default());
+        let (first, base) = parser.parse_from("a.rs", &versions[0], None);
+        assert!(first.expect("parses").has_errors, "the test needs an error");
+        let (_, next) = parser.parse_from("a.rs", &versions[1], base);
+        assert!(next.expect("a base").spliced(), "parsed whole");
         assert_incremental_matches_fresh("a.rs", &versions);
     }
 

@@ -13,5 +13,5 @@ mod symbol_text;
 mod symbols_diff;
 
 pub use crate::code::lang::{self, Lang};
-pub use extract::{CodeParser, ParseLimits, ParsedFile, Skip};
+pub use extract::{CodeParser, ParseBase, ParseLimits, ParsedFile, Skip};
 pub use ingest::{ingest, is_vendored, CodeIngestOptions, CodeIngestReport};
