@@ -749,29 +749,38 @@ impl Splicer<'_> {
                 i += 1;
             }
         }
-        for i in 0..n - 1 {
-            if hit[i] && units[i].doc_context {
-                hit[i + 1] = true;
-            }
-        }
-        for i in (1..n).rev() {
-            if hit[i] && units[i - 1].doc_context {
-                hit[i - 1] = true;
-            }
-        }
+        // A container whose changes all lie inside its braces keeps its own symbols, and with
+        // them the doc comment read from the units before it: its members are spliced, and the
+        // comments before it are not parsed again, as long as it is a run of its own.
+        let inside: Vec<bool> = (0..n)
+            .map(|i| hit[i] && self.changes_inside(&units[i], reach_start(i), reach_end(i)))
+            .collect();
         // How the parser recovers from a syntax error may depend on the text after it: a unit
         // with errors is parsed again with the unit after it when that one changed (and a run
         // with errors is checked against the unit after it, in `parse_run`).
-        // Its doc comment goes with it.
-        let before_changed: Vec<usize> = (1..n)
-            .filter(|&i| hit[i] && !hit[i - 1] && units[i - 1].has_error)
-            .map(|i| i - 1)
-            .collect();
-        for mut j in before_changed {
-            hit[j] = true;
-            while j > 0 && units[j - 1].doc_context && !hit[j - 1] {
-                hit[j - 1] = true;
-                j -= 1;
+        let changed = hit.clone();
+        for i in 1..n {
+            if changed[i] && units[i - 1].has_error {
+                hit[i - 1] = true;
+            }
+        }
+        loop {
+            let before = hit.clone();
+            // A changed comment changes the doc of the definition after it.
+            for i in 0..n - 1 {
+                if hit[i] && units[i].doc_context {
+                    hit[i + 1] = true;
+                }
+            }
+            // A definition parsed again is parsed with its doc comment.
+            for i in (1..n).rev() {
+                let alone = inside[i] && !hit[i - 1] && (i + 1 == n || !hit[i + 1]);
+                if hit[i] && !alone && units[i - 1].doc_context {
+                    hit[i - 1] = true;
+                }
+            }
+            if hit == before {
+                break;
             }
         }
         // A Python class's docstring is its first member.
@@ -797,7 +806,7 @@ impl Splicer<'_> {
                 i += 1;
                 continue;
             }
-            let first = i;
+            let mut first = i;
             while i < n && hit[i] {
                 i += 1;
             }
@@ -813,6 +822,14 @@ impl Splicer<'_> {
                 {
                     out.push(unit);
                     continue;
+                }
+                // Parsed again after all: with the comments before it, its doc comment.
+                if inside[first] {
+                    while first > 0 && units[first - 1].doc_context {
+                        first -= 1;
+                        out.pop();
+                        self.reused -= 1;
+                    }
                 }
             }
             let span_lo = if first == 0 && wraps.is_empty() {
@@ -832,18 +849,14 @@ impl Splicer<'_> {
         Some(out)
     }
 
-    /// A container all of whose changes lie inside its braces, with its members spliced.
-    fn container(
-        &mut self,
-        unit: &Unit,
-        reach_lo: usize,
-        reach_hi: usize,
-        wraps: &[Wrap],
-    ) -> Option<Unit> {
-        let body = unit.body.as_ref().filter(|_| !unit.own_error)?;
+    /// Whether `unit` is a container with no syntax errors of its own and every change that
+    /// reaches it (between the old bytes `reach_lo` and `reach_hi`) lies inside its braces.
+    fn changes_inside(&self, unit: &Unit, reach_lo: usize, reach_hi: usize) -> bool {
+        let Some(body) = unit.body.as_ref().filter(|_| !unit.own_error) else {
+            return false;
+        };
         let (inner_lo, inner_hi) = (body.inner.0 as usize, body.inner.1 as usize);
-        let inside = self
-            .changes
+        self.changes
             .iter()
             .filter(|c| c.old.start <= reach_hi && c.old.end >= reach_lo)
             .all(|c| {
@@ -855,10 +868,22 @@ impl Splicer<'_> {
                     c.old.end <= inner_hi
                 };
                 c.old.start >= inner_lo && end_ok
-            });
-        if !inside {
+            })
+    }
+
+    /// A container all of whose changes lie inside its braces, with its members spliced.
+    fn container(
+        &mut self,
+        unit: &Unit,
+        reach_lo: usize,
+        reach_hi: usize,
+        wraps: &[Wrap],
+    ) -> Option<Unit> {
+        if !self.changes_inside(unit, reach_lo, reach_hi) {
             return None;
         }
+        let body = unit.body.as_ref()?;
+        let (inner_lo, inner_hi) = (body.inner.0 as usize, body.inner.1 as usize);
         let (s, e) = (unit.start_byte as usize, unit.end_byte as usize);
         let (db0, dr0) = self.moved_before(s);
         let (db1, dr1) = self.moved_through(inner_hi);
@@ -1391,6 +1416,42 @@ mod tests {
         assert!(first.expect("parses").has_errors, "the test needs an error");
         let (_, next) = parser.parse_from("a.rs", &versions[1], base);
         assert!(next.expect("a base").spliced(), "parsed whole");
+        assert_incremental_matches_fresh("a.rs", &versions);
+    }
+
+    #[test]
+    fn a_change_inside_a_documented_function_keeps_its_doc_comment_unparsed() {
+        let file = |add: &str, doc: &str, sub: &str| {
+            format!(
+                "/// {doc}\n#[inline]\nfn add(a: u32) -> u32 {{\n    {add}\n}}\n\n/// Subtracts.\nfn sub(a: u32) -> u32 {{\n    {sub}\n}}\n"
+            )
+            .into_bytes()
+        };
+        let versions = vec![
+            file("a + 1", "Adds.", "a - 1"),
+            // Inside the body only: the comment and the attribute are kept, not parsed again.
+            file("a + 2", "Adds.", "a - 1"),
+            // The doc comment too.
+            file("a + 3", "Adds one.", "a - 1"),
+            // Inside both functions.
+            file("a + 4", "Adds one.", "a - 2"),
+            // An empty body, then a statement in it: a body with no members is parsed again
+            // with the function, and the function with its doc comment.
+            file("", "Adds one.", "a - 2"),
+            file("a + 5", "Adds one.", "a - 2"),
+        ];
+        let mut parser = CodeParser::new(ParseLimits::default());
+        let (_, base) = parser.parse_from("a.rs", &versions[0], None);
+        let (parsed, next) = parser.parse_from("a.rs", &versions[1], base);
+        let next = next.expect("a base");
+        assert!(next.spliced());
+        // `/// Adds.`, `#[inline]`, `/// Subtracts.` and `sub`.
+        assert_eq!(next.reused_units(), 4, "the units kept as they were");
+        let add = &parsed.expect("parses").symbols[0];
+        assert_eq!(
+            (add.name.as_str(), add.doc.as_deref()),
+            ("add", Some("Adds."))
+        );
         assert_incremental_matches_fresh("a.rs", &versions);
     }
 
