@@ -12,7 +12,8 @@ use gix::bstr::ByteSlice;
 use gix::ObjectId;
 
 use super::{git_error, git_error_in, linediff, renames};
-use crate::ingest::provenance::sides::{FileDiff, PendingChange, SideReader};
+use crate::ingest::provenance::lines::Block;
+use crate::ingest::provenance::sides::{self, FileDiff, PendingChange, SideReader};
 use crate::ingest::IngestError;
 use crate::store::records::ChangeKind;
 
@@ -274,9 +275,30 @@ impl<'p> Worker<'p> {
             .map(|c| (load(&self.repo, c.old), load(&self.repo, c.new)))
             .collect();
         let renamed_from = pair_renames(&raw, &sides);
-        file_changes(&raw, &sides, &renamed_from, &mut self.lines, &mut diffed);
+        // With provenance, each text file's diff against the first parent is computed once:
+        // its blocks give both the line stats and the origins.
+        let mut first_blocks = match self.sides.as_mut() {
+            Some(reader) => first_parent_blocks(reader, &raw, &sides, &renamed_from),
+            None => Vec::new(),
+        };
+        file_changes(
+            &raw,
+            &sides,
+            &renamed_from,
+            &first_blocks,
+            &mut self.lines,
+            &mut diffed,
+        );
         if let Some(reader) = self.sides.as_mut() {
-            diffed.origins = origins(&self.repo, reader, &raw, &sides, &renamed_from, &diffed);
+            diffed.origins = origins(
+                &self.repo,
+                reader,
+                &raw,
+                &sides,
+                &renamed_from,
+                &mut first_blocks,
+                &diffed,
+            );
         }
         Ok(diffed)
     }
@@ -356,12 +378,41 @@ fn pair_renames(raw: &[RawChange], sides: &[(Loaded<'_>, Loaded<'_>)]) -> Vec<Op
     renamed_from
 }
 
+/// For each change (by index) that modifies or renames a text file's content, the blocks of
+/// lines the new version keeps from the first parent's.
+fn first_parent_blocks(
+    reader: &mut SideReader,
+    raw: &[RawChange],
+    sides: &[(Loaded<'_>, Loaded<'_>)],
+    renamed_from: &[Option<usize>],
+) -> Vec<Option<Vec<Block>>> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, change)| {
+            let (old_id, old_side) = match renamed_from[i] {
+                Some(src) => (raw[src].old?, &sides[src].0),
+                None if change.change == ChangeKind::Modified => (change.old?, &sides[i].0),
+                None => return None,
+            };
+            let new_id = change.new?;
+            // Submodules are compared by their commit line, and unchanged content not at all.
+            if old_id.1 || new_id.1 || old_id.0 == new_id.0 {
+                return None;
+            }
+            let (old, new) = (old_side.data()?, sides[i].1.data()?);
+            (sides::is_text(old) && sides::is_text(new)).then(|| reader.blocks(old, new))
+        })
+        .collect()
+}
+
 /// One [`FileChange`] per change with its line stats; deletions consumed by a rename are
-/// left out (the rename carries them).
+/// left out (the rename carries them). Where `first_blocks` has a change's diff already, the
+/// stats are counted from it.
 fn file_changes(
     raw: &[RawChange],
     sides: &[(Loaded<'_>, Loaded<'_>)],
     renamed_from: &[Option<usize>],
+    first_blocks: &[Option<Vec<Block>>],
     lines: &mut linediff::LineCounter,
     diffed: &mut DiffedCommit,
 ) {
@@ -383,14 +434,20 @@ fn file_changes(
             None => (change.change, None, &sides[i].0, change.old),
         };
         let same_blob = matches!((old_id, change.new), (Some((a, _)), Some((b, _))) if a == b);
-        let (added, removed, binary) =
-            match linediff::stats(lines, old_side.data(), sides[i].1.data(), same_blob) {
-                Some(s) => s,
-                None => {
-                    diffed.stats_unknown += 1;
-                    (None, None, false)
-                }
-            };
+        let stats = match first_blocks.get(i).and_then(Option::as_ref) {
+            Some(blocks) => old_side
+                .data()
+                .zip(sides[i].1.data())
+                .map(|(old, new)| linediff::stats_from_blocks(blocks, old, new)),
+            None => linediff::stats(lines, old_side.data(), sides[i].1.data(), same_blob),
+        };
+        let (added, removed, binary) = match stats {
+            Some(s) => s,
+            None => {
+                diffed.stats_unknown += 1;
+                (None, None, false)
+            }
+        };
         diffed.files.push(FileChange {
             path: change.path.clone(),
             old_path,
@@ -412,6 +469,7 @@ fn origins(
     raw: &[RawChange],
     sides: &[(Loaded<'_>, Loaded<'_>)],
     renamed_from: &[Option<usize>],
+    first_blocks: &mut [Option<Vec<Block>>],
     diffed: &DiffedCommit,
 ) -> Vec<PendingChange> {
     let parents: &[ObjectId] = if diffed.shallow_boundary {
@@ -457,6 +515,7 @@ fn origins(
                     new_blob: f.new_blob,
                     new: sides[i].1.data(),
                     old,
+                    old_blocks: first_blocks.get_mut(i).and_then(Option::take),
                 },
             );
             change.renamed_from = f.old_path.clone();

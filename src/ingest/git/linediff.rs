@@ -38,6 +38,20 @@ pub fn stats(
     Some((Some(added), Some(removed), false))
 }
 
+/// `(added, removed, binary)` from the blocks of lines `new` keeps from `old` (a Myers diff of
+/// the two texts, as [`LineCounter::counts`] computes it: moving a change within the diff, as
+/// git's indent heuristic does, does not change the counts).
+pub fn stats_from_blocks(
+    blocks: &[crate::store::records::Block],
+    old: &[u8],
+    new: &[u8],
+) -> (Option<u32>, Option<u32>, bool) {
+    let kept: u32 = blocks.iter().map(|b| b.len).sum();
+    let added = count_lines(new) - kept;
+    let removed = count_lines(old) - kept;
+    (Some(added), Some(removed), false)
+}
+
 /// What git calls binary: a NUL byte in the first 8000 bytes.
 fn is_binary(data: &[u8]) -> bool {
     data[..data.len().min(8000)].contains(&0)

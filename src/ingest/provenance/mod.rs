@@ -172,6 +172,7 @@ fn sides_of(
                     new_blob,
                     new: None,
                     old,
+                    old_blocks: None,
                 },
             );
             change.renamed_from = renamed_from(t);

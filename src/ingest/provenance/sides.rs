@@ -43,7 +43,9 @@ pub struct PendingChange {
     pub renamed_from: Option<String>,
 }
 
-fn is_text(data: &[u8]) -> bool {
+/// Whether line origins are kept for content: not binary (no NUL in its first 8000 bytes, as
+/// git decides) and not over the size limit.
+pub fn is_text(data: &[u8]) -> bool {
     data.len() <= MAX_BYTES && !data[..data.len().min(8000)].contains(&0)
 }
 
@@ -62,6 +64,9 @@ pub struct FileDiff<'a> {
     /// The first parent's path and blob of a modified or renamed file, with the content when
     /// it was read.
     pub old: Option<(&'a str, ObjectId, Option<&'a [u8]>)>,
+    /// The blocks of lines the new content keeps from the old, when they were diffed already
+    /// (by [`SideReader::blocks`], for the line stats).
+    pub old_blocks: Option<Vec<Block>>,
 }
 
 fn read_blob(repo: &gix::Repository, id: ObjectId) -> Option<Vec<u8>> {
@@ -80,12 +85,17 @@ fn blob_in(repo: &gix::Repository, commit: ObjectId, path: &str) -> Option<Objec
 }
 
 impl SideReader {
+    /// The blocks of lines `new` keeps from `old` (both text).
+    pub fn blocks(&mut self, old: &[u8], new: &[u8]) -> Vec<Block> {
+        self.differ.blocks(old, new)
+    }
+
     /// What each of `parents` (in order; empty for a root) holds of the changed file.
     pub fn change(
         &mut self,
         repo: &gix::Repository,
         parents: &[ObjectId],
-        diff: FileDiff<'_>,
+        mut diff: FileDiff<'_>,
     ) -> PendingChange {
         let Some(new_blob) = diff.new_blob else {
             return PendingChange {
@@ -128,6 +138,8 @@ impl SideReader {
             };
             let side = if blob == new_blob {
                 ParentSide::Same
+            } else if let Some(blocks) = (k == 0).then(|| diff.old_blocks.take()).flatten() {
+                ParentSide::Blocks(blocks)
             } else {
                 let owned;
                 let old = match loaded {
