@@ -199,4 +199,46 @@ mod tests {
         );
         assert_eq!(LineCounter::default().counts(b"xfoo\n", b"foo\n"), (1, 1));
     }
+
+    #[test]
+    fn stats_from_provenance_blocks_match_the_numstat_diff() {
+        // Versions of a text edited in many places, with repeated lines (where the indent
+        // heuristic moves changes) and a last line without its newline.
+        let mut seed = 0x2545_f491_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let words = ["}", "", "    x += 1;", "fn f() {", "    return;", "// note"];
+        let mut text: Vec<String> = (0..60)
+            .map(|_| words[next(6) as usize].to_string())
+            .collect();
+        let (mut counter, mut differ) = (
+            LineCounter::default(),
+            crate::ingest::provenance::lines::LineDiffer::default(),
+        );
+        for _ in 0..200 {
+            let old = text.join("\n");
+            for _ in 0..=next(4) {
+                let at = next(text.len() as u64 + 1) as usize;
+                match next(3) {
+                    0 => text.insert(at, words[next(6) as usize].to_string()),
+                    1 if at < text.len() => drop(text.remove(at)),
+                    _ if at < text.len() => text[at] = format!("{} {}", text[at], next(9)),
+                    _ => {}
+                }
+            }
+            let new = text.join("\n");
+            let (old, new) = (old.as_bytes(), new.as_bytes());
+            let (added, removed) = counter.counts(old, new);
+            let blocks = differ.blocks(old, new);
+            assert_eq!(
+                stats_from_blocks(&blocks, old, new),
+                (Some(added), Some(removed), false),
+                "{old:?} -> {new:?}"
+            );
+        }
+    }
 }
