@@ -333,3 +333,55 @@ fn imports_resolve_to_repository_files_at_head() {
     // `import torch` inside minillm/common/utils.py.
     assert_eq!(report.unresolved_imports, 6, "{report:?}");
 }
+
+/// A [`lore::progress::Progress`] that stops the run (by panicking, as an interrupted process
+/// would stop) once `batches` batches have been reported stored.
+struct StopAfter(std::sync::atomic::AtomicU64);
+
+impl lore::progress::Progress for StopAfter {
+    fn advance(&self, _n: u64) {
+        if self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            panic!("stopped after the last batch allowed");
+        }
+    }
+}
+
+#[test]
+fn a_code_stage_stopped_between_batches_resumes_to_what_a_clean_run_stores() {
+    let fx = Fixture::build();
+    ingest_with_code(&fx.kb(), &fx.repo());
+    let expected = content_counts(&stats_json(&fx.kb()));
+    let modifies = expected["edges"]["modifies"].as_u64().unwrap();
+    assert!(modifies > 0);
+
+    for stop_after in [1, 4, 9] {
+        let kb = fx.kb().with_file_name(format!("stopped-{stop_after}.lore"));
+        ingest(&kb, &fx.repo());
+        {
+            // Batches of three commits, each parsed while the batch before it is written;
+            // the run stops once `stop_after` batches are stored.
+            let store = Store::open(&kb).unwrap();
+            let options = lore::ingest::code::CodeIngestOptions {
+                batch_size: 3,
+                ..Default::default()
+            };
+            let stop = StopAfter(stop_after.into());
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lore::ingest::code::ingest(&store, &fx.repo(), &options, &stop)
+            }));
+            assert!(outcome.is_err(), "the run went on past its stop");
+        }
+        // Only whole batches are stored: some symbol changes, not all.
+        let stored = stats_json(&kb)["edges"]["modifies"].as_u64().unwrap_or(0);
+        assert!(
+            stored < modifies,
+            "{stored} of {modifies} modifies edges stored before the stop"
+        );
+        ingest_with_code(&kb, &fx.repo());
+        assert_eq!(
+            content_counts(&stats_json(&kb)),
+            expected,
+            "resumed after {stop_after} batches"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! Commits are processed in id order (parents first) from a watermark, `meta["code.commits_done"]`,
 //! moved in the same transaction as each batch: an interrupted run resumes where it stopped.
+//! A writer thread stores each batch while the next one is parsed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -325,9 +326,6 @@ pub fn ingest(
     let mut report = CodeIngestReport::default();
     let mut cache: HashMap<ObjectId, Arc<BlobRecord>> = HashMap::new();
     let mut bases = ParseBases::default();
-    // Each path's last stored version, the base its next version is stored against.
-    let mut previous: HashMap<String, NodeId> = HashMap::new();
-
     let (done, total) = {
         let read = store.read()?;
         let done = read
@@ -338,90 +336,53 @@ pub fn ingest(
         (done, read.commit_count()?)
     };
     progress.phase("parsing code history", Some(total.saturating_sub(done)));
-    let mut next = done;
-    while next < total {
-        let end = (next + options.batch_size.max(1) as u64).min(total);
-        let touches = history_touches(store, next, end, options)?;
-        let needed: Vec<(ObjectId, String)> = touches
-            .iter()
-            .flat_map(|t| {
-                [oid(&t.stats.old_blob), oid(&t.stats.new_blob)]
-                    .into_iter()
-                    .flatten()
-                    .map(|id| (id, t.path.clone()))
-            })
-            .collect();
-        let parsed = parse_missing(
-            store,
-            &sync,
-            needed,
-            options,
-            &mut cache,
-            &mut bases,
-            &mut report,
-        )?;
-        let changed_lines: Vec<(Vec<u32>, Vec<u32>)> = touches
-            .par_iter()
-            .map_init(
-                || (sync.to_thread_local(), LineCounter::default()),
-                |(repo, lines), t| match (oid(&t.stats.old_blob), oid(&t.stats.new_blob)) {
-                    (Some(a), Some(b))
-                        if t.stats.change != ChangeKind::Added
-                            && t.stats.change != ChangeKind::Deleted =>
-                    {
-                        match (read_blob(repo, a), read_blob(repo, b)) {
-                            (Some(x), Some(y)) => {
-                                let hunks = lines.hunks(&x, &y);
-                                (
-                                    non_blank_lines(&x, hunks.iter().map(|h| h.0.clone())),
-                                    non_blank_lines(&y, hunks.iter().map(|h| h.1.clone())),
-                                )
-                            }
-                            _ => Default::default(),
-                        }
-                    }
-                    _ => Default::default(),
-                },
-            )
-            .collect();
-        store.write(|tx| -> Result<(), StoreError> {
-            store_blobs(tx, &parsed, &mut previous)?;
-            for (t, (old_lines, new_lines)) in touches.iter().zip(&changed_lines) {
-                let symbols = |b: &Option<Vec<u8>>| -> &[SymbolRecord] {
-                    oid(b)
-                        .and_then(|id| cache.get(&id))
-                        .map_or(&[], |r| r.symbols.as_slice())
-                };
-                let old = if t.stats.change == ChangeKind::Added {
-                    &[][..]
-                } else {
-                    symbols(&t.stats.old_blob)
-                };
-                let new = if t.stats.change == ChangeKind::Deleted {
-                    &[][..]
-                } else {
-                    symbols(&t.stats.new_blob)
-                };
-                for (qname, (change, record)) in changed_symbols(old, new, old_lines, new_lines) {
-                    let file = if change == crate::store::records::SymbolChange::Removed {
-                        t.old_file
-                    } else {
-                        t.file
-                    };
-                    let symbol = tx.symbol(file, qname, &record.name, record.kind)?;
-                    let meta =
-                        EdgeMeta::certain(Provenance::DiffHunks, EdgeDetail::Modify { change });
-                    tx.add_edge(t.commit, Rel::Modifies, symbol, &meta)?;
-                    report.modifies_added += 1;
+    // Each batch is parsed while the one before it is written: the writer, on a thread of its
+    // own, stores the parsed versions and the symbols each commit modified, and moves the
+    // watermark in the same transaction.
+    let (batches, written) = std::sync::mpsc::sync_channel::<ParsedBatch>(1);
+    let (parsing, writing) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<u64, IngestError> {
+            // Each path's last stored version, the base its next version is stored against.
+            let mut previous: HashMap<String, NodeId> = HashMap::new();
+            let mut modifies = 0;
+            for batch in written {
+                modifies += write_batch(store, &batch, &mut previous)?;
+                progress.advance(batch.commits);
+            }
+            Ok(modifies)
+        });
+        let parsing = (|| -> Result<(), IngestError> {
+            let mut next = done;
+            while next < total {
+                let end = (next + options.batch_size.max(1) as u64).min(total);
+                let batch = parse_batch(
+                    store,
+                    &sync,
+                    next,
+                    end,
+                    options,
+                    &mut cache,
+                    &mut bases,
+                    &mut report,
+                )?;
+                report.commits += end - next;
+                next = end;
+                if batches.send(batch).is_err() {
+                    // The writer stopped: its error is the one to report.
+                    break;
                 }
             }
-            tx.set_meta(DONE_KEY, &end.to_le_bytes())?;
             Ok(())
-        })?;
-        progress.advance(end - next);
-        report.commits += end - next;
-        next = end;
-    }
+        })();
+        drop(batches);
+        let writing = match writer.join() {
+            Ok(outcome) => outcome,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (parsing, writing)
+    });
+    report.modifies_added += writing?;
+    parsing?;
     progress.done();
 
     head(
@@ -435,6 +396,131 @@ pub fn ingest(
     )?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// One batch of commits, parsed and ready to store.
+struct ParsedBatch {
+    /// The commits' local ids end here (exclusive): the watermark after the batch.
+    end: u64,
+    commits: u64,
+    /// File versions parsed for the first time, in each file's order.
+    parsed: Vec<(String, BlobRecord)>,
+    touches: Vec<Touch>,
+    /// Per touch: the old and new version's records, and the changed non-blank lines of each.
+    sides: Vec<TouchSides>,
+}
+
+struct TouchSides {
+    old: Option<Arc<BlobRecord>>,
+    new: Option<Arc<BlobRecord>>,
+    old_lines: Vec<u32>,
+    new_lines: Vec<u32>,
+}
+
+/// Parse the versions the commits `start..end` need and diff their changed files.
+#[allow(clippy::too_many_arguments)]
+fn parse_batch(
+    store: &Store,
+    sync: &gix::ThreadSafeRepository,
+    start: u64,
+    end: u64,
+    options: &CodeIngestOptions,
+    cache: &mut HashMap<ObjectId, Arc<BlobRecord>>,
+    bases: &mut ParseBases,
+    report: &mut CodeIngestReport,
+) -> Result<ParsedBatch, IngestError> {
+    let touches = history_touches(store, start, end, options)?;
+    let needed: Vec<(ObjectId, String)> = touches
+        .iter()
+        .flat_map(|t| {
+            [oid(&t.stats.old_blob), oid(&t.stats.new_blob)]
+                .into_iter()
+                .flatten()
+                .map(|id| (id, t.path.clone()))
+        })
+        .collect();
+    let parsed = parse_missing(store, sync, needed, options, cache, bases, report)?;
+    let changed_lines: Vec<(Vec<u32>, Vec<u32>)> = touches
+        .par_iter()
+        .map_init(
+            || (sync.to_thread_local(), LineCounter::default()),
+            |(repo, lines), t| match (oid(&t.stats.old_blob), oid(&t.stats.new_blob)) {
+                (Some(a), Some(b))
+                    if t.stats.change != ChangeKind::Added
+                        && t.stats.change != ChangeKind::Deleted =>
+                {
+                    match (read_blob(repo, a), read_blob(repo, b)) {
+                        (Some(x), Some(y)) => {
+                            let hunks = lines.hunks(&x, &y);
+                            (
+                                non_blank_lines(&x, hunks.iter().map(|h| h.0.clone())),
+                                non_blank_lines(&y, hunks.iter().map(|h| h.1.clone())),
+                            )
+                        }
+                        _ => Default::default(),
+                    }
+                }
+                _ => Default::default(),
+            },
+        )
+        .collect();
+    let record = |b: &Option<Vec<u8>>| oid(b).and_then(|id| cache.get(&id)).cloned();
+    let sides = touches
+        .iter()
+        .zip(changed_lines)
+        .map(|(t, (old_lines, new_lines))| TouchSides {
+            old: (t.stats.change != ChangeKind::Added)
+                .then(|| record(&t.stats.old_blob))
+                .flatten(),
+            new: (t.stats.change != ChangeKind::Deleted)
+                .then(|| record(&t.stats.new_blob))
+                .flatten(),
+            old_lines,
+            new_lines,
+        })
+        .collect();
+    Ok(ParsedBatch {
+        end,
+        commits: end - start,
+        parsed,
+        touches,
+        sides,
+    })
+}
+
+/// Store one parsed batch in one transaction with the watermark after it; returns the
+/// `modifies` edges added.
+fn write_batch(
+    store: &Store,
+    batch: &ParsedBatch,
+    previous: &mut HashMap<String, NodeId>,
+) -> Result<u64, IngestError> {
+    let modifies = store.write(|tx| -> Result<u64, StoreError> {
+        store_blobs(tx, &batch.parsed, previous)?;
+        let mut modifies = 0;
+        for (t, sides) in batch.touches.iter().zip(&batch.sides) {
+            fn symbols(r: &Option<Arc<BlobRecord>>) -> &[SymbolRecord] {
+                r.as_deref().map_or(&[], |r| r.symbols.as_slice())
+            }
+            let (old, new) = (symbols(&sides.old), symbols(&sides.new));
+            for (qname, (change, record)) in
+                changed_symbols(old, new, &sides.old_lines, &sides.new_lines)
+            {
+                let file = if change == crate::store::records::SymbolChange::Removed {
+                    t.old_file
+                } else {
+                    t.file
+                };
+                let symbol = tx.symbol(file, qname, &record.name, record.kind)?;
+                let meta = EdgeMeta::certain(Provenance::DiffHunks, EdgeDetail::Modify { change });
+                tx.add_edge(t.commit, Rel::Modifies, symbol, &meta)?;
+                modifies += 1;
+            }
+        }
+        tx.set_meta(DONE_KEY, &batch.end.to_le_bytes())?;
+        Ok(modifies)
+    })?;
+    Ok(modifies)
 }
 
 /// The file changes of non-merge commits with local ids in `start..end` that touch code.
