@@ -97,10 +97,13 @@ impl DiffPool {
     }
 
     /// Diff every commit in `order` and hand the results to `sink` in that same order. Stops at
-    /// the first error from a worker or from `sink`.
+    /// the first error from a worker or from `sink`. Workers run up to `ahead` commits ahead of
+    /// `sink`: while `sink` stores a batch of commits in one transaction, they go on diffing
+    /// the next batch.
     pub fn run(
         &self,
         order: &[ObjectId],
+        ahead: usize,
         mut sink: impl FnMut(DiffedCommit) -> Result<(), IngestError>,
     ) -> Result<(), IngestError> {
         if order.is_empty() {
@@ -110,8 +113,9 @@ impl DiffPool {
         let stop = AtomicBool::new(false);
         let workers = self.threads.min(order.len()).max(1);
         std::thread::scope(|scope| {
-            let (tx, rx) =
-                crossbeam_channel::bounded::<(usize, Result<DiffedCommit, IngestError>)>(256);
+            let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<DiffedCommit, IngestError>)>(
+                ahead.max(1),
+            );
             for n in 0..workers {
                 let tx = tx.clone();
                 let (next, stop) = (&next, &stop);

@@ -25,7 +25,8 @@ pub fn write_all(
         false => None,
     };
     let mut batch: Vec<DiffedCommit> = Vec::with_capacity(batch_size.min(plan.order.len()));
-    pool.run(&plan.order, |commit| {
+    // Workers diff up to two batches ahead, so they are not held up while a batch is stored.
+    pool.run(&plan.order, batch_size.saturating_mul(2), |commit| {
         batch.push(commit);
         if batch.len() >= batch_size {
             store_batch(store, &batch, None, inline.as_mut(), report)?;
