@@ -438,13 +438,15 @@ fn file_changes(
             None => (change.change, None, &sides[i].0, change.old),
         };
         let same_blob = matches!((old_id, change.new), (Some((a, _)), Some((b, _))) if a == b);
-        let stats = match first_blocks.get(i).and_then(Option::as_ref) {
-            Some(blocks) => old_side
-                .data()
-                .zip(sides[i].1.data())
-                .map(|(old, new)| linediff::stats_from_blocks(blocks, old, new)),
-            None => linediff::stats(lines, old_side.data(), sides[i].1.data(), same_blob),
-        };
+        let from_blocks = first_blocks
+            .get(i)
+            .and_then(Option::as_ref)
+            .and_then(|blocks| {
+                let (old, new) = old_side.data().zip(sides[i].1.data())?;
+                linediff::stats_from_blocks(blocks, old, new)
+            });
+        let stats = from_blocks
+            .or_else(|| linediff::stats(lines, old_side.data(), sides[i].1.data(), same_blob));
         let (added, removed, binary) = match stats {
             Some(s) => s,
             None => {

@@ -40,16 +40,17 @@ pub fn stats(
 
 /// `(added, removed, binary)` from the blocks of lines `new` keeps from `old` (a Myers diff of
 /// the two texts, as [`LineCounter::counts`] computes it: moving a change within the diff, as
-/// git's indent heuristic does, does not change the counts).
+/// git's indent heuristic does, does not change the counts). `None` when the blocks keep more
+/// lines than either text has, so they are not a diff of these two texts.
 pub fn stats_from_blocks(
     blocks: &[crate::store::records::Block],
     old: &[u8],
     new: &[u8],
-) -> (Option<u32>, Option<u32>, bool) {
+) -> Option<(Option<u32>, Option<u32>, bool)> {
     let kept: u32 = blocks.iter().map(|b| b.len).sum();
-    let added = count_lines(new) - kept;
-    let removed = count_lines(old) - kept;
-    (Some(added), Some(removed), false)
+    let added = count_lines(new).checked_sub(kept)?;
+    let removed = count_lines(old).checked_sub(kept)?;
+    Some((Some(added), Some(removed), false))
 }
 
 /// What git calls binary: a NUL byte in the first 8000 bytes.
@@ -236,9 +237,22 @@ mod tests {
             let blocks = differ.blocks(old, new);
             assert_eq!(
                 stats_from_blocks(&blocks, old, new),
-                (Some(added), Some(removed), false),
+                Some((Some(added), Some(removed), false)),
                 "{old:?} -> {new:?}"
             );
         }
+    }
+
+    #[test]
+    fn blocks_that_keep_more_lines_than_a_text_has_give_no_stats() {
+        let blocks = [crate::store::records::Block {
+            old: 0,
+            new: 0,
+            len: 5,
+        }];
+        assert_eq!(
+            stats_from_blocks(&blocks, b"a\nb\n", b"a\nb\nc\nd\ne\n"),
+            None
+        );
     }
 }

@@ -11,6 +11,9 @@ use crate::store::records::{
 };
 use crate::store::{Rel, Store, StoreError, WriteTx};
 
+/// The most diffed commits waiting for the writer.
+const MAX_AHEAD: usize = 16_384;
+
 pub fn write_all(
     store: &Store,
     plan: &Plan,
@@ -25,16 +28,21 @@ pub fn write_all(
         false => None,
     };
     let mut batch: Vec<DiffedCommit> = Vec::with_capacity(batch_size.min(plan.order.len()));
-    // Workers diff up to two batches ahead, so they are not held up while a batch is stored.
-    pool.run(&plan.order, batch_size.saturating_mul(2), |commit| {
-        batch.push(commit);
-        if batch.len() >= batch_size {
-            store_batch(store, &batch, None, inline.as_mut(), report)?;
-            progress.advance(batch.len() as u64);
-            batch.clear();
-        }
-        Ok(())
-    })?;
+    // Workers diff up to two batches ahead, so they are not held up while a batch is stored
+    // (at most `MAX_AHEAD` commits: the channel holds that many slots from the start).
+    pool.run(
+        &plan.order,
+        batch_size.saturating_mul(2).min(MAX_AHEAD),
+        |commit| {
+            batch.push(commit);
+            if batch.len() >= batch_size {
+                store_batch(store, &batch, None, inline.as_mut(), report)?;
+                progress.advance(batch.len() as u64);
+                batch.clear();
+            }
+            Ok(())
+        },
+    )?;
     store_batch(store, &batch, Some(plan), inline.as_mut(), report)?;
     progress.advance(batch.len() as u64);
     progress.done();
