@@ -119,10 +119,7 @@ impl CodeParser {
         if content.len() > self.limits.max_bytes {
             return (Err(Skip::TooLarge), None);
         }
-        if content
-            .split(|&b| b == b'\n')
-            .any(|line| line.len() > self.limits.max_line_bytes)
-        {
+        if longest_line(content) > self.limits.max_line_bytes {
             return (Err(Skip::LongLines), None);
         }
         let source: Vec<u8> = if Lang::is_cuda(path) {
@@ -180,6 +177,17 @@ impl CodeParser {
 }
 
 /// Syntax errors cover more of the file than the limits allow.
+/// The length of the longest line of `text` in bytes, without its line end.
+fn longest_line(text: &[u8]) -> usize {
+    let mut longest = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', text) {
+        longest = longest.max(end - start);
+        start = end + 1;
+    }
+    longest.max(text.len() - start)
+}
+
 fn mostly_errors(limits: &ParseLimits, error_bytes: u32, len: usize) -> bool {
     len > 0 && error_bytes as f32 / len as f32 > limits.max_error_share
 }
@@ -296,6 +304,12 @@ impl ParseBase {
     /// Bytes of source held (the units cost a small multiple of this).
     pub fn len(&self) -> usize {
         self.source.len()
+    }
+
+    /// The source parsed: the file's bytes, except in CUDA files, whose CUDA-only syntax is
+    /// blanked before parsing.
+    pub fn source(&self) -> &[u8] {
+        &self.source
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1453,6 +1467,22 @@ mod tests {
             ("add", Some("Adds."))
         );
         assert_incremental_matches_fresh("a.rs", &versions);
+    }
+
+    #[test]
+    fn the_longest_line_is_measured_without_its_line_end() {
+        for text in [
+            "",
+            "\n",
+            "abc",
+            "abc\n",
+            "a\nbcd\nef",
+            "ab\n\nabcde\n",
+            "x\r\nyy",
+        ] {
+            let oracle = text.split('\n').map(str::len).max().unwrap_or(0);
+            assert_eq!(longest_line(text.as_bytes()), oracle, "{text:?}");
+        }
     }
 
     #[test]

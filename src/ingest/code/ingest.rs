@@ -144,11 +144,11 @@ fn oid(bytes: &Option<Vec<u8>>) -> Option<ObjectId> {
         .and_then(|b| ObjectId::try_from(b.as_slice()).ok())
 }
 
-/// The last parsed version of each recently changed file, so the next version parses only
-/// what changed. Bounded by the source bytes it holds: past the bound, the files changed
-/// longest ago are dropped first.
+/// The last parsed version of each recently changed file (with its blob id), so the next
+/// version parses only what changed. Bounded by the source bytes it holds: past the bound,
+/// the files changed longest ago are dropped first.
 struct ParseBases {
-    by_path: HashMap<String, (u64, ParseBase)>,
+    by_path: HashMap<String, (u64, ParseBase, ObjectId)>,
     /// Batches seen so far; each entry records the batch that last used it.
     batch: u64,
     /// Source bytes kept at the end of a batch; past it, eviction goes down to three quarters.
@@ -170,25 +170,25 @@ impl ParseBases {
     /// function statement) cost more; on cargo the whole code stage peaks at 0.73 GB RSS.
     const MAX_BYTES: usize = 128 << 20;
 
-    fn take(&mut self, path: &str) -> Option<ParseBase> {
-        self.by_path.remove(path).map(|(_, base)| base)
+    fn take(&mut self, path: &str) -> Option<(ParseBase, ObjectId)> {
+        self.by_path.remove(path).map(|(_, base, id)| (base, id))
     }
 
-    fn put(&mut self, path: String, base: ParseBase) {
-        self.by_path.insert(path, (self.batch, base));
+    fn put(&mut self, path: String, base: ParseBase, id: ObjectId) {
+        self.by_path.insert(path, (self.batch, base, id));
     }
 
     /// End a batch: drop the least recently used bases while over the bound.
     fn end_batch(&mut self) {
         self.batch += 1;
-        let mut bytes: usize = self.by_path.values().map(|(_, b)| b.len()).sum();
+        let mut bytes: usize = self.by_path.values().map(|(_, b, _)| b.len()).sum();
         if bytes <= self.max_bytes {
             return;
         }
         let mut by_age: Vec<(u64, String, usize)> = self
             .by_path
             .iter()
-            .map(|(p, (used, b))| (*used, p.clone(), b.len()))
+            .map(|(p, (used, b, _))| (*used, p.clone(), b.len()))
             .collect();
         by_age.sort_unstable();
         for (_, path, len) in by_age {
@@ -201,17 +201,42 @@ impl ParseBases {
     }
 }
 
+/// The changed non-blank lines (0-based) of a file change: those of the old version, and
+/// those of the new one.
+type ChangedLines = (Vec<u32>, Vec<u32>);
+
+/// A file change as a pair of blob ids: old version, new version.
+type BlobPair = (ObjectId, ObjectId);
+
+fn changed_lines(counter: &mut LineCounter, old: &[u8], new: &[u8]) -> ChangedLines {
+    let hunks = counter.hunks(old, new);
+    (
+        non_blank_lines(old, hunks.iter().map(|h| h.0.clone())),
+        non_blank_lines(new, hunks.iter().map(|h| h.1.clone())),
+    )
+}
+
+/// The versions parsed for the first time, and the changed lines of the `pairs` asked for
+/// whose two versions a chain held one after the other.
+type ParsedVersions = (Vec<(String, BlobRecord)>, HashMap<BlobPair, ChangedLines>);
+
 /// Parse the blobs `needed` that the store does not have yet. Versions of one path form a
 /// chain parsed in order, each from the previous one's units; chains run in parallel.
+///
+/// While a chain holds two consecutive versions of its file (or its base and its first
+/// version), the lines changed between them are diffed too when `pairs` asks for that change,
+/// so those blobs are not inflated a second time.
+#[allow(clippy::too_many_arguments)]
 fn parse_missing(
     store: &Store,
     repo: &gix::ThreadSafeRepository,
     needed: Vec<(ObjectId, String)>,
+    pairs: &HashSet<BlobPair>,
     options: &CodeIngestOptions,
     cache: &mut HashMap<ObjectId, Arc<BlobRecord>>,
     bases: &mut ParseBases,
     report: &mut CodeIngestReport,
-) -> Result<Vec<(String, BlobRecord)>, IngestError> {
+) -> Result<ParsedVersions, IngestError> {
     let read = store.read()?;
     let mut chains: Vec<(String, Vec<ObjectId>)> = Vec::new();
     let mut chain_of: HashMap<String, usize> = HashMap::new();
@@ -236,40 +261,78 @@ fn parse_missing(
         }
     }
     drop(read);
-    let work: Vec<(String, Vec<ObjectId>, Option<ParseBase>)> = chains
+    let work: Vec<(String, Vec<ObjectId>, Option<(ParseBase, ObjectId)>)> = chains
         .into_iter()
         .map(|(path, ids)| {
             let base = bases.take(&path);
             (path, ids, base)
         })
         .collect();
-    let done: Vec<(String, Vec<BlobRecord>, Option<ParseBase>)> = work
+    type Chain = (
+        String,
+        Vec<BlobRecord>,
+        Option<(ParseBase, ObjectId)>,
+        Vec<(BlobPair, ChangedLines)>,
+    );
+    let done: Vec<Chain> = work
         .into_par_iter()
         .map_init(
             || {
                 (
                     repo.to_thread_local(),
                     CodeParser::new(options.limits.clone()),
+                    LineCounter::default(),
                 )
             },
-            |(repo, parser), (path, ids, mut base)| {
+            |(repo, parser, counter), (path, ids, base)| {
+                // A CUDA file's base holds the blanked source, not the blob's bytes.
+                let base_is_blob = !super::Lang::is_cuda(&path);
+                let (mut base, mut base_id) = match base {
+                    Some((base, id)) => (Some(base), Some(id)),
+                    None => (None, None),
+                };
                 let mut records = Vec::with_capacity(ids.len());
+                let mut changed = Vec::new();
+                // The version before this one in the chain, as read from the repository.
+                let mut previous: Option<(ObjectId, Vec<u8>)> = None;
                 for id in ids {
                     let data = read_blob(repo, id);
+                    if let Some(new) = data.as_deref() {
+                        let old = match &previous {
+                            Some((old_id, old)) => Some((*old_id, old.as_slice())),
+                            None => base
+                                .as_ref()
+                                .zip(base_id)
+                                .filter(|_| base_is_blob)
+                                .map(|(b, b_id)| (b_id, b.source())),
+                        };
+                        if let Some((old_id, old)) = old.filter(|(o, _)| pairs.contains(&(*o, id)))
+                        {
+                            changed.push(((old_id, id), changed_lines(counter, old, new)));
+                        }
+                    }
                     let (record, next) = parse_blob(parser, id, &path, data.as_deref(), base);
                     records.push(record);
+                    // Without the blob's bytes the base is passed on unchanged; otherwise
+                    // what comes back is this version's (or none).
+                    if data.is_some() {
+                        base_id = Some(id);
+                    }
                     base = next;
+                    previous = data.map(|d| (id, d));
                 }
-                (path, records, base)
+                (path, records, base.zip(base_id), changed)
             },
         )
         .collect();
     let mut parsed = Vec::new();
-    for (path, records, base) in done {
+    let mut changed = HashMap::new();
+    for (path, records, base, pairs) in done {
         parsed.extend(records.into_iter().map(|r| (path.clone(), r)));
-        if let Some(base) = base {
-            bases.put(path, base);
+        if let Some((base, id)) = base {
+            bases.put(path, base, id);
         }
+        changed.extend(pairs);
     }
     bases.end_batch();
     for (_, record) in &parsed {
@@ -281,7 +344,7 @@ fn parse_missing(
             cache.insert(id, Arc::new(record.clone()));
         }
     }
-    Ok(parsed)
+    Ok((parsed, changed))
 }
 
 /// Store parsed versions in the order each file's were parsed. Each is stored against the
@@ -439,28 +502,33 @@ fn parse_batch(
                 .map(|id| (id, t.path.clone()))
         })
         .collect();
-    let parsed = parse_missing(store, sync, needed, options, cache, bases, report)?;
-    let changed_lines: Vec<(Vec<u32>, Vec<u32>)> = touches
+    // The changes whose lines are diffed: both versions known, neither side empty.
+    let pair = |t: &Touch| match (oid(&t.stats.old_blob), oid(&t.stats.new_blob)) {
+        (Some(a), Some(b))
+            if t.stats.change != ChangeKind::Added && t.stats.change != ChangeKind::Deleted =>
+        {
+            Some((a, b))
+        }
+        _ => None,
+    };
+    let pairs: HashSet<BlobPair> = touches.iter().filter_map(pair).collect();
+    let (parsed, diffed) =
+        parse_missing(store, sync, needed, &pairs, options, cache, bases, report)?;
+    // Changes the parse did not diff (a version parsed in an earlier batch on another
+    // branch, a revert to a known version) read both versions again.
+    let changed_lines: Vec<ChangedLines> = touches
         .par_iter()
         .map_init(
             || (sync.to_thread_local(), LineCounter::default()),
-            |(repo, lines), t| match (oid(&t.stats.old_blob), oid(&t.stats.new_blob)) {
-                (Some(a), Some(b))
-                    if t.stats.change != ChangeKind::Added
-                        && t.stats.change != ChangeKind::Deleted =>
-                {
-                    match (read_blob(repo, a), read_blob(repo, b)) {
-                        (Some(x), Some(y)) => {
-                            let hunks = lines.hunks(&x, &y);
-                            (
-                                non_blank_lines(&x, hunks.iter().map(|h| h.0.clone())),
-                                non_blank_lines(&y, hunks.iter().map(|h| h.1.clone())),
-                            )
-                        }
+            |(repo, counter), t| match pair(t) {
+                Some(p) => match diffed.get(&p) {
+                    Some(lines) => lines.clone(),
+                    None => match (read_blob(repo, p.0), read_blob(repo, p.1)) {
+                        (Some(x), Some(y)) => changed_lines(counter, &x, &y),
                         _ => Default::default(),
-                    }
-                }
-                _ => Default::default(),
+                    },
+                },
+                None => Default::default(),
             },
         )
         .collect();
@@ -598,7 +666,16 @@ fn head(
     progress.phase("parsing code at HEAD", None);
     let needed = files.iter().map(|(p, id)| (*id, p.clone())).collect();
     let mut bases = ParseBases::default();
-    let parsed = parse_missing(store, sync, needed, options, cache, &mut bases, report)?;
+    let (parsed, _) = parse_missing(
+        store,
+        sync,
+        needed,
+        &HashSet::new(),
+        options,
+        cache,
+        &mut bases,
+        report,
+    )?;
     store.write(|tx| -> Result<(), StoreError> {
         store_blobs(tx, &parsed, &mut HashMap::new())?;
         let mut at_head = HashSet::new();
@@ -688,16 +765,17 @@ mod tests {
             max_bytes: size * 28 / 10,
             ..ParseBases::default()
         };
-        bases.put("a".into(), base(&mut parser, 3_000));
+        let id = ObjectId::null(gix::hash::Kind::Sha1);
+        bases.put("a".into(), base(&mut parser, 3_000), id);
         bases.end_batch();
-        bases.put("b".into(), base(&mut parser, 3_000));
+        bases.put("b".into(), base(&mut parser, 3_000), id);
         bases.end_batch();
         assert_eq!(bases.by_path.len(), 2, "under the bound nothing is dropped");
         // `a` changes again, so `b` is now the file changed longest ago.
-        let a = bases.take("a").expect("kept");
+        let (a, _) = bases.take("a").expect("kept");
         assert!(bases.take("a").is_none(), "taken once");
-        bases.put("a".into(), a);
-        bases.put("c".into(), base(&mut parser, 3_000));
+        bases.put("a".into(), a, id);
+        bases.put("c".into(), base(&mut parser, 3_000), id);
         bases.end_batch();
         let mut kept: Vec<&str> = bases.by_path.keys().map(String::as_str).collect();
         kept.sort_unstable();

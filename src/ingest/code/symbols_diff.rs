@@ -39,16 +39,54 @@ fn touched<'a>(symbols: &'a [SymbolRecord], lines: &[u32]) -> HashSet<&'a str> {
 }
 
 /// The non-blank lines (0-based) inside `ranges` of `text`.
+///
+/// Lines are found as they are asked for, so ranges in ascending order (a diff's hunks) read
+/// the text once, up to the last line asked for.
 pub fn non_blank_lines(text: &[u8], ranges: impl Iterator<Item = Range<u32>>) -> Vec<u32> {
-    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let mut lines = Lines {
+        text,
+        line: 0,
+        start: 0,
+    };
     ranges
         .flatten()
         .filter(|&l| {
             lines
-                .get(l as usize)
+                .get(l)
                 .is_some_and(|line| !line.trim_ascii().is_empty())
         })
         .collect()
+}
+
+/// A cursor over a text's lines (each with its line end).
+struct Lines<'t> {
+    text: &'t [u8],
+    /// The line that starts at byte `start`.
+    line: u32,
+    start: usize,
+}
+
+impl<'t> Lines<'t> {
+    /// Line `l` (0-based), if the text has that many lines.
+    fn get(&mut self, l: u32) -> Option<&'t [u8]> {
+        if l < self.line {
+            self.line = 0;
+            self.start = 0;
+        }
+        while self.line < l {
+            if self.start >= self.text.len() {
+                return None;
+            }
+            self.start = self.end_of_line();
+            self.line += 1;
+        }
+        (self.start < self.text.len()).then(|| &self.text[self.start..self.end_of_line()])
+    }
+
+    fn end_of_line(&self) -> usize {
+        memchr::memchr(b'\n', &self.text[self.start..])
+            .map_or(self.text.len(), |i| self.start + i + 1)
+    }
 }
 
 /// Qualified name -> how the change affected it, with the symbol record (new version when it
@@ -125,6 +163,49 @@ mod tests {
     fn blank_lines_are_not_attributed() {
         let text = b"class A:\n\n    def f(self):\n        pass\n";
         assert_eq!(non_blank_lines(text, std::iter::once(0..4)), vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn non_blank_lines_agree_with_splitting_the_whole_text() {
+        // The cursor against the plain definition: split every line, then look each one up.
+        fn oracle(text: &[u8], ranges: &[Range<u32>]) -> Vec<u32> {
+            let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+            ranges
+                .iter()
+                .cloned()
+                .flatten()
+                .filter(|&l| {
+                    lines
+                        .get(l as usize)
+                        .is_some_and(|line| !line.trim_ascii().is_empty())
+                })
+                .collect()
+        }
+        let texts: [&[u8]; 5] = [
+            b"",
+            b"a",
+            b"a\n\n  \n\tb\nc",
+            b"\n\nx\n \r\n y \n\n",
+            b"fn f() {\n    1\n}\n\nfn g() {}\n",
+        ];
+        let range_sets: [&[Range<u32>]; 6] = [
+            &[],
+            &[0..1],
+            &[0..3, 4..9],
+            &[2..4, 0..2, 5..5, 1..7],
+            &[7..12],
+            &[3..4, 3..4, 0..1],
+        ];
+        for text in texts {
+            for ranges in range_sets {
+                assert_eq!(
+                    non_blank_lines(text, ranges.iter().cloned()),
+                    oracle(text, ranges),
+                    "{:?} {ranges:?}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
     }
 
     #[test]
