@@ -1,4 +1,6 @@
 ; Symbols and imports of Rust files.
+; The code stage runs these rules as a tree walk (`walk_rust` in src/ingest/code/extract.rs);
+; a test holds the two to each other, so change both together.
 (function_item name: (identifier) @name) @def.function
 (function_signature_item name: (identifier) @name) @def.function
 (struct_item name: (type_identifier) @name) @def.struct
