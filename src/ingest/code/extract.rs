@@ -1080,6 +1080,9 @@ fn shift_unit(old: &Unit, db: i64, dr: i64) -> Unit {
 /// A definition and the index of the top-level node it is under.
 type UnitDef<'t> = (Def<'t>, usize);
 
+/// The definitions found under a node, and the imports with their start byte.
+type Found<'t> = (Vec<UnitDef<'t>>, Vec<(usize, String)>);
+
 /// The definitions (with the top-level node each is under) and imports (with their start
 /// byte) the language's query finds under `root`.
 fn run_query<'t>(
@@ -1088,7 +1091,7 @@ fn run_query<'t>(
     root: Node<'t>,
     source: &[u8],
     children: &[Node<'t>],
-) -> (Vec<UnitDef<'t>>, Vec<(usize, String)>) {
+) -> Found<'t> {
     if lang == Lang::Rust {
         return walk_rust(root, source, children);
     }
@@ -1123,11 +1126,7 @@ fn push_def<'t>(
 /// fixture and on broken versions of them), at a fraction of the query engine's cost, which
 /// visits every node of every parsed unit. Rust is the language whose histories this pays on
 /// most: cargo's code stage spent a sixth of its time matching queries.
-fn walk_rust<'t>(
-    root: Node<'t>,
-    source: &[u8],
-    children: &[Node<'t>],
-) -> (Vec<UnitDef<'t>>, Vec<(usize, String)>) {
+fn walk_rust<'t>(root: Node<'t>, source: &[u8], children: &[Node<'t>]) -> Found<'t> {
     let mut found = Vec::new();
     let mut imports = Vec::new();
     let mut cursor = root.walk();
@@ -1187,7 +1186,7 @@ fn query_matches<'t>(
     root: Node<'t>,
     source: &[u8],
     children: &[Node<'t>],
-) -> (Vec<UnitDef<'t>>, Vec<(usize, String)>) {
+) -> Found<'t> {
     let names = query.capture_names();
     let mut found: Vec<(Def<'t>, usize)> = Vec::new();
     let mut imports: Vec<(usize, String)> = Vec::new();
@@ -1557,20 +1556,21 @@ mod tests {
         assert_incremental_matches_fresh("a.rs", &versions);
     }
 
-    /// What the Rust walk and the query find in `source`, each in a canonical order.
-    fn walk_and_query(
-        source: &[u8],
-    ) -> [(
+    /// Definitions (start, end, kind, name, unit) and imports, in a canonical order.
+    type Canonical = (
         Vec<(usize, usize, SymbolKind, String, usize)>,
         Vec<(usize, String)>,
-    ); 2] {
+    );
+
+    /// What the Rust walk and the query find in `source`, each in a canonical order.
+    fn walk_and_query(source: &[u8]) -> [Canonical; 2] {
         let mut parser = Parser::new();
         parser.set_language(&Lang::Rust.grammar()).expect("grammar");
         let tree = parser.parse(source, None).expect("parsed");
         let root = tree.root_node();
         let mut walker = root.walk();
         let children: Vec<Node<'_>> = root.children(&mut walker).collect();
-        let canonical = |(found, mut imports): (Vec<UnitDef<'_>>, Vec<(usize, String)>)| {
+        let canonical = |(found, mut imports): Found<'_>| {
             let mut defs: Vec<_> = found
                 .into_iter()
                 .map(|(d, unit)| (d.node.start_byte(), d.node.end_byte(), d.kind, d.name, unit))
@@ -1690,6 +1690,7 @@ mod tests {
             header.clear();
         }
         writer.join().expect("writer");
+        assert!(cat.wait().expect("git cat-file").success());
         eprintln!("{blobs} Rust blobs, {defs} definitions: the walk and the query agree");
         assert!(blobs > 0);
     }

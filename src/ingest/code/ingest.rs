@@ -261,7 +261,9 @@ fn parse_missing(
         }
     }
     drop(read);
-    let work: Vec<(String, Vec<ObjectId>, Option<(ParseBase, ObjectId)>)> = chains
+    // Each path's versions to parse, in order, with the base its first version parses from.
+    type ChainWork = (String, Vec<ObjectId>, Option<(ParseBase, ObjectId)>);
+    let work: Vec<ChainWork> = chains
         .into_iter()
         .map(|(path, ids)| {
             let base = bases.take(&path);

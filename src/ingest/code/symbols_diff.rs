@@ -166,6 +166,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // lists of ranges, some of one range
     fn non_blank_lines_agree_with_splitting_the_whole_text() {
         // The cursor against the plain definition: split every line, then look each one up.
         fn oracle(text: &[u8], ranges: &[Range<u32>]) -> Vec<u32> {
