@@ -167,7 +167,8 @@ impl Default for ParseBases {
 
 impl ParseBases {
     /// Source bytes kept. The units kept with them (symbols, one entry per item, member and
-    /// function statement) cost more; on cargo the whole code stage peaks at 0.78 GB RSS (batches of 2,000 commits).
+    /// function statement) cost more; on cargo the whole code stage peaks at 0.78 GB RSS
+    /// (batches of 2,000 commits).
     const MAX_BYTES: usize = 128 << 20;
 
     fn take(&mut self, path: &str) -> Option<(ParseBase, ObjectId)> {
