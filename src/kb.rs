@@ -256,20 +256,35 @@ impl Kb {
             Some(o) => Some(code::ingest(&self.store, repo, o, progress)?),
             None => None,
         };
-        let links = if options.links {
-            Some(links::after_ingest(
-                &self.store,
-                repo,
-                options.szz,
-                progress,
-            )?)
-        } else {
-            None
-        };
-        let index = if options.index {
-            Some(self.update_indexes(progress)?)
-        } else {
-            None
+        // The indexes hold commits, issues, files and symbols, which the links stage does not
+        // change (a stub issue it adds has no text to index): their documents are read, and
+        // the built-in embedder learned when it is due, on a second thread while links are
+        // derived. The indexes are written after the links, as before, so the file's pages
+        // are laid out in the same order.
+        let (links, planned) = std::thread::scope(|s| {
+            let planning = options.index.then(|| {
+                s.spawn(|| -> Result<_> {
+                    let plan = self.indexes()?.plan(&self.store)?;
+                    let trained = plan.train();
+                    Ok((plan, trained))
+                })
+            });
+            let links = options
+                .links
+                .then(|| links::after_ingest(&self.store, repo, options.szz, progress))
+                .transpose();
+            let planned = planning.map(|handle| {
+                crate::progress::join_showing(handle, "preparing the indexes", progress)
+            });
+            (links, planned)
+        });
+        let links = links?;
+        let index = match planned {
+            Some(planned) => {
+                let (plan, trained) = planned?;
+                Some(self.indexes()?.update_planned(plan, trained, progress)?)
+            }
+            None => None,
         };
         Ok(IngestReport {
             git,

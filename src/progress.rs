@@ -16,6 +16,20 @@ pub trait Progress: Sync {
     fn done(&self) {}
 }
 
+/// Wait for a scoped thread, showing the wait as `phase`; a panic in the thread goes on here.
+pub fn join_showing<T>(
+    handle: std::thread::ScopedJoinHandle<'_, T>,
+    phase: &str,
+    progress: &dyn Progress,
+) -> T {
+    progress.phase(phase, None);
+    let out = handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    progress.done();
+    out
+}
+
 /// A [`Progress`] that ignores everything.
 pub struct Silent;
 impl Progress for Silent {}

@@ -22,7 +22,7 @@ pub mod text;
 pub mod vectors;
 pub mod words;
 
-use crate::progress::Progress;
+use crate::progress::{join_showing, Progress};
 use std::sync::{Arc, OnceLock};
 
 use crate::store::{NodeId, NodeKind, Store, StoreError};
@@ -153,49 +153,95 @@ impl Indexes {
 
     /// Bring both indexes up to date with the store. Vectors are made with the active embedder;
     /// the first time, the built-in one is trained on the file's text.
+    ///
+    /// The documents are read from the store once, for both indexes and the training. When
+    /// the built-in embedder has to be learned (again), it learns on a second thread while the
+    /// text index is written: the training only reads the documents.
     pub fn update(
         &self,
         store: &Store,
         progress: &dyn Progress,
     ) -> Result<IndexReport, IndexError> {
-        let text = self.text.update(store, progress)?;
-        let docs_now = text.added + text.changed + text.unchanged;
-        let mut superseded = None;
-        let mut train_ms = 0;
-        let (embedder, spec) = match self.vectors.active_model()? {
+        let plan = self.plan(store)?;
+        let (text, trained) = std::thread::scope(|s| {
+            let training = plan.retrain.then(|| s.spawn(|| plan.train()));
+            let text = self.text.update_from(&plan.docs, progress);
+            let trained =
+                training.and_then(|handle| join_showing(handle, "learning word vectors", progress));
+            (text, trained)
+        });
+        self.finish(plan, text?, trained, progress)
+    }
+
+    /// The part of an update that only reads the store: the documents the indexes are to hold,
+    /// and which embedder makes their vectors. [`IndexPlan::train`] learns the built-in one
+    /// when it is due, and [`Indexes::update_planned`] writes both indexes. A caller can learn
+    /// while it writes something else; the documents are commits, issues, files and symbols,
+    /// so what it writes must leave those alone.
+    pub fn plan(&self, store: &Store) -> Result<IndexPlan, IndexError> {
+        let docs = {
+            let read = store.read()?;
+            documents::collect(&read, &text::TEXT_KINDS)?
+        };
+        let active = match self.vectors.active_model()? {
             Some(model) => {
                 let spec = self
                     .vectors
                     .spec(&model)?
                     .ok_or_else(|| missing_embedder(&model))?;
-                let retrain = match &spec {
-                    EmbedderSpec::Cooccurrence(bytes) => {
-                        let trained_on = CooccurrenceEmbedder::from_bytes(bytes)?.trained_on();
-                        docs_now as f64 >= trained_on as f64 * RETRAIN_GROWTH
-                    }
-                    EmbedderSpec::Bert { .. } => false,
-                };
-                if retrain {
-                    superseded = Some(model);
-                    let t = std::time::Instant::now();
-                    let e = train_builtin(store, progress)?;
-                    train_ms = t.elapsed().as_millis() as u64;
-                    let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
-                    (Box::new(e) as Box<dyn Embedder>, spec)
-                } else {
-                    (spec.load(self.device)?, spec)
-                }
+                Some((model, spec))
             }
-            None => {
-                let t = std::time::Instant::now();
-                let trained = train_builtin(store, progress);
-                train_ms = t.elapsed().as_millis() as u64;
-                match trained {
+            None => None,
+        };
+        // Every document is added, changed or unchanged in the text index: `docs.len()` is the
+        // count the text update reports.
+        let retrain = match &active {
+            Some((_, EmbedderSpec::Cooccurrence(bytes))) => {
+                let trained_on = CooccurrenceEmbedder::from_bytes(bytes)?.trained_on();
+                docs.len() as f64 >= trained_on as f64 * RETRAIN_GROWTH
+            }
+            Some((_, EmbedderSpec::Bert { .. })) => false,
+            None => true,
+        };
+        Ok(IndexPlan {
+            docs,
+            active,
+            retrain,
+        })
+    }
+
+    /// Write what `plan` says: the text index, then the vectors, made with the embedder
+    /// `trained` holds (what [`IndexPlan::train`] returned) or else the active one.
+    pub fn update_planned(
+        &self,
+        plan: IndexPlan,
+        trained: Option<Trained>,
+        progress: &dyn Progress,
+    ) -> Result<IndexReport, IndexError> {
+        let text = self.text.update_from(&plan.docs, progress)?;
+        self.finish(plan, text, trained, progress)
+    }
+
+    fn finish(
+        &self,
+        plan: IndexPlan,
+        text: TextUpdate,
+        trained: Option<Trained>,
+        progress: &dyn Progress,
+    ) -> Result<IndexReport, IndexError> {
+        let mut train_ms = 0;
+        let mut superseded = None;
+        let (embedder, spec) = match (plan.active, trained) {
+            (active, Some(Trained { embedder, ms })) => {
+                train_ms = ms;
+                match embedder {
                     Ok(e) => {
+                        superseded = active.map(|(model, _)| model);
                         let spec = EmbedderSpec::Cooccurrence(e.to_bytes());
                         (Box::new(e) as Box<dyn Embedder>, spec)
                     }
-                    Err(IndexError::Embed(why)) => {
+                    // Too little text for a first embedder: the file has no vectors yet.
+                    Err(IndexError::Embed(why)) if active.is_none() => {
                         return Ok(IndexReport {
                             text,
                             vectors: None,
@@ -206,10 +252,16 @@ impl Indexes {
                     Err(e) => return Err(e),
                 }
             }
+            (Some((_, spec)), None) => (spec.load(self.device)?, spec),
+            (None, None) => {
+                return Err(IndexError::Usage(
+                    "the file has no embedder and none was learned for this update".into(),
+                ))
+            }
         };
         let vectors = self
             .vectors
-            .update(store, embedder.as_ref(), &spec, progress)?;
+            .update_from(&plan.docs, embedder.as_ref(), &spec, progress)?;
         if let Some(old) = superseded {
             if old != vectors.model {
                 self.vectors.remove_model(&old)?;
@@ -323,11 +375,46 @@ pub fn train_builtin(
         let read = store.read()?;
         documents::collect(&read, &text::TEXT_KINDS)?
     };
-    let texts: Vec<String> = docs.iter().map(Document::full_text).collect();
-    let e =
-        CooccurrenceEmbedder::train(texts.iter().map(String::as_str), embed::cooccur_options())?;
+    let e = train_on(&docs)?;
     progress.done();
     Ok(e)
+}
+
+/// Train the built-in embedder on `docs`.
+fn train_on(docs: &[Document]) -> Result<CooccurrenceEmbedder, IndexError> {
+    let texts: Vec<String> = docs.iter().map(Document::full_text).collect();
+    CooccurrenceEmbedder::train(texts.iter().map(String::as_str), embed::cooccur_options())
+}
+
+/// What an index update reads before it writes ([`Indexes::plan`]).
+pub struct IndexPlan {
+    docs: Vec<Document>,
+    /// The active model's name and how to load it.
+    active: Option<(String, EmbedderSpec)>,
+    /// Whether the built-in embedder is to be learned (again): there is none yet, or the file
+    /// has grown [`RETRAIN_GROWTH`] times the texts it learned from.
+    retrain: bool,
+}
+
+impl IndexPlan {
+    /// Learn the built-in embedder when the plan says so (`None` when it does not). Only
+    /// computes: call it on any thread.
+    pub fn train(&self) -> Option<Trained> {
+        self.retrain.then(|| {
+            let started = std::time::Instant::now();
+            let embedder = train_on(&self.docs);
+            Trained {
+                embedder,
+                ms: started.elapsed().as_millis() as u64,
+            }
+        })
+    }
+}
+
+/// A built-in embedder learned for an update, or why it could not be.
+pub struct Trained {
+    embedder: Result<CooccurrenceEmbedder, IndexError>,
+    ms: u64,
 }
 
 pub use documents::Document;

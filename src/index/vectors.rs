@@ -400,11 +400,29 @@ impl VectorIndex {
         spec: &EmbedderSpec,
         progress: &dyn Progress,
     ) -> Result<VectorUpdate, IndexError> {
-        let model = embedder.model_id().to_string();
         let docs: Vec<Document> = {
             let read = store.read()?;
             documents::collect(&read, &VECTOR_KINDS)?
         };
+        self.update_from(&docs, embedder, spec, progress)
+    }
+
+    /// [`VectorIndex::update`] from documents already collected: every document of
+    /// [`VECTOR_KINDS`] the store holds, as [`documents::collect`] returns them (documents of
+    /// other kinds are passed over, so the text index's collection serves both). Vectors of
+    /// nodes `docs` lacks are removed.
+    pub fn update_from(
+        &self,
+        docs: &[Document],
+        embedder: &dyn Embedder,
+        spec: &EmbedderSpec,
+        progress: &dyn Progress,
+    ) -> Result<VectorUpdate, IndexError> {
+        let model = embedder.model_id().to_string();
+        let docs: Vec<&Document> = docs
+            .iter()
+            .filter(|d| d.node.kind().is_some_and(|k| VECTOR_KINDS.contains(&k)))
+            .collect();
         let mut known: HashMap<u64, u64> = HashMap::new();
         {
             let txn = self.db.begin_read()?;
@@ -424,6 +442,7 @@ impl VectorIndex {
         let present: HashSet<u64> = docs.iter().map(|d| d.node.0).collect();
         let mut todo: Vec<&Document> = docs
             .iter()
+            .copied()
             .filter(|d| known.get(&d.node.0) != Some(&d.fingerprint()))
             .collect();
         // Texts of similar length share a batch, so a model pads less.

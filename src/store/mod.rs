@@ -249,6 +249,10 @@ impl Store {
             .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
             .map(u32::from_le_bytes)
             .ok_or_else(|| not_kb("its schema version is missing"))?;
+        // Versions start at 1: a 0 is what zeroed bytes read as, not an earlier lore.
+        if version == 0 {
+            return Err(not_kb("its schema version reads 0, which no lore writes"));
+        }
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path: self.path.clone(),

@@ -141,6 +141,16 @@ fn a_schema_2_file_is_upgraded_in_place_and_keeps_its_history() {
     ));
 }
 
+#[test]
+fn a_schema_version_of_zero_is_damage_not_an_earlier_lore() {
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("zeroed.lore");
+    Store::create(&kb).unwrap().force_schema_version(0).unwrap();
+    let err = Store::open(&kb).err().expect("a version of 0 is refused");
+    assert!(matches!(err, StoreError::NotAKb { .. }), "{err}");
+    assert!(err.to_string().contains("lore check"), "{err}");
+}
+
 /// Rewrite `kb` into an older layout: drop the tables `keep` does not list and the meta keys
 /// later versions added, and label it `version`.
 fn downgrade(kb: &std::path::Path, keep: &[&str], version: u32) {

@@ -174,18 +174,29 @@ impl TextIndex {
 
     /// Bring the index up to date with the store.
     pub fn update(&self, store: &Store, progress: &dyn Progress) -> Result<TextUpdate, IndexError> {
-        let started = std::time::Instant::now();
         let docs = {
             let read = store.read()?;
             documents::collect(&read, &TEXT_KINDS)?
         };
+        self.update_from(&docs, progress)
+    }
+
+    /// Bring the index up to date with `docs`: every document of [`TEXT_KINDS`] the store
+    /// holds, as [`documents::collect`] returns them. Documents the index has and `docs` lacks
+    /// are removed.
+    pub fn update_from(
+        &self,
+        docs: &[Document],
+        progress: &dyn Progress,
+    ) -> Result<TextUpdate, IndexError> {
+        let started = std::time::Instant::now();
         let known = self.fingerprints()?;
         let mut report = TextUpdate::default();
         let mut new_prints: Vec<(u64, u64)> = Vec::new();
         let mut present = std::collections::HashSet::with_capacity(docs.len());
         let mut writer: Option<IndexWriter<TantivyDocument>> = None;
         progress.phase("text index", Some(docs.len() as u64));
-        for doc in &docs {
+        for doc in docs {
             progress.advance(1);
             present.insert(doc.node.0);
             let print = doc.fingerprint();
