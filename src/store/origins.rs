@@ -59,10 +59,141 @@ pub fn compress(lines: &[Origin]) -> Vec<OriginRun> {
 }
 
 /// The runs of a version of `lines` lines that `commit` wrote as file `file`, given each
-/// parent's lines and the blocks the version keeps from it, parents in order. As `git blame`
+/// parent's runs and the blocks the version keeps from it, parents in order. As `git blame`
 /// passes blame: a line kept from an earlier parent takes that parent's origin; a line no
 /// parent has was introduced by `commit`.
+///
+/// Works on runs, not lines: a version's cost is its runs and blocks, not its length. Blocks
+/// out of order (diffs give them in order; only a damaged record would not) go through
+/// [`assign_by_line`], the plain definition.
 pub fn assign(
+    commit: u64,
+    file: u64,
+    lines: u32,
+    parents: &[(&[OriginRun], &[Block])],
+) -> Vec<OriginRun> {
+    let in_order = |blocks: &[Block]| {
+        blocks
+            .windows(2)
+            .all(|w| u64::from(w[0].new) + u64::from(w[0].len) <= u64::from(w[1].new))
+    };
+    if !parents.iter().all(|(_, blocks)| in_order(blocks)) {
+        let expanded: Vec<(Vec<Origin>, &[Block])> = parents
+            .iter()
+            .map(|(runs, blocks)| (expand(runs), *blocks))
+            .collect();
+        return assign_by_line(commit, file, lines, &expanded);
+    }
+    // Lines no parent has given yet, as `[start, end)` ranges in order.
+    let mut free: Vec<(u32, u32)> = if lines > 0 { vec![(0, lines)] } else { vec![] };
+    // What each parent gives: (first line here, lines, parent, first line in the parent).
+    let mut pieces: Vec<(u32, u32, usize, u32)> = Vec::new();
+    for (p, (runs, blocks)) in parents.iter().enumerate() {
+        let parent_lines: u64 = runs.iter().map(|r| u64::from(r.len)).sum();
+        // Each block cut to the lines both versions have.
+        let given: Vec<(u32, u32, u32)> = blocks
+            .iter()
+            .filter_map(|b| {
+                let len = u64::from(b.len)
+                    .min(parent_lines.saturating_sub(u64::from(b.old)))
+                    .min(u64::from(lines.saturating_sub(b.new))) as u32;
+                (len > 0).then_some((b.new, b.new + len, b.old))
+            })
+            .collect();
+        let mut still_free = Vec::with_capacity(free.len());
+        let mut next = 0;
+        for &(free_start, free_end) in &free {
+            while next < given.len() && given[next].1 <= free_start {
+                next += 1;
+            }
+            let mut at = free_start;
+            let mut g = next;
+            while at < free_end {
+                let Some(&(start, end, old)) = given.get(g).filter(|b| b.0 < free_end) else {
+                    still_free.push((at, free_end));
+                    break;
+                };
+                if start > at {
+                    still_free.push((at, start));
+                    at = start;
+                }
+                let stop = end.min(free_end);
+                pieces.push((at, stop - at, p, old + (at - start)));
+                at = stop;
+                if end <= free_end {
+                    g += 1;
+                }
+            }
+            next = g;
+        }
+        free = still_free;
+    }
+    const OWN: usize = usize::MAX;
+    pieces.extend(
+        free.iter()
+            .map(|&(start, end)| (start, end - start, OWN, start)),
+    );
+    pieces.sort_unstable_by_key(|piece| piece.0);
+
+    // Where each parent run starts among the parent's lines.
+    let starts: Vec<Vec<u64>> = parents
+        .iter()
+        .map(|(runs, _)| {
+            let mut at = 0u64;
+            runs.iter()
+                .map(|r| {
+                    let start = at;
+                    at += u64::from(r.len);
+                    start
+                })
+                .collect()
+        })
+        .collect();
+    let mut out: Vec<OriginRun> = Vec::new();
+    let mut push = |run: OriginRun| match out.last_mut() {
+        Some(last)
+            if last.commit == run.commit
+                && last.file == run.file
+                && last.line + last.len == run.line =>
+        {
+            last.len += run.len
+        }
+        _ => out.push(run),
+    };
+    for (_, len, p, old) in pieces {
+        if p == OWN {
+            push(OriginRun {
+                commit,
+                file,
+                line: old,
+                len,
+            });
+            continue;
+        }
+        let (runs, starts) = (parents[p].0, &starts[p]);
+        let (mut at, end) = (u64::from(old), u64::from(old) + u64::from(len));
+        let mut k = starts.partition_point(|&s| s <= at) - 1;
+        while at < end {
+            let run = &runs[k];
+            let skip = (at - starts[k]) as u32;
+            let take = (u64::from(run.len - skip)).min(end - at) as u32;
+            if take > 0 {
+                push(OriginRun {
+                    commit: run.commit,
+                    file: run.file,
+                    line: run.line + skip,
+                    len: take,
+                });
+            }
+            at += u64::from(take);
+            k += 1;
+        }
+    }
+    out
+}
+
+/// [`assign`] line by line: each parent's lines expanded, each line given its origin.
+pub fn assign_by_line(
     commit: u64,
     file: u64,
     lines: u32,
@@ -245,9 +376,11 @@ fn runs_within(
                 let mut from = Vec::with_capacity(parents.len());
                 for p in &parents {
                     if let Some(r) = runs_within(origins, p.file, p.commit, budget)? {
-                        from.push((expand(&r), p.blocks.as_slice()));
+                        from.push((r, p.blocks.as_slice()));
                     }
                 }
+                let from: Vec<(&[OriginRun], &[Block])> =
+                    from.iter().map(|(r, b)| (r.as_slice(), *b)).collect();
                 return Ok(Some(assign(commit, file, v.lines, &from)));
             }
             LineOrigins::Unknown | LineOrigins::Deleted => return Ok(None),

@@ -8,7 +8,7 @@ use gix::ObjectId;
 
 use super::sides::{ParentSide, PendingChange};
 use super::ProvenanceReport;
-use crate::store::origins::{assign, expand};
+use crate::store::origins::assign;
 use crate::store::records::{Block, FileVersion, LineOrigins, OriginRun, ParentDelta};
 use crate::store::{NodeId, NodeKind, StoreError, WriteTx};
 
@@ -213,11 +213,11 @@ pub fn store_commit(
             }
             None => {
                 report.versions += 1;
-                let expanded: Vec<_> = from_parents
+                let from: Vec<(&[OriginRun], &[Block])> = from_parents
                     .iter()
-                    .map(|(_, _, _, runs, blocks)| (expand(runs), *blocks))
+                    .map(|(_, _, _, runs, blocks)| (runs.as_slice(), *blocks))
                     .collect();
-                let runs = Arc::new(assign(id.local(), file.local(), lines, &expanded));
+                let runs = Arc::new(assign(id.local(), file.local(), lines, &from));
                 // Deltas against one parent only: a chain, read in at most MAX_DELTA_DEPTH
                 // steps. A version that merges lines of several parents keeps its runs.
                 let depth = match from_parents.as_slice() {

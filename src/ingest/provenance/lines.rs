@@ -61,7 +61,8 @@ impl LineDiffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::origins::{assign, compress, expand, Origin};
+    use crate::store::origins::{assign, assign_by_line, compress, expand, Origin};
+    use crate::store::records::OriginRun;
 
     fn o(commit: u64, line: u32) -> Origin {
         Origin {
@@ -125,7 +126,61 @@ mod tests {
             new: 0,
             len: 2,
         }];
-        let runs = assign(30, 1, 4, &[(p1, &first[..]), (p2, &second[..])]);
+        let (p1, p2) = (compress(&p1), compress(&p2));
+        let runs = assign(30, 1, 4, &[(&p1, &first[..]), (&p2, &second[..])]);
         assert_eq!(expand(&runs), vec![o(10, 0), o(20, 1), o(30, 2), o(30, 3)]);
+    }
+
+    /// Random parents (runs with gaps and zero-length runs), blocks in order, overlapping
+    /// between parents, running past either version's end, and now and then out of order.
+    #[test]
+    fn assigning_runs_agrees_with_assigning_line_by_line() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        for case in 0..3000 {
+            let lines = next(60) as u32;
+            let parents: Vec<(Vec<OriginRun>, Vec<Block>)> = (0..1 + next(3))
+                .map(|_| {
+                    let runs: Vec<OriginRun> = (0..next(8))
+                        .map(|_| OriginRun {
+                            commit: next(4),
+                            file: 1 + next(2),
+                            line: next(30) as u32,
+                            len: next(12) as u32,
+                        })
+                        .collect();
+                    let mut blocks = Vec::new();
+                    let (mut old, mut new) = (next(5) as u32, next(5) as u32);
+                    for _ in 0..next(6) {
+                        let len = 1 + next(15) as u32;
+                        blocks.push(Block { old, new, len });
+                        old += len + next(6) as u32;
+                        new += len + next(6) as u32;
+                    }
+                    if next(10) == 0 {
+                        blocks.reverse();
+                    }
+                    (runs, blocks)
+                })
+                .collect();
+            let by_runs: Vec<(&[OriginRun], &[Block])> = parents
+                .iter()
+                .map(|(r, b)| (r.as_slice(), b.as_slice()))
+                .collect();
+            let by_lines: Vec<(Vec<Origin>, &[Block])> = parents
+                .iter()
+                .map(|(r, b)| (expand(r), b.as_slice()))
+                .collect();
+            assert_eq!(
+                assign(9, 1, lines, &by_runs),
+                assign_by_line(9, 1, lines, &by_lines),
+                "case {case}: {lines} lines, parents {parents:?}"
+            );
+        }
     }
 }
