@@ -334,6 +334,84 @@ fn imports_resolve_to_repository_files_at_head() {
     assert_eq!(report.unresolved_imports, 6, "{report:?}");
 }
 
+/// Every `imports` edge at HEAD, as (importer, imported) paths.
+fn import_edges(kb: &std::path::Path) -> BTreeSet<(String, String)> {
+    let store = Store::open(kb).unwrap();
+    let read = store.read().unwrap();
+    let mut edges = BTreeSet::new();
+    for (file, _) in read.head_files().unwrap() {
+        let from = read.string(read.file(file).unwrap().path).unwrap();
+        for e in read.edges_from(file, Rel::Imports).unwrap() {
+            edges.insert((
+                from.clone(),
+                read.string(read.file(e.dst).unwrap().path).unwrap(),
+            ));
+        }
+    }
+    edges
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_string(), b.to_string())
+}
+
+/// An ingest derives again the imports of the files that changed, and of every file when a
+/// file was added or removed: a new module makes an unchanged file's import resolve, and a
+/// removed one takes the edge away.
+#[test]
+fn imports_are_derived_again_where_a_commit_can_change_them() {
+    let fx = Fixture::build();
+    ingest_with_code(&fx.kb(), &fx.repo());
+    let first = import_edges(&fx.kb());
+    assert_eq!(first.len(), 5);
+
+    // One file gains an import; no file is added: only that file's imports are derived.
+    let scheduler = fx.repo().join("minillm/engine/scheduler.py");
+    let text = fs::read_to_string(&scheduler).unwrap();
+    fs::write(
+        &scheduler,
+        format!("import minillm.worker.kv_cache\n{text}"),
+    )
+    .unwrap();
+    fx.git(&["commit", "-qam", "scheduler: import kv_cache"]);
+    let report = ingest_with_code(&fx.kb(), &fx.repo());
+    let mut expected = first.clone();
+    expected.insert(pair(
+        "minillm/engine/scheduler.py",
+        "minillm/worker/kv_cache.py",
+    ));
+    assert_eq!(import_edges(&fx.kb()), expected);
+    assert_eq!(
+        report.head_imports, 2,
+        "only scheduler.py's imports (memory_utils, kv_cache) are derived again"
+    );
+
+    // A new module named by an import nothing resolved before (`import torch` in
+    // minillm/common/utils.py, which does not change).
+    fs::create_dir_all(fx.repo().join("torch")).unwrap();
+    fs::write(
+        fx.repo().join("torch/__init__.py"),
+        "def tensor():\n    pass\n",
+    )
+    .unwrap();
+    fx.git(&["add", "torch/__init__.py"]);
+    fx.git(&["commit", "-qm", "a torch of our own"]);
+    let report = ingest_with_code(&fx.kb(), &fx.repo());
+    let mut with_torch = expected.clone();
+    with_torch.insert(pair("minillm/common/utils.py", "torch/__init__.py"));
+    assert_eq!(import_edges(&fx.kb()), with_torch);
+    assert_eq!(
+        report.head_imports, 7,
+        "a file was added: every file's imports"
+    );
+
+    // Removed again: the edge goes with it.
+    fx.git(&["rm", "-q", "torch/__init__.py"]);
+    fx.git(&["commit", "-qm", "no torch of our own"]);
+    ingest_with_code(&fx.kb(), &fx.repo());
+    assert_eq!(import_edges(&fx.kb()), expected);
+}
+
 /// A [`lore::progress::Progress`] that stops the run (by panicking, as an interrupted process
 /// would stop) once `batches` batches have been reported stored.
 struct StopAfter(std::sync::atomic::AtomicU64);

@@ -75,6 +75,8 @@ fn join(dir: &str, rest: &str) -> String {
 }
 
 /// The HEAD file `import` (as written in `importer`) refers to, if it is in the repository.
+/// A change to what this resolves changes `IMPORT_RULES` in `ingest.rs` too, so that files
+/// ingested before it have their imports derived again.
 pub fn resolve(lang: Lang, importer: &str, import: &str, head: &HeadPaths) -> Option<String> {
     let import = import.trim();
     match lang {

@@ -55,7 +55,9 @@ pub struct CodeIngestReport {
     pub modifies_added: u64,
     pub head_files: u64,
     pub head_symbols: u64,
-    /// `imports` edges at HEAD (imports that name a repository file), and imports that do not.
+    /// `imports` edges at HEAD (imports that name a repository file), and imports that do not,
+    /// among the files whose imports this run derived: every HEAD file's when a file was added
+    /// or removed, else the files whose content changed.
     pub head_imports: u64,
     pub unresolved_imports: u64,
     pub elapsed_ms: u64,
@@ -75,6 +77,12 @@ pub fn is_vendored(path: &str) -> bool {
         || path.ends_with(".min.js")
         || path.ends_with(".min.css")
 }
+
+/// The version of the rules that resolve imports to files ([`super::imports::resolve`]),
+/// recorded with the `imports` edges they made. Change it with the rules: an ingest that finds
+/// another version derives every HEAD file's imports again, not only the changed files'.
+const IMPORT_RULES: &str = "1";
+const IMPORT_RULES_KEY: &str = "code.import_rules";
 
 fn wanted(path: &str, options: &CodeIngestOptions) -> bool {
     super::Lang::detect(path, b"").is_some() && (options.include_vendored || !is_vendored(path))
@@ -681,7 +689,9 @@ fn head(
     )?;
     store.write(|tx| -> Result<(), StoreError> {
         store_blobs(tx, &parsed, &mut HashMap::new())?;
+        let before: HashSet<NodeId> = tx.head_files()?.into_iter().collect();
         let mut at_head = HashSet::new();
+        let mut changed = HashSet::new();
         for (p, id) in &files {
             let (file, _) = tx.file(p)?;
             at_head.insert(file);
@@ -690,6 +700,7 @@ fn head(
             if tx.head_blob(file)? == Some(blob) {
                 continue;
             }
+            changed.insert(file);
             tx.remove_edges_from(file, Rel::Defines)?;
             let record = tx.blob(blob)?;
             for s in &record.symbols {
@@ -707,11 +718,18 @@ fn head(
                 tx.set_head_blob(file, None)?;
             }
         }
-        // Imports resolve against the whole HEAD tree, so they are derived again for every
-        // file: a new module can make an old import resolve.
+        // Imports resolve against the whole HEAD tree: when a file was added or removed (a new
+        // module can make an old import resolve), or the rules changed, every file's imports
+        // are derived again. Otherwise a file's imports follow from its content and path, and
+        // only the files whose content changed are read.
+        let every_file = at_head != before
+            || tx.get_meta(IMPORT_RULES_KEY)?.as_deref() != Some(IMPORT_RULES.as_bytes());
         let head_paths = super::imports::HeadPaths::new(files.iter().map(|(p, _)| p.as_str()));
         for (p, id) in &files {
             let (file, _) = tx.file(p)?;
+            if !every_file && !changed.contains(&file) {
+                continue;
+            }
             tx.remove_edges_from(file, Rel::Imports)?;
             let blob = tx.blob_id(id.as_bytes())?.expect("stored above or earlier");
             let record = tx.blob(blob)?;
@@ -739,6 +757,7 @@ fn head(
             }
         }
         tx.set_meta("code.head", commit.id.as_bytes())?;
+        tx.set_meta(IMPORT_RULES_KEY, IMPORT_RULES.as_bytes())?;
         Ok(())
     })?;
     progress.done();
