@@ -1127,28 +1127,19 @@ fn push_def<'t>(
 /// visits every node of every parsed unit. Rust is the language whose histories this pays on
 /// most: cargo's code stage spent a sixth of its time matching queries.
 fn walk_rust<'t>(root: Node<'t>, source: &[u8], children: &[Node<'t>]) -> Found<'t> {
+    let table = rust_kinds();
     let mut found = Vec::new();
     let mut imports = Vec::new();
     let mut cursor = root.walk();
     loop {
         let node = cursor.node();
-        // The query's patterns: the definition's kind, the field holding its name, and the
-        // kind that field's node must have (any named node for an impl's type).
-        let pattern = match node.kind() {
-            "function_item" | "function_signature_item" => {
-                Some((SymbolKind::Function, "name", Some("identifier")))
-            }
-            "struct_item" | "union_item" => {
-                Some((SymbolKind::Struct, "name", Some("type_identifier")))
-            }
-            "enum_item" => Some((SymbolKind::Enum, "name", Some("type_identifier"))),
-            "trait_item" => Some((SymbolKind::Trait, "name", Some("type_identifier"))),
-            "impl_item" => Some((SymbolKind::Impl, "type", None)),
-            "const_item" | "static_item" => {
-                Some((SymbolKind::Constant, "name", Some("identifier")))
-            }
-            "mod_item" => Some((SymbolKind::Module, "name", Some("identifier"))),
-            "use_declaration" => {
+        let step = table
+            .get(usize::from(node.kind_id()))
+            .copied()
+            .unwrap_or(RustStep::Descend);
+        let pattern = match step {
+            RustStep::Define(kind, field, name_kind) => Some((kind, field, name_kind)),
+            RustStep::Import => {
                 if let Some(argument) = node.child_by_field_name("argument").filter(Node::is_named)
                 {
                     imports.push((
@@ -1158,7 +1149,7 @@ fn walk_rust<'t>(root: Node<'t>, source: &[u8], children: &[Node<'t>]) -> Found<
                 }
                 None
             }
-            _ => None,
+            RustStep::Descend | RustStep::Skip => None,
         };
         if let Some((kind, field, name_kind)) = pattern {
             let name = node
@@ -1168,7 +1159,7 @@ fn walk_rust<'t>(root: Node<'t>, source: &[u8], children: &[Node<'t>]) -> Found<
                 push_def(Lang::Rust, kind, node, name, source, children, &mut found);
             }
         }
-        if cursor.goto_first_child() {
+        if step != RustStep::Skip && cursor.goto_first_child() {
             continue;
         }
         while !cursor.goto_next_sibling() {
@@ -1177,6 +1168,52 @@ fn walk_rust<'t>(root: Node<'t>, source: &[u8], children: &[Node<'t>]) -> Found<
             }
         }
     }
+}
+
+/// What [`walk_rust`] does at a node of one kind: the query's patterns (the definition's kind,
+/// the field holding its name, and the kind that field's node must have: any named node for
+/// an impl's type), an import, or nothing but going on to its children. A macro's token tree
+/// holds tokens only, never an item, so the walk does not enter it.
+#[derive(Clone, Copy, PartialEq)]
+enum RustStep {
+    Define(SymbolKind, &'static str, Option<&'static str>),
+    Import,
+    Descend,
+    Skip,
+}
+
+/// [`RustStep`] by node kind id, so the walk compares numbers, not kind names.
+fn rust_kinds() -> &'static [RustStep] {
+    static TABLE: std::sync::OnceLock<Vec<RustStep>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let language = Lang::Rust.grammar();
+        (0..language.node_kind_count())
+            .map(
+                |id| match language.node_kind_for_id(id as u16).unwrap_or("") {
+                    "function_item" | "function_signature_item" => {
+                        RustStep::Define(SymbolKind::Function, "name", Some("identifier"))
+                    }
+                    "struct_item" | "union_item" => {
+                        RustStep::Define(SymbolKind::Struct, "name", Some("type_identifier"))
+                    }
+                    "enum_item" => {
+                        RustStep::Define(SymbolKind::Enum, "name", Some("type_identifier"))
+                    }
+                    "trait_item" => {
+                        RustStep::Define(SymbolKind::Trait, "name", Some("type_identifier"))
+                    }
+                    "impl_item" => RustStep::Define(SymbolKind::Impl, "type", None),
+                    "const_item" | "static_item" => {
+                        RustStep::Define(SymbolKind::Constant, "name", Some("identifier"))
+                    }
+                    "mod_item" => RustStep::Define(SymbolKind::Module, "name", Some("identifier")),
+                    "use_declaration" => RustStep::Import,
+                    "token_tree" => RustStep::Skip,
+                    _ => RustStep::Descend,
+                },
+            )
+            .collect()
+    })
 }
 
 /// Definitions and imports as the language's query matches them.
