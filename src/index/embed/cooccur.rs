@@ -78,26 +78,41 @@ impl CooccurrenceEmbedder {
         texts: impl Iterator<Item = &'a str> + Clone,
         opts: TrainOptions,
     ) -> Result<CooccurrenceEmbedder, IndexError> {
-        // Vocabulary.
-        let mut counts: HashMap<String, u32> = HashMap::new();
+        // Vocabulary. Each text is split into words once: every distinct word gets a number
+        // in order of first sight, and each text is kept as its words' numbers.
+        let hasher = foldhash::fast::FixedState::with_seed(0x6c6f_7265);
+        let mut seen: HashMap<String, u32, _> = HashMap::with_hasher(hasher.clone());
+        let mut counts: Vec<u32> = Vec::new();
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut text_ends: Vec<usize> = Vec::new();
         let mut total_words = 0u64;
-        let mut trained_on = 0u64;
-        for t in texts.clone() {
-            trained_on += 1;
+        for t in texts {
             for w in words(t) {
                 total_words += 1;
-                *counts.entry(w).or_default() += 1;
+                let next = seen.len() as u32;
+                let id = *seen.entry(w).or_insert(next);
+                if id == next {
+                    counts.push(0);
+                }
+                counts[id as usize] += 1;
+                tokens.push(id);
             }
+            text_ends.push(tokens.len());
         }
-        let mut vocab: Vec<(String, u32)> = counts
+        let trained_on = text_ends.len() as u64;
+        let mut vocab: Vec<(String, u32)> = seen
             .into_iter()
-            .filter(|(w, c)| {
-                *c >= opts.min_count
+            .filter(|(w, id)| {
+                counts[*id as usize] >= opts.min_count
                     && w.chars().any(|ch| ch.is_alphabetic())
                     && !STOPWORDS.contains(&w.as_str())
             })
             .collect();
-        vocab.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        vocab.sort_by(|a, b| {
+            counts[b.1 as usize]
+                .cmp(&counts[a.1 as usize])
+                .then_with(|| a.0.cmp(&b.0))
+        });
         vocab.truncate(opts.max_vocab);
         if vocab.len() < 8 {
             return Err(IndexError::Embed(format!(
@@ -106,20 +121,25 @@ impl CooccurrenceEmbedder {
                 opts.min_count
             )));
         }
-        let index: HashMap<String, u32> = vocab
-            .iter()
-            .enumerate()
-            .map(|(i, (w, _))| (w.clone(), i as u32))
-            .collect();
+        // A word's number in the vocabulary, by its number of first sight.
+        let mut in_vocab: Vec<Option<u32>> = vec![None; counts.len()];
+        for (i, (_, id)) in vocab.iter().enumerate() {
+            in_vocab[*id as usize] = Some(i as u32);
+        }
         let n = vocab.len();
 
         // Co-occurrences within the window, weighted by 1/distance, symmetric.
-        let mut pairs: HashMap<u64, f32> = HashMap::new();
-        for t in texts {
-            let ids: Vec<u32> = words(t)
-                .iter()
-                .filter_map(|w| index.get(w).copied())
-                .collect();
+        let mut pairs: HashMap<u64, f32, _> = HashMap::with_hasher(hasher);
+        let mut start = 0;
+        let mut ids: Vec<u32> = Vec::new();
+        for end in text_ends {
+            ids.clear();
+            ids.extend(
+                tokens[start..end]
+                    .iter()
+                    .filter_map(|&t| in_vocab[t as usize]),
+            );
+            start = end;
             for (i, &a) in ids.iter().enumerate() {
                 for (d, &b) in ids[i + 1..].iter().take(opts.window).enumerate() {
                     if a == b {
@@ -182,7 +202,9 @@ impl CooccurrenceEmbedder {
         }
         let weights = vocab
             .iter()
-            .map(|(_, c)| SIF_A / (SIF_A + *c as f32 / total_words.max(1) as f32))
+            .map(|(_, id)| {
+                SIF_A / (SIF_A + counts[*id as usize] as f32 / total_words.max(1) as f32)
+            })
             .collect();
         let params = Params {
             dim,
