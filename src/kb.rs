@@ -261,6 +261,11 @@ impl Kb {
         // the built-in embedder learned when it is due, on a second thread while links are
         // derived. The indexes are written after the links, as before, so the file's pages
         // are laid out in the same order.
+        // Opening the indexes creates their tables in a new file: done here, before the links
+        // stage writes, so that the order of writes does not depend on the threads' timing.
+        if options.index {
+            self.indexes()?;
+        }
         let (links, planned) = std::thread::scope(|s| {
             let planning = options.index.then(|| {
                 s.spawn(|| -> Result<_> {

@@ -365,6 +365,16 @@ fn imports_are_derived_again_where_a_commit_can_change_them() {
     let first = import_edges(&fx.kb());
     assert_eq!(first.len(), 5);
 
+    // Nothing new: no file's imports are derived again, unless the file's imports were
+    // resolved by other rules than this build's.
+    assert_eq!(ingest_with_code(&fx.kb(), &fx.repo()).head_imports, 0);
+    Store::open(&fx.kb())
+        .unwrap()
+        .write(|tx| tx.set_meta("code.import_rules", b"0"))
+        .unwrap();
+    assert_eq!(ingest_with_code(&fx.kb(), &fx.repo()).head_imports, 5);
+    assert_eq!(import_edges(&fx.kb()), first);
+
     // One file gains an import; no file is added: only that file's imports are derived.
     let scheduler = fx.repo().join("minillm/engine/scheduler.py");
     let text = fs::read_to_string(&scheduler).unwrap();
