@@ -361,7 +361,7 @@ impl Kb {
     pub fn locate(&self, number: u64, options: &LocateOptions) -> Result<Location> {
         let read = self.store.read()?;
         let id = read
-            .issue_by_number(number)?
+            .find_issue(number)?
             .ok_or_else(|| KbError::NoSuchIssue {
                 number,
                 path: self.path().to_path_buf(),

@@ -60,7 +60,7 @@ pub fn issue(kb: &Kb, number: &str, json_out: bool) -> anyhow::Result<()> {
         bail!("`{number}` is not an issue number (expected e.g. 7 or #7)");
     };
     let read = kb.read()?;
-    let Some(id) = read.issue_by_number(n)? else {
+    let Some(id) = read.find_issue(n)? else {
         bail!("no issue or pull request #{n} in {}", kb.path().display());
     };
     let issue = read.issue(id)?;

@@ -210,7 +210,7 @@ impl Searcher<'_> {
 
     fn issue(&self, n: u64) -> Result<NodeId, IndexError> {
         self.read
-            .issue_by_number(n)?
+            .find_issue(n)?
             .ok_or_else(|| IndexError::Usage(format!("there is no issue or pull request #{n}")))
     }
 

@@ -231,6 +231,30 @@ impl ReadTx {
             .map(|v| NodeId::new(NodeKind::Issue, v.value())))
     }
 
+    /// [`ReadTx::issue_by_number`] for answers that tell a user an issue does not exist: on a
+    /// miss, the issues themselves are read to confirm that none has that number, so that a
+    /// damaged number index is reported as damage (naming `lore check`) rather than as an
+    /// absent issue. A miss costs a read of every issue record.
+    pub fn find_issue(&self, number: u64) -> Result<Option<NodeId>, StoreError> {
+        if let Some(id) = self.issue_by_number(number)? {
+            return Ok(Some(id));
+        }
+        for entry in self.issues.iter()? {
+            let (local, bytes) = entry?;
+            let record: IssueRecord = decode("issue", bytes.value())?;
+            if record.number == number {
+                return Err(StoreError::Corrupt {
+                    what: "issue",
+                    detail: format!(
+                        "#{number} (node {}) is stored but missing from the index of issue numbers",
+                        local.value()
+                    ),
+                });
+            }
+        }
+        Ok(None)
+    }
+
     /// Every issue and pull request, in number order.
     pub fn issues(&self) -> Result<Vec<(NodeId, IssueRecord)>, StoreError> {
         let mut out = Vec::new();

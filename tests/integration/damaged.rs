@@ -216,3 +216,42 @@ fn a_text_index_that_reads_empty_after_being_built_names_lore_check() {
     assert_clear_failure(&out, "a text index that reads empty");
     assert!(stderr(&out).contains("records"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_issue_missing_from_the_number_index_is_damage_not_absence() {
+    let (_fixture, kb) = fixture_kb();
+    {
+        let db = redb::Database::open(&kb).unwrap();
+        let txn = db.begin_write().unwrap();
+        let numbers: redb::TableDefinition<u64, u64> =
+            redb::TableDefinition::new("issue_by_number");
+        assert!(txn
+            .open_table(numbers)
+            .unwrap()
+            .remove(7)
+            .unwrap()
+            .is_some());
+        txn.commit().unwrap();
+    }
+    for args in [&["show", "issue", "7"][..], &["locate", "7"][..]] {
+        let out = run(&kb, args);
+        assert_clear_failure(&out, &args.join(" "));
+        assert!(stderr(&out).contains("#7"), "{}", stderr(&out));
+    }
+    // The check the error points to finds the same damage.
+    let check = run(&kb, &["check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("issue #7 is missing from the number lookup"),
+        "{}",
+        stdout(&check)
+    );
+    // A number that was never there is still an absent issue.
+    let out = run(&kb, &["show", "issue", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no issue or pull request #999"),
+        "{}",
+        stderr(&out)
+    );
+}
