@@ -11,7 +11,9 @@ pub(super) struct Change {
 }
 
 /// The changed ranges between `old` and `new`, in order. Differences are found line by line
-/// between the common prefix and suffix; runs of changed lines become one change each.
+/// between the common prefix and suffix; runs of changed lines become one change each, less
+/// the bytes at either end the two sides share (the indentation of a changed line, the part of
+/// a line before an edit in it), so that a change reaches only what differs.
 pub(super) fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
     let prefix = common_prefix(old, new);
     let max_suffix = old.len().min(new.len()) - prefix;
@@ -29,9 +31,17 @@ pub(super) fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
     let new_mid = &new[start..new.len() - suffix];
     changed_runs(old_mid, new_mid)
         .into_iter()
-        .map(|(o, n)| Change {
-            old: start + o.start..start + o.end,
-            new: start + n.start..start + n.end,
+        .map(|(o, n)| {
+            let (o, n) = (
+                start + o.start..start + o.end,
+                start + n.start..start + n.end,
+            );
+            let head = common_prefix(&old[o.clone()], &new[n.clone()]);
+            let tail = common_suffix(&old[o.start + head..o.end], &new[n.start + head..n.end]);
+            Change {
+                old: o.start + head..o.end - tail,
+                new: n.start + head..n.end - tail,
+            }
         })
         .collect()
 }

@@ -786,10 +786,11 @@ impl Splicer<'_> {
                     hit[i + 1] = true;
                 }
             }
-            // A definition parsed again is parsed with its doc comment.
+            // A definition parsed again is parsed with its doc comment. A container whose
+            // changes all lie inside its braces is not parsed again (below), unless its members
+            // cannot be spliced; then its doc comments are added to the run there.
             for i in (1..n).rev() {
-                let alone = inside[i] && !hit[i - 1] && (i + 1 == n || !hit[i + 1]);
-                if hit[i] && !alone && units[i - 1].doc_context {
+                if hit[i] && !inside[i] && units[i - 1].doc_context {
                     hit[i - 1] = true;
                 }
             }
@@ -802,9 +803,40 @@ impl Splicer<'_> {
             return None;
         }
 
+        // The containers spliced member by member instead of parsed again, even inside a run of
+        // touched units: those with every change inside their braces whose doc cannot have
+        // changed (the unit before is not a touched comment) and whose parse cannot depend on
+        // a touched neighbour (a unit with errors before it is parsed with it; its own errors'
+        // recovery may depend on the text after it). Decided last to first: a container whose
+        // members cannot be spliced is parsed after all, with the comments before it.
+        let mut spliced: Vec<Option<Unit>> = (0..n).map(|_| None).collect();
+        for i in (0..n).rev() {
+            let doc_or_error_before =
+                i > 0 && hit[i - 1] && (units[i - 1].doc_context || units[i - 1].has_error);
+            let error_before_change = units[i].has_error && i + 1 < n && hit[i + 1];
+            if !inside[i] {
+                continue;
+            }
+            if !doc_or_error_before && !error_before_change {
+                spliced[i] = self.container(&units[i], reach_start(i), reach_end(i), wraps);
+            }
+            if spliced[i].is_none() {
+                let mut k = i;
+                while k > 0 && units[k - 1].doc_context {
+                    k -= 1;
+                    hit[k] = true;
+                }
+            }
+        }
+
         let mut out: Vec<Unit> = Vec::with_capacity(n);
         let mut i = 0;
         while i < n {
+            if let Some(unit) = spliced[i].take() {
+                out.push(unit);
+                i += 1;
+                continue;
+            }
             if !hit[i] {
                 let u = &units[i];
                 let (s, e) = (u.start_byte as usize, u.end_byte as usize);
@@ -820,32 +852,23 @@ impl Splicer<'_> {
                 i += 1;
                 continue;
             }
-            let mut first = i;
-            while i < n && hit[i] {
+            // A run of touched units, up to the next unit that is untouched or spliced.
+            let first = i;
+            while i < n && hit[i] && spliced[i].is_none() {
                 i += 1;
             }
             let last = i - 1;
-            // The unchanged unit after the run, in its new place.
-            let after = units.get(i).map(|u| {
-                let (db, dr) = self.moved_before(u.start_byte as usize);
-                shift_unit(u, db, dr)
-            });
-            if first == last {
-                if let Some(unit) =
-                    self.container(&units[first], reach_start(first), reach_end(first), wraps)
-                {
-                    out.push(unit);
-                    continue;
+            // The unit after the run in its new place: spliced, or unchanged and moved.
+            let moved_after;
+            let after = match (spliced.get(i), units.get(i)) {
+                (Some(Some(unit)), _) => Some(unit),
+                (_, Some(u)) => {
+                    let (db, dr) = self.moved_before(u.start_byte as usize);
+                    moved_after = shift_unit(u, db, dr);
+                    Some(&moved_after)
                 }
-                // Parsed again after all: with the comments before it, its doc comment.
-                if inside[first] {
-                    while first > 0 && units[first - 1].doc_context {
-                        first -= 1;
-                        out.pop();
-                        self.reused -= 1;
-                    }
-                }
-            }
+                _ => None,
+            };
             let span_lo = if first == 0 && wraps.is_empty() {
                 0
             } else {
@@ -858,7 +881,7 @@ impl Splicer<'_> {
                 let p = reach_end(last);
                 (p as i64 + self.moved_through(p).0) as usize
             };
-            out.extend(self.parse_run(span_lo, span_hi, wraps, after.as_ref())?);
+            out.extend(self.parse_run(span_lo, span_hi, wraps, after)?);
         }
         Some(out)
     }
@@ -1478,6 +1501,44 @@ mod tests {
         }
     }
 
+    /// Functions whose changes lie inside their braces are spliced member by member even when
+    /// the units beside them changed too (one run of touched units), and keep the doc read
+    /// from the comment before them; a changed doc comment still reaches its function.
+    #[test]
+    fn containers_inside_a_run_of_touched_units_are_spliced() {
+        let path = "a.rs";
+        let versions = [
+            "/// Allocates.\nfn alloc() -> u32 {\n    let x = 1;\n    let y = 2;\n    x + y\n}\nstruct S {\n    a: u32,\n}\nfn free(b: u32) {\n    let c = b;\n    let d = c;\n    drop(d);\n}\n",
+            "/// Allocates.\nfn alloc() -> u32 {\n    let x = 1;\n    let y = 2;\n    x * y\n}\nstruct S {\n    b: u64,\n}\nfn free(b: u32) {\n    let c = b;\n    let d = c;\n    std::mem::drop(d);\n}\n",
+            "/// Allocates two.\nfn alloc() -> u32 {\n    let x = 1;\n    let y = 2;\n    x - y\n}\nstruct S {\n    c: u64,\n}\nfn free(b: u32) {\n    let c = b;\n    let d = c;\n    drop(d);\n}\n",
+        ];
+        let mut incremental = CodeParser::new(ParseLimits::default());
+        let mut fresh = CodeParser::new(ParseLimits::default());
+        let (_, mut base) = incremental.parse_from(path, versions[0].as_bytes(), None);
+        let mut reused = Vec::new();
+        for (i, version) in versions.iter().enumerate().skip(1) {
+            let (got, next) = incremental.parse_from(path, version.as_bytes(), base.take());
+            let expected = fresh.parse(path, version.as_bytes());
+            assert_eq!(got, expected, "version {i}");
+            let next = next.expect("a parsed version is a base for the next");
+            assert!(next.spliced(), "version {i} parsed whole");
+            reused.push(next.reused_units());
+            base = Some(next);
+        }
+        let doc = |parsed: &ParsedFile| {
+            let alloc = parsed.symbols.iter().find(|s| s.name == "alloc");
+            alloc.and_then(|s| s.doc.clone())
+        };
+        let last = fresh.parse(path, versions[2].as_bytes()).expect("parses");
+        assert_eq!(doc(&last).as_deref(), Some("Allocates two."));
+        // Version 1: the doc comment, `alloc`'s two unchanged statements and `free`'s first
+        // (text inserted at the start of a statement may join the one before it, so that one
+        // is parsed again too).
+        assert_eq!(reused[0], 4, "{reused:?}");
+        // Version 2: the doc changed, so `alloc` is parsed with it; `free`'s first statement.
+        assert_eq!(reused[1], 1, "{reused:?}");
+    }
+
     /// A missing hidden token (here Python's statement-ending newline) is an error of the
     /// whole file that no visible node shows: the result must say the file has errors, as a
     /// fresh parse does, and the next version must not be spliced onto it.
@@ -1749,14 +1810,23 @@ mod tests {
     }
 
     #[test]
-    fn changes_cover_exactly_the_changed_lines() {
+    fn changes_cover_exactly_the_changed_bytes() {
         let old = b"a\nb\nc\nd\ne\n";
         let new = b"a\nB\nc\nd\nE\nf\n";
         let got: Vec<_> = changes(old, new)
             .into_iter()
             .map(|c| (c.old, c.new))
             .collect();
-        assert_eq!(got, vec![(2..4, 2..4), (8..9, 8..11)]);
+        assert_eq!(got, vec![(2..3, 2..3), (8..9, 8..11)]);
         assert!(changes(old, old).is_empty());
+        // A changed line's indentation and the text it shares with the old line are not part
+        // of the change.
+        let old = b"fn a() {\n    let x = 1;\n    drop(x);\n}\n";
+        let new = b"fn a() {\n    let x = 1;\n    std::mem::drop(x);\n}\n";
+        let got: Vec<_> = changes(old, new)
+            .into_iter()
+            .map(|c| (c.old, c.new))
+            .collect();
+        assert_eq!(got, vec![(28..28, 28..38)]);
     }
 }
