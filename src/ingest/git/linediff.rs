@@ -67,16 +67,21 @@ fn count_lines(data: &[u8]) -> u32 {
 /// Cut the lines both sides share at the start and at the end; what is left holds every
 /// difference. Returns the two middles, each starting at a line start.
 fn trim_common_lines<'a>(a: &'a [u8], b: &'a [u8]) -> (&'a [u8], &'a [u8]) {
-    let mut prefix = common_len(a.chunks(32).zip(b.chunks(32)), a.iter().zip(b));
+    let (prefix, suffix) = common_lines(a, b);
+    (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix])
+}
+
+/// The bytes of the whole lines two texts share at the start and at the end: `(prefix,
+/// suffix)`, the prefix ending and the suffix starting at a line start in both texts, and the
+/// two not overlapping in either.
+pub(crate) fn common_lines(a: &[u8], b: &[u8]) -> (usize, usize) {
+    let mut prefix = common_prefix(a, b);
     prefix = a[..prefix]
         .iter()
         .rposition(|&c| c == b'\n')
         .map_or(0, |i| i + 1);
     let (a, b) = (&a[prefix..], &b[prefix..]);
-    let mut suffix = common_len(
-        a.rchunks(32).zip(b.rchunks(32)),
-        a.iter().rev().zip(b.iter().rev()),
-    );
+    let mut suffix = common_suffix(a, b);
     let at_line_start = |s: &[u8], cut: usize| cut == 0 || s[cut - 1] == b'\n';
     if !(at_line_start(a, a.len() - suffix) && at_line_start(b, b.len() - suffix)) {
         // Move the cut forward to just after the first newline inside the shared suffix.
@@ -86,21 +91,72 @@ fn trim_common_lines<'a>(a: &'a [u8], b: &'a [u8]) -> (&'a [u8], &'a [u8]) {
             None => 0,
         };
     }
-    (&a[..a.len() - suffix], &b[..b.len() - suffix])
+    (prefix, suffix)
 }
 
-/// Length of the common run: whole 32-byte blocks compared at once, then byte by byte from the
-/// first block that differs.
-fn common_len<'a>(
-    blocks: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    bytes: impl Iterator<Item = (&'a u8, &'a u8)>,
-) -> usize {
-    let same_blocks = blocks.take_while(|(x, y)| x.len() == 32 && x == y).count();
-    same_blocks * 32
-        + bytes
-            .skip(same_blocks * 32)
-            .take_while(|(x, y)| x == y)
-            .count()
+/// Intern the lines of `old` and `new` into `input` (cleared first), each line the two share
+/// at the start or the end interned once for both sides: the same tokens as interning each
+/// side line by line, up to the numbering, and the numbering does not change a diff.
+pub(crate) fn intern_lines<'a, T: Eq + std::hash::Hash>(
+    input: &mut InternedInput<T>,
+    old: &'a [u8],
+    new: &'a [u8],
+    token: impl Fn(&'a [u8]) -> T,
+) {
+    input.clear();
+    input.reserve(count_lines(old), count_lines(new));
+    let (prefix, suffix) = common_lines(old, new);
+    let interner = &mut input.interner;
+    input
+        .before
+        .extend(sources::byte_lines(&old[..prefix]).map(|l| interner.intern(token(l))));
+    input.after.extend_from_slice(&input.before);
+    input.before.extend(
+        sources::byte_lines(&old[prefix..old.len() - suffix]).map(|l| interner.intern(token(l))),
+    );
+    input.after.extend(
+        sources::byte_lines(&new[prefix..new.len() - suffix]).map(|l| interner.intern(token(l))),
+    );
+    let middle_end = input.before.len();
+    input
+        .before
+        .extend(sources::byte_lines(&old[old.len() - suffix..]).map(|l| interner.intern(token(l))));
+    let (before, after) = (&input.before, &mut input.after);
+    after.extend_from_slice(&before[middle_end..]);
+}
+
+/// Bytes compared at a time while looking for where two texts start (or stop) differing: one
+/// `memcmp` per block beats a byte loop on the long equal stretches of two versions of a file.
+const BLOCK: usize = 256;
+
+/// The length of the longest common prefix of `a` and `b`.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut at = 0;
+    while at + BLOCK <= n && a[at..at + BLOCK] == b[at..at + BLOCK] {
+        at += BLOCK;
+    }
+    at + a[at..n]
+        .iter()
+        .zip(&b[at..n])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// The length of the longest common suffix of `a` and `b`.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut len = 0;
+    while len + BLOCK <= n && a[n - len - BLOCK..n - len] == b[n - len - BLOCK..n - len] {
+        len += BLOCK;
+    }
+    len + a[..n - len]
+        .iter()
+        .rev()
+        .zip(b[..n - len].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 impl LineCounter {
@@ -124,11 +180,7 @@ impl LineCounter {
     /// Myers diff of the two texts line by line, into `self.diff`.
     fn diff_whole(&mut self, old: &[u8], new: &[u8]) {
         let hasher = foldhash::fast::FixedState::with_seed(0x6c6f_7265);
-        self.input.clear();
-        self.input
-            .update_before(sources::byte_lines(old).map(|line| hasher.hash_one(line)));
-        self.input
-            .update_after(sources::byte_lines(new).map(|line| hasher.hash_one(line)));
+        intern_lines(&mut self.input, old, new, |line| hasher.hash_one(line));
         self.diff.compute_with(
             Algorithm::Myers,
             &self.input.before,
@@ -241,6 +293,70 @@ mod tests {
                 "{old:?} -> {new:?}"
             );
         }
+    }
+
+    /// Interning the shared first and last lines once gives the same diffs, postprocessed or
+    /// not, as interning every line of both sides.
+    #[test]
+    fn shared_lines_interned_once_give_the_same_diffs() {
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let words = [
+            "}",
+            "",
+            "    x += 1;",
+            "fn f() {",
+            "    return;",
+            "// note",
+            "  }",
+        ];
+        let mut text: Vec<String> = (0..40)
+            .map(|_| words[next(7) as usize].to_string())
+            .collect();
+        let hunks = |diff: &Diff| {
+            diff.hunks()
+                .map(|h| (h.before, h.after))
+                .collect::<Vec<_>>()
+        };
+        let mut checked = 0;
+        for round in 0..2000 {
+            if round % 200 == 0 {
+                text.truncate(next(3) as usize);
+            }
+            let old = text.join("\n") + if next(2) == 0 { "\n" } else { "" };
+            for _ in 0..=next(3) {
+                let at = next(text.len() as u64 + 1) as usize;
+                match next(3) {
+                    0 => text.insert(at, words[next(7) as usize].to_string()),
+                    1 if at < text.len() => drop(text.remove(at)),
+                    _ if at < text.len() => text[at] = format!("{}{}", text[at], next(3)),
+                    _ => {}
+                }
+            }
+            let new = text.join("\n") + if next(2) == 0 { "\n" } else { "" };
+            let (old, new) = (old.as_bytes(), new.as_bytes());
+            let whole = InternedInput::new(sources::byte_lines(old), sources::byte_lines(new));
+            let mut shared = InternedInput::default();
+            intern_lines(&mut shared, old, new, |line| line);
+            assert_eq!(whole.before.len(), shared.before.len());
+            assert_eq!(whole.after.len(), shared.after.len());
+            for postprocess in [false, true] {
+                let mut a = Diff::compute(Algorithm::Myers, &whole);
+                let mut b = Diff::compute(Algorithm::Myers, &shared);
+                if postprocess {
+                    a.postprocess_lines(&whole);
+                    b.postprocess_lines(&shared);
+                }
+                assert_eq!(hunks(&a), hunks(&b), "{old:?} -> {new:?}");
+                checked += usize::from(a.count_additions() + a.count_removals() > 0);
+            }
+        }
+        assert!(checked > 1000, "only {checked} pairs differed");
     }
 
     #[test]

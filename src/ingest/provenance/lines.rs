@@ -2,7 +2,7 @@
 //! origins and how a version's runs follow from its parents' are the stored format's
 //! arithmetic ([`crate::store::origins`]).
 
-use gix::diff::blob::{sources, Algorithm, Diff, InternedInput};
+use gix::diff::blob::{Algorithm, Diff, InternedInput};
 
 pub use crate::store::records::Block;
 
@@ -22,7 +22,8 @@ pub fn line_count(data: &[u8]) -> u32 {
 impl LineDiffer {
     /// The blocks of lines `new` keeps from `old`, in order.
     pub fn blocks(&mut self, old: &[u8], new: &[u8]) -> Vec<Block> {
-        let input = InternedInput::new(sources::byte_lines(old), sources::byte_lines(new));
+        let mut input = InternedInput::default();
+        crate::ingest::git::linediff::intern_lines(&mut input, old, new, |line| line);
         self.diff.compute_with(
             Algorithm::Myers,
             &input.before,
