@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::ingest::git::linediff::{common_prefix, common_suffix};
+
 /// A changed byte range: `old` in the old text became `new` in the new text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Change {
@@ -44,40 +46,6 @@ pub(super) fn changes(old: &[u8], new: &[u8]) -> Vec<Change> {
             }
         })
         .collect()
-}
-
-/// Bytes compared at a time while looking for where two texts start to differ: slices of this
-/// length compare as one `memcmp`, which beats a byte loop on long equal stretches.
-const CHUNK: usize = 64;
-
-/// The length of the longest common prefix of `a` and `b`.
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    let n = a.len().min(b.len());
-    let mut at = 0;
-    while at + CHUNK <= n && a[at..at + CHUNK] == b[at..at + CHUNK] {
-        at += CHUNK;
-    }
-    at + a[at..n]
-        .iter()
-        .zip(&b[at..n])
-        .take_while(|(x, y)| x == y)
-        .count()
-}
-
-/// The length of the longest common suffix of `a` and `b`.
-fn common_suffix(a: &[u8], b: &[u8]) -> usize {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
-    let mut len = 0;
-    while len + CHUNK <= n && a[n - len - CHUNK..n - len] == b[n - len - CHUNK..n - len] {
-        len += CHUNK;
-    }
-    len + a[..n - len]
-        .iter()
-        .rev()
-        .zip(b[..n - len].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count()
 }
 
 /// Byte ranges of changed line runs between `old` and `new`: lines present in both at the same
@@ -132,36 +100,4 @@ pub(super) fn changed_runs(
         runs.push((byte_a(i)..old.len(), byte_b(j)..new.len()));
     }
     runs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn common_ends_agree_with_a_byte_loop_across_chunk_boundaries() {
-        let prefix = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
-        let suffix = |a: &[u8], b: &[u8]| {
-            a.iter()
-                .rev()
-                .zip(b.iter().rev())
-                .take_while(|(x, y)| x == y)
-                .count()
-        };
-        let base: Vec<u8> = (0..300u32).map(|i| b'a' + (i % 26) as u8).collect();
-        for len in [0, 1, 63, 64, 65, 128, 200, 300] {
-            let a = &base[..len];
-            for at in 0..=len {
-                // One byte changed at `at` (or none when at == len), and a shorter copy.
-                let mut b = a.to_vec();
-                if at < len {
-                    b[at] = b'#';
-                }
-                assert_eq!(common_prefix(a, &b), prefix(a, &b), "len {len} at {at}");
-                assert_eq!(common_suffix(a, &b), suffix(a, &b), "len {len} at {at}");
-                assert_eq!(common_prefix(a, &a[..at]), at);
-                assert_eq!(common_suffix(a, &a[at..]), len - at);
-            }
-        }
-    }
 }

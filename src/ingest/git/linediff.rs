@@ -130,7 +130,7 @@ pub(crate) fn intern_lines<'a, T: Eq + std::hash::Hash>(
 const BLOCK: usize = 256;
 
 /// The length of the longest common prefix of `a` and `b`.
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let mut at = 0;
     while at + BLOCK <= n && a[at..at + BLOCK] == b[at..at + BLOCK] {
@@ -144,7 +144,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// The length of the longest common suffix of `a` and `b`.
-fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn common_suffix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
     let mut len = 0;
@@ -292,6 +292,33 @@ mod tests {
                 Some((Some(added), Some(removed), false)),
                 "{old:?} -> {new:?}"
             );
+        }
+    }
+
+    #[test]
+    fn common_ends_agree_with_a_byte_loop_across_chunk_boundaries() {
+        let prefix = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let suffix = |a: &[u8], b: &[u8]| {
+            a.iter()
+                .rev()
+                .zip(b.iter().rev())
+                .take_while(|(x, y)| x == y)
+                .count()
+        };
+        let base: Vec<u8> = (0..700u32).map(|i| b'a' + (i % 26) as u8).collect();
+        for len in [0, 1, 255, 256, 257, 300, 512, 700] {
+            let a = &base[..len];
+            for at in 0..=len {
+                // One byte changed at `at` (or none when at == len), and a shorter copy.
+                let mut b = a.to_vec();
+                if at < len {
+                    b[at] = b'#';
+                }
+                assert_eq!(common_prefix(a, &b), prefix(a, &b), "len {len} at {at}");
+                assert_eq!(common_suffix(a, &b), suffix(a, &b), "len {len} at {at}");
+                assert_eq!(common_prefix(a, &a[..at]), at);
+                assert_eq!(common_suffix(a, &a[at..]), len - at);
+            }
         }
     }
 
