@@ -44,9 +44,15 @@ pub struct WriteTx<'txn> {
     /// Counter deltas, flushed in `finish`.
     pending_counters: HashMap<String, i64>,
     next_string: Option<u32>,
+    /// Strings looked up or added in this transaction, by text: the code stage interns the
+    /// same symbol names, signatures and docs for every version of a file.
+    string_cache: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     /// Blobs stored in this transaction, with their chain lengths (see [`Self::stored_blob`]).
     recent_blobs: HashMap<u64, (StoredBlob, usize)>,
 }
+
+/// How many interned strings a transaction keeps at hand (emptied when full).
+const STRING_CACHE: usize = 1 << 18;
 
 /// How many stored blobs a transaction keeps at hand as bases for the next versions.
 const RECENT_BLOBS: usize = 4096;
@@ -90,6 +96,7 @@ impl<'txn> WriteTx<'txn> {
             first_parents: txn.open_table(FIRST_PARENTS)?,
             pending_counters: HashMap::new(),
             next_string: None,
+            string_cache: HashMap::default(),
             recent_blobs: HashMap::new(),
         })
     }
@@ -145,8 +152,16 @@ impl<'txn> WriteTx<'txn> {
 
     /// The id of `s`, interning it if new.
     pub fn intern(&mut self, s: &str) -> Result<StrId, StoreError> {
+        if let Some(&id) = self.string_cache.get(s) {
+            return Ok(StrId(id));
+        }
+        if self.string_cache.len() >= STRING_CACHE {
+            self.string_cache.clear();
+        }
         if let Some(id) = self.string_ids.get(s)? {
-            return Ok(StrId(id.value()));
+            let id = id.value();
+            self.string_cache.insert(s.into(), id);
+            return Ok(StrId(id));
         }
         let next = match self.next_string {
             Some(n) => n,
@@ -159,6 +174,7 @@ impl<'txn> WriteTx<'txn> {
         self.strings.insert(next, s)?;
         self.string_ids.insert(s, next)?;
         self.next_string = Some(next + 1);
+        self.string_cache.insert(s.into(), next);
         Ok(StrId(next))
     }
 

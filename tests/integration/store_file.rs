@@ -420,3 +420,49 @@ fn compact_refuses_a_file_with_a_table_it_does_not_know_and_leaves_it_as_it_was(
     ));
     assert!(!scratch.exists(), "no scratch copy is left behind");
 }
+
+/// Interning gives one id per distinct string, within a transaction (past the transaction's
+/// cache of strings, which empties when full) and across transactions; an aborted
+/// transaction's strings are gone.
+#[test]
+fn interned_strings_keep_one_id_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(&dir.path().join("strings.lore")).unwrap();
+    let n = (1 << 18) + 100;
+    let first = store
+        .write(|tx| -> Result<_, StoreError> {
+            let ids: Vec<_> = (0..n)
+                .map(|i| tx.intern(&format!("s{i}")))
+                .collect::<Result<_, _>>()?;
+            // Again, after the cache was emptied: the same ids, nothing new.
+            for (i, id) in ids.iter().enumerate().step_by(997) {
+                assert_eq!(tx.intern(&format!("s{i}"))?, *id);
+            }
+            assert_eq!(tx.intern(&format!("s{}", n - 1))?, ids[n - 1]);
+            Ok(ids)
+        })
+        .unwrap();
+    let distinct: std::collections::HashSet<_> = first.iter().collect();
+    assert_eq!(distinct.len(), n);
+    let failed: Result<(), StoreError> = store.write(|tx| {
+        tx.intern("only in an aborted transaction")?;
+        Err(StoreError::Corrupt {
+            what: "test",
+            detail: "abort".into(),
+        })
+    });
+    assert!(failed.is_err());
+    let read = store.read().unwrap();
+    assert_eq!(
+        read.string_id("only in an aborted transaction").unwrap(),
+        None
+    );
+    assert_eq!(read.string_id("s5").unwrap(), Some(first[5]));
+    assert_eq!(read.string(first[n - 1]).unwrap(), format!("s{}", n - 1));
+    drop(read);
+    let again = store
+        .write(|tx| -> Result<_, StoreError> { Ok((tx.intern("s7")?, tx.intern("new")?)) })
+        .unwrap();
+    assert_eq!(again.0, first[7]);
+    assert!(!distinct.contains(&again.1));
+}
