@@ -204,6 +204,16 @@ impl LineCounter {
 mod tests {
     use super::*;
 
+    /// A seeded xorshift generator: each call gives a number below its argument.
+    fn below(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     #[test]
     fn counts_lines_like_git() {
         assert_eq!(count_lines(b""), 0);
@@ -257,13 +267,7 @@ mod tests {
     fn stats_from_provenance_blocks_match_the_numstat_diff() {
         // Versions of a text edited in many places, with repeated lines (where the indent
         // heuristic moves changes) and a last line without its newline.
-        let mut seed = 0x2545_f491_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = below(0x2545_f491);
         let words = ["}", "", "    x += 1;", "fn f() {", "    return;", "// note"];
         let mut text: Vec<String> = (0..60)
             .map(|_| words[next(6) as usize].to_string())
@@ -326,13 +330,7 @@ mod tests {
     /// not, as interning every line of both sides.
     #[test]
     fn shared_lines_interned_once_give_the_same_diffs() {
-        let mut seed = 0x9e37_79b9_u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = below(0x9e37_79b9);
         let words = [
             "}",
             "",
