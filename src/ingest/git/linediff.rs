@@ -214,6 +214,25 @@ mod tests {
         }
     }
 
+    /// One to `most` random edits of `text`'s lines: a word inserted, a line removed, or a
+    /// number appended to a line.
+    fn edit_randomly(
+        text: &mut Vec<String>,
+        words: &[&str],
+        next: &mut impl FnMut(u64) -> u64,
+        most: u64,
+    ) {
+        for _ in 0..=next(most) {
+            let at = next(text.len() as u64 + 1) as usize;
+            match next(3) {
+                0 => text.insert(at, words[next(words.len() as u64) as usize].to_string()),
+                1 if at < text.len() => drop(text.remove(at)),
+                _ if at < text.len() => text[at] = format!("{} {}", text[at], next(9)),
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn counts_lines_like_git() {
         assert_eq!(count_lines(b""), 0);
@@ -278,15 +297,7 @@ mod tests {
         );
         for _ in 0..200 {
             let old = text.join("\n");
-            for _ in 0..=next(4) {
-                let at = next(text.len() as u64 + 1) as usize;
-                match next(3) {
-                    0 => text.insert(at, words[next(6) as usize].to_string()),
-                    1 if at < text.len() => drop(text.remove(at)),
-                    _ if at < text.len() => text[at] = format!("{} {}", text[at], next(9)),
-                    _ => {}
-                }
-            }
+            edit_randomly(&mut text, &words, &mut next, 4);
             let new = text.join("\n");
             let (old, new) = (old.as_bytes(), new.as_bytes());
             let (added, removed) = counter.counts(old, new);
@@ -354,15 +365,7 @@ mod tests {
                 text.truncate(next(3) as usize);
             }
             let old = text.join("\n") + if next(2) == 0 { "\n" } else { "" };
-            for _ in 0..=next(3) {
-                let at = next(text.len() as u64 + 1) as usize;
-                match next(3) {
-                    0 => text.insert(at, words[next(7) as usize].to_string()),
-                    1 if at < text.len() => drop(text.remove(at)),
-                    _ if at < text.len() => text[at] = format!("{}{}", text[at], next(3)),
-                    _ => {}
-                }
-            }
+            edit_randomly(&mut text, &words, &mut next, 3);
             let new = text.join("\n") + if next(2) == 0 { "\n" } else { "" };
             let (old, new) = (old.as_bytes(), new.as_bytes());
             let whole = InternedInput::new(sources::byte_lines(old), sources::byte_lines(new));
