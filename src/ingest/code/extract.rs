@@ -828,6 +828,10 @@ impl Splicer<'_> {
                 }
             }
         }
+        // The comments added may reach a Python class's first member.
+        if self.lang == Lang::Python && !wraps.is_empty() && hit[0] {
+            return None;
+        }
 
         let mut out: Vec<Unit> = Vec::with_capacity(n);
         let mut i = 0;
