@@ -1471,6 +1471,28 @@ mod tests {
 
     /// A change inside one member of a container parses only that member again: the
     /// container's other members and the units around it are carried over.
+    /// Parses `versions` of the file at `path` one from the other, checking each against a
+    /// fresh parse; for every version after the first, whether it was spliced and how many
+    /// units it kept.
+    fn parse_chain(path: &str, versions: &[&str]) -> Vec<(bool, usize)> {
+        let mut incremental = CodeParser::new(ParseLimits::default());
+        let mut fresh = CodeParser::new(ParseLimits::default());
+        let (_, mut base) = incremental.parse_from(path, versions[0].as_bytes(), None);
+        let mut out = Vec::new();
+        for (i, version) in versions.iter().enumerate().skip(1) {
+            let (got, next) = incremental.parse_from(path, version.as_bytes(), base.take());
+            assert_eq!(
+                got,
+                fresh.parse(path, version.as_bytes()),
+                "{path} version {i}"
+            );
+            let next = next.expect("a parsed version is a base for the next");
+            out.push((next.spliced(), next.reused_units()));
+            base = Some(next);
+        }
+        out
+    }
+
     #[test]
     fn members_of_containers_are_spliced_one_by_one() {
         for (path, versions) in [
@@ -1491,16 +1513,9 @@ mod tests {
                 ],
             ),
         ] {
-            let mut incremental = CodeParser::new(ParseLimits::default());
-            let mut fresh = CodeParser::new(ParseLimits::default());
-            let (_, mut base) = incremental.parse_from(path, versions[0].as_bytes(), None);
-            for (i, version) in versions.iter().enumerate().skip(1) {
-                let (got, next) = incremental.parse_from(path, version.as_bytes(), base.take());
-                assert_eq!(got, fresh.parse(path, version.as_bytes()), "{path} version {i}");
-                let next = next.expect("a parsed version is a base for the next");
+            for (i, (_, reused)) in parse_chain(path, &versions).into_iter().enumerate() {
                 // The units before and after the container, and the untouched members.
-                assert!(next.reused_units() >= 3, "{path} version {i}: {}", next.reused_units());
-                base = Some(next);
+                assert!(reused >= 3, "{path} version {}: {reused}", i + 1);
             }
         }
     }
@@ -1516,24 +1531,16 @@ mod tests {
             "/// Allocates.\nfn alloc() -> u32 {\n    let x = 1;\n    let y = 2;\n    x * y\n}\nstruct S {\n    b: u64,\n}\nfn free(b: u32) {\n    let c = b;\n    let d = c;\n    std::mem::drop(d);\n}\n",
             "/// Allocates two.\nfn alloc() -> u32 {\n    let x = 1;\n    let y = 2;\n    x - y\n}\nstruct S {\n    c: u64,\n}\nfn free(b: u32) {\n    let c = b;\n    let d = c;\n    drop(d);\n}\n",
         ];
-        let mut incremental = CodeParser::new(ParseLimits::default());
-        let mut fresh = CodeParser::new(ParseLimits::default());
-        let (_, mut base) = incremental.parse_from(path, versions[0].as_bytes(), None);
-        let mut reused = Vec::new();
-        for (i, version) in versions.iter().enumerate().skip(1) {
-            let (got, next) = incremental.parse_from(path, version.as_bytes(), base.take());
-            let expected = fresh.parse(path, version.as_bytes());
-            assert_eq!(got, expected, "version {i}");
-            let next = next.expect("a parsed version is a base for the next");
-            assert!(next.spliced(), "version {i} parsed whole");
-            reused.push(next.reused_units());
-            base = Some(next);
-        }
+        let chain = parse_chain(path, &versions);
+        assert!(chain.iter().all(|(spliced, _)| *spliced), "{chain:?}");
+        let reused: Vec<usize> = chain.iter().map(|(_, reused)| *reused).collect();
         let doc = |parsed: &ParsedFile| {
             let alloc = parsed.symbols.iter().find(|s| s.name == "alloc");
             alloc.and_then(|s| s.doc.clone())
         };
-        let last = fresh.parse(path, versions[2].as_bytes()).expect("parses");
+        let last = CodeParser::new(ParseLimits::default())
+            .parse(path, versions[2].as_bytes())
+            .expect("parses");
         assert_eq!(doc(&last).as_deref(), Some("Allocates two."));
         // Version 1: the doc comment, `alloc`'s two unchanged statements and `free`'s first
         // (text inserted at the start of a statement may join the one before it, so that one
