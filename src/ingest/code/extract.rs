@@ -1822,22 +1822,26 @@ mod tests {
 
     #[test]
     fn changes_cover_exactly_the_changed_bytes() {
+        let ranges = |old: &[u8], new: &[u8]| -> Vec<_> {
+            changes(old, new)
+                .into_iter()
+                .map(|c| (c.old, c.new))
+                .collect()
+        };
         let old = b"a\nb\nc\nd\ne\n";
-        let new = b"a\nB\nc\nd\nE\nf\n";
-        let got: Vec<_> = changes(old, new)
-            .into_iter()
-            .map(|c| (c.old, c.new))
-            .collect();
-        assert_eq!(got, vec![(2..3, 2..3), (8..9, 8..11)]);
+        assert_eq!(
+            ranges(old, b"a\nB\nc\nd\nE\nf\n"),
+            vec![(2..3, 2..3), (8..9, 8..11)]
+        );
         assert!(changes(old, old).is_empty());
         // A changed line's indentation and the text it shares with the old line are not part
         // of the change.
-        let old = b"fn a() {\n    let x = 1;\n    drop(x);\n}\n";
-        let new = b"fn a() {\n    let x = 1;\n    std::mem::drop(x);\n}\n";
-        let got: Vec<_> = changes(old, new)
-            .into_iter()
-            .map(|c| (c.old, c.new))
-            .collect();
-        assert_eq!(got, vec![(28..28, 28..38)]);
+        assert_eq!(
+            ranges(
+                b"fn a() {\n    let x = 1;\n    drop(x);\n}\n",
+                b"fn a() {\n    let x = 1;\n    std::mem::drop(x);\n}\n"
+            ),
+            vec![(28..28, 28..38)]
+        );
     }
 }
