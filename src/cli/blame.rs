@@ -1,5 +1,6 @@
 //! `lore blame FILE [--at REV]`
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use anyhow::bail;
@@ -53,21 +54,30 @@ pub fn run(kb: &Kb, args: BlameArgs) -> anyhow::Result<()> {
         Some(spec) => line_range(spec, blame.lines)?,
         None => (1, blame.lines),
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let blame = clip(blame, start, end);
+    let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &clip(blame, start, end))?;
+        let mut out = std::io::BufWriter::new(out);
+        serde_json::to_writer_pretty(&mut out, &blame)?;
         writeln!(out)?;
+        out.flush()?;
     } else if args.porcelain {
-        porcelain(&mut out, &clip(blame, start, end))?;
+        // Written whole, in one go.
+        out.write_all(&porcelain(&blame))?;
+        out.flush()?;
     } else {
-        human(&mut out, &clip(blame, start, end))?;
+        let mut out = std::io::BufWriter::new(out);
+        human(&mut out, &blame)?;
+        out.flush()?;
     }
-    out.flush()?;
     Ok(())
 }
 
-/// Keep the hunks' parts within lines `start..=end`.
+/// Keep the hunks' parts within lines `start..=end`, and the commits they name.
 fn clip(mut blame: Blame, start: u32, end: u32) -> Blame {
+    if (start, end) == (1, blame.lines) {
+        return blame;
+    }
     let mut hunks = Vec::new();
     for mut h in blame.hunks.drain(..) {
         let (first, last) = (h.final_line.max(start), (h.final_line + h.len - 1).min(end));
@@ -79,6 +89,8 @@ fn clip(mut blame: Blame, start: u32, end: u32) -> Blame {
         h.len = last - first + 1;
         hunks.push(h);
     }
+    let named: HashSet<&str> = hunks.iter().map(|h| h.commit.as_str()).collect();
+    blame.commits.retain(|sha, _| named.contains(sha.as_str()));
     blame.hunks = hunks;
     blame
 }
@@ -94,23 +106,24 @@ fn text(blame: &Blame, line: u32) -> &[u8] {
 fn human(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
     let width = blame.lines.to_string().len();
     let author_width = blame
-        .hunks
-        .iter()
-        .map(|h| h.author.chars().count())
+        .commits
+        .values()
+        .map(|c| c.author.chars().count())
         .max()
         .unwrap_or(0)
         .min(20);
     for h in &blame.hunks {
-        let date = super::render::time(h.author_time, h.author_tz);
+        let commit = blame.commit_of(h);
+        let date = super::render::time(commit.author_time, commit.author_tz);
         let date = date.get(..10).unwrap_or(&date);
-        let author: String = h.author.chars().take(author_width).collect();
+        let author: String = commit.author.chars().take(author_width).collect();
+        let sha = if commit.boundary {
+            format!("^{}", &h.commit[..7])
+        } else {
+            h.commit[..8].to_string()
+        };
         for i in 0..h.len {
             let line = h.final_line + i;
-            let sha = if h.boundary {
-                format!("^{}", &h.commit[..7])
-            } else {
-                h.commit[..8].to_string()
-            };
             write!(
                 out,
                 "{sha} ({author:<author_width$} {date} {line:>width$}) "
@@ -128,54 +141,96 @@ fn human(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
     Ok(())
 }
 
-fn tz(offset: i32) -> String {
-    let sign = if offset < 0 { '-' } else { '+' };
+/// `+hhmm` or `-hhmm` for an offset in minutes east of UTC.
+fn push_tz(out: &mut Vec<u8>, offset: i32) {
+    out.push(if offset < 0 { b'-' } else { b'+' });
     let m = offset.unsigned_abs() / 60;
-    format!("{sign}{:02}{:02}", m / 60, m % 60)
+    for digit in [m / 600 % 10, m / 60 % 10, m % 60 / 10, m % 10] {
+        out.push(b'0' + digit as u8);
+    }
 }
 
-fn porcelain(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
+/// A number in decimal.
+fn push_number(out: &mut Vec<u8>, n: impl Into<i64>) {
+    let n: i64 = n.into();
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `git blame --porcelain`'s format: a header line per line, the commit's details and path
+/// the first time a hunk names the commit.
+fn porcelain(blame: &Blame) -> Vec<u8> {
     // As git: a hunk names its file with the commit's details, or every time when the commit
     // wrote lines of this file under more than one path.
-    let mut paths: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
-        Default::default();
+    let mut paths: HashMap<&str, HashSet<&str>> = HashMap::new();
     for h in &blame.hunks {
         paths.entry(&h.commit).or_default().insert(&h.orig_path);
     }
-    let mut seen = std::collections::HashSet::new();
+    let text_len: usize = blame.text.iter().flatten().map(|l| l.len() + 1).sum();
+    let mut out = Vec::with_capacity(text_len + blame.lines as usize * 64);
+    let mut seen = HashSet::new();
     for h in &blame.hunks {
         for i in 0..h.len {
+            out.extend_from_slice(h.commit.as_bytes());
+            out.push(b' ');
+            push_number(&mut out, h.orig_line + i);
+            out.push(b' ');
+            push_number(&mut out, h.final_line + i);
             if i == 0 {
-                writeln!(
-                    out,
-                    "{} {} {} {}",
-                    h.commit, h.orig_line, h.final_line, h.len
-                )?;
-                let first = seen.insert(h.commit.clone());
+                out.push(b' ');
+                push_number(&mut out, h.len);
+                out.push(b'\n');
+                let first = seen.insert(h.commit.as_str());
                 if first {
-                    writeln!(out, "author {}", h.author)?;
-                    writeln!(out, "author-mail <{}>", h.author_mail)?;
-                    writeln!(out, "author-time {}", h.author_time)?;
-                    writeln!(out, "author-tz {}", tz(h.author_tz))?;
-                    writeln!(out, "committer {}", h.committer)?;
-                    writeln!(out, "committer-mail <{}>", h.committer_mail)?;
-                    writeln!(out, "committer-time {}", h.committer_time)?;
-                    writeln!(out, "committer-tz {}", tz(h.committer_tz))?;
-                    writeln!(out, "summary {}", h.summary)?;
-                    if h.boundary {
-                        writeln!(out, "boundary")?;
+                    let c = blame.commit_of(h);
+                    out.extend_from_slice(b"author ");
+                    out.extend_from_slice(c.author.as_bytes());
+                    out.extend_from_slice(b"\nauthor-mail <");
+                    out.extend_from_slice(c.author_mail.as_bytes());
+                    out.extend_from_slice(b">\nauthor-time ");
+                    push_number(&mut out, c.author_time);
+                    out.extend_from_slice(b"\nauthor-tz ");
+                    push_tz(&mut out, c.author_tz);
+                    out.extend_from_slice(b"\ncommitter ");
+                    out.extend_from_slice(c.committer.as_bytes());
+                    out.extend_from_slice(b"\ncommitter-mail <");
+                    out.extend_from_slice(c.committer_mail.as_bytes());
+                    out.extend_from_slice(b">\ncommitter-time ");
+                    push_number(&mut out, c.committer_time);
+                    out.extend_from_slice(b"\ncommitter-tz ");
+                    push_tz(&mut out, c.committer_tz);
+                    out.extend_from_slice(b"\nsummary ");
+                    out.extend_from_slice(c.summary.as_bytes());
+                    out.push(b'\n');
+                    if c.boundary {
+                        out.extend_from_slice(b"boundary\n");
                     }
                 }
                 if first || paths[h.commit.as_str()].len() > 1 {
-                    writeln!(out, "filename {}", h.orig_path)?;
+                    out.extend_from_slice(b"filename ");
+                    out.extend_from_slice(h.orig_path.as_bytes());
+                    out.push(b'\n');
                 }
             } else {
-                writeln!(out, "{} {} {}", h.commit, h.orig_line + i, h.final_line + i)?;
+                out.push(b'\n');
             }
-            out.write_all(b"\t")?;
-            out.write_all(text(blame, h.final_line + i))?;
-            writeln!(out)?;
+            out.push(b'\t');
+            out.extend_from_slice(text(blame, h.final_line + i));
+            out.push(b'\n');
         }
     }
-    Ok(())
+    out
 }

@@ -118,7 +118,7 @@ The language: docs/query-language.md (grammar: grammar/lore.ebnf). Exit code 1 i
   lore blame src/cargo/core/resolver/mod.rs
   lore blame minillm/worker/memory_utils.py --at v0.1 -L 20,40
   lore blame README.md --at 3fa9c1 --porcelain     # git blame --porcelain's format
-  lore blame setup.py --json | jq '.hunks[].commit'")]
+  lore blame setup.py --json | jq '.commits[.hunks[0].commit].author'")]
     Blame(blame::BlameArgs),
     /// Show one item and its links.
     Show {

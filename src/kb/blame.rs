@@ -1,6 +1,8 @@
 //! `lore blame`: who wrote each line of a file at a revision, answered from the line
 //! provenance the ingest stored (no walk of the history).
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::Serialize;
 
 use super::Kb;
@@ -17,6 +19,9 @@ pub struct Blame {
     /// The revision blamed (hex id).
     pub at: String,
     pub lines: u32,
+    /// The details of every commit a hunk names, by hex id (each commit once, as
+    /// `git blame --porcelain` gives them).
+    pub commits: BTreeMap<String, BlameCommit>,
     pub hunks: Vec<BlameHunk>,
     /// The file's lines (bytes, without the line end), when the repository the file was
     /// ingested from is readable; JSON shows them as text (invalid UTF-8 replaced).
@@ -25,6 +30,14 @@ pub struct Blame {
         serialize_with = "lines_as_text"
     )]
     pub text: Option<Vec<Vec<u8>>>,
+}
+
+impl Blame {
+    /// The details of the commit that introduced `hunk`'s lines.
+    pub fn commit_of(&self, hunk: &BlameHunk) -> &BlameCommit {
+        // Kb::blame enters every hunk's commit.
+        &self.commits[&hunk.commit]
+    }
 }
 
 fn lines_as_text<S: serde::Serializer>(
@@ -40,6 +53,7 @@ fn lines_as_text<S: serde::Serializer>(
 /// Consecutive lines that one commit introduced as consecutive lines of one file.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlameHunk {
+    /// The commit that introduced the lines (hex id; its details are in [`Blame::commits`]).
     pub commit: String,
     /// The path in the commit that introduced the lines.
     pub orig_path: String,
@@ -48,6 +62,11 @@ pub struct BlameHunk {
     /// 1-based, in the blamed version.
     pub final_line: u32,
     pub len: u32,
+}
+
+/// Who made a commit and when, as `git blame` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlameCommit {
     pub author: String,
     pub author_mail: String,
     pub author_time: i64,
@@ -56,6 +75,7 @@ pub struct BlameHunk {
     pub committer_mail: String,
     pub committer_time: i64,
     pub committer_tz: i32,
+    /// The first line of the message.
     pub summary: String,
     /// The commit has no parent in the file (a root or a shallow boundary).
     pub boundary: bool,
@@ -123,6 +143,19 @@ impl Kb {
     /// Blame `path` as of `rev` (default: HEAD at the last ingest).
     pub fn blame(&self, path: &str, rev: Option<&str>) -> Result<Blame> {
         let read = self.store().read()?;
+        // The text comes from the repository's object database, read on a thread of its own
+        // while the commits of the hunks are looked up here; it opens the database now and
+        // reads the blob once the version is known (nothing, if no blob is sent).
+        let (blob_sender, blob) = std::sync::mpsc::channel::<Vec<u8>>();
+        let text_reader = read.meta(REPO_PATH_KEY)?.and_then(|repo| {
+            std::thread::Builder::new()
+                .name("blame-text".into())
+                .spawn(move || {
+                    let objects = ObjectDatabase::open(&repo)?;
+                    objects.lines(&blob.recv().ok()?)
+                })
+                .ok()
+        });
         let at = resolve(&read, rev)?;
         let done = read
             .meta(DONE_KEY)?
@@ -154,83 +187,32 @@ impl Kb {
             }
             LineOrigins::Runs(_) | LineOrigins::SameAs { .. } | LineOrigins::Delta { .. } => {}
         }
-        // The text comes from the repository's object database, read on a thread of its own
-        // while the commits of the hunks are looked up here.
-        let text_reader = version.blob.clone().and_then(|blob| {
-            let repo = read.meta(REPO_PATH_KEY).ok()??;
-            std::thread::Builder::new()
-                .name("blame-text".into())
-                .spawn(move || blob_lines(&repo, &blob))
-                .ok()
-        });
+        if let Some(blob) = version.blob.clone() {
+            // The reader may have stopped (an unreadable repository): then there is no text.
+            let _ = blob_sender.send(blob);
+        }
+        drop(blob_sender);
         let runs = read.origin_runs(file, version_at)?.ok_or_else(|| {
             Error::Store(StoreError::Corrupt {
                 what: "line origins",
                 detail: format!("the version of {path} at {short} points at a missing version"),
             })
         })?;
+        let mut commits = BTreeMap::new();
+        let mut shas: HashMap<u64, String> = HashMap::new();
+        let mut paths: HashMap<u64, String> = HashMap::new();
+        let mut people = People::default();
         let mut hunks = Vec::with_capacity(runs.len());
-        let mut commits: std::collections::HashMap<u64, BlameHunk> = Default::default();
-        let mut paths: std::collections::HashMap<u64, String> = Default::default();
-        // Many of a file's commits share authors and committers.
-        let mut authors: std::collections::HashMap<NodeId, (String, String)> = Default::default();
-        let mut strings: std::collections::HashMap<StrId, String> = Default::default();
         let mut final_line = 1;
         for run in &runs {
-            let template = match commits.get(&run.commit) {
-                Some(h) => h.clone(),
+            let sha = match shas.get(&run.commit) {
+                Some(sha) => sha.clone(),
                 None => {
-                    let id = NodeId::new(NodeKind::Commit, run.commit);
-                    let c = read.commit(id)?;
-                    // As git blame shows them: after `.mailmap` (the author node); the
-                    // committer too when it is the author.
-                    let author = match read.targets_of(id, Rel::AuthoredBy)?.first() {
-                        Some(&a) => match authors.get(&a) {
-                            Some(known) => known.clone(),
-                            None => {
-                                let record = read.author(a)?;
-                                let named = (
-                                    string(&read, &mut strings, record.name)?,
-                                    string(&read, &mut strings, record.email)?,
-                                );
-                                authors.insert(a, named.clone());
-                                named
-                            }
-                        },
-                        None => (
-                            string(&read, &mut strings, c.author.name)?,
-                            string(&read, &mut strings, c.author.email)?,
-                        ),
-                    };
-                    let committer = if (c.committer.name, c.committer.email)
-                        == (c.author.name, c.author.email)
-                    {
-                        author.clone()
-                    } else {
-                        (
-                            string(&read, &mut strings, c.committer.name)?,
-                            string(&read, &mut strings, c.committer.email)?,
-                        )
-                    };
-                    let h = BlameHunk {
-                        commit: hex(&c.sha),
-                        orig_path: String::new(),
-                        orig_line: 0,
-                        final_line: 0,
-                        len: 0,
-                        author: author.0,
-                        author_mail: author.1,
-                        author_time: c.author.time,
-                        author_tz: c.author.tz_offset,
-                        committer: committer.0,
-                        committer_mail: committer.1,
-                        committer_time: c.committer.time,
-                        committer_tz: c.committer.tz_offset,
-                        summary: c.message.lines().next().unwrap_or("").to_string(),
-                        boundary: c.parents.is_empty() || c.shallow_boundary,
-                    };
-                    commits.insert(run.commit, h.clone());
-                    h
+                    let (sha, details) =
+                        people.commit(&read, NodeId::new(NodeKind::Commit, run.commit))?;
+                    commits.insert(sha.clone(), details);
+                    shas.insert(run.commit, sha.clone());
+                    sha
                 }
             };
             let orig_path = match paths.get(&run.file) {
@@ -242,11 +224,11 @@ impl Kb {
                 }
             };
             hunks.push(BlameHunk {
+                commit: sha,
                 orig_path,
                 orig_line: run.line + 1,
                 final_line,
                 len: run.len,
-                ..template
             });
             final_line += run.len;
         }
@@ -255,43 +237,105 @@ impl Kb {
             path: path.to_string(),
             at: at_sha,
             lines: version.lines,
+            commits,
             hunks,
             text,
         })
     }
 }
 
-/// String `id`, looked up once.
-fn string(
-    read: &ReadTx,
-    known: &mut std::collections::HashMap<StrId, String>,
-    id: StrId,
-) -> Result<String> {
-    if let Some(s) = known.get(&id) {
-        return Ok(s.clone());
-    }
-    let s = read.string(id)?;
-    known.insert(id, s.clone());
-    Ok(s)
+/// Authors and strings already read, since many of a file's commits share them.
+#[derive(Default)]
+struct People {
+    authors: HashMap<NodeId, (String, String)>,
+    strings: HashMap<StrId, String>,
 }
 
-/// A blob's lines from the repository at `repo` (the path the file was ingested from), if it
-/// is readable.
-fn blob_lines(repo: &[u8], blob: &[u8]) -> Option<Vec<Vec<u8>>> {
-    // Only the object database is read (a worktree's `.git/objects` or a bare
-    // repository's `objects`), without opening the repository around it.
-    let root = std::path::PathBuf::from(String::from_utf8_lossy(repo).as_ref());
-    let objects = [root.join(".git/objects"), root.join("objects")]
-        .into_iter()
-        .find(|p| p.is_dir())?;
-    let odb = gix::odb::at(objects, gix::hash::Kind::Sha1).ok()?;
-    let id = gix::ObjectId::try_from(blob).ok()?;
-    let mut buf = Vec::new();
-    use gix::prelude::Find;
-    let data = odb.try_find(&id, &mut buf).ok()??.data.to_vec();
-    Some(
-        data.split_inclusive(|&b| b == b'\n')
-            .map(|l| l.strip_suffix(b"\n").unwrap_or(l).to_vec())
-            .collect(),
-    )
+impl People {
+    /// A commit's hex id and its details as `git blame` shows them: the author after
+    /// `.mailmap` (the author node), and the committer too when it is the author.
+    fn commit(&mut self, read: &ReadTx, id: NodeId) -> Result<(String, BlameCommit)> {
+        let c = read.commit(id)?;
+        let author = match read.targets_of(id, Rel::AuthoredBy)?.first() {
+            Some(&a) => match self.authors.get(&a) {
+                Some(known) => known.clone(),
+                None => {
+                    let record = read.author(a)?;
+                    let named = (
+                        self.string(read, record.name)?,
+                        self.string(read, record.email)?,
+                    );
+                    self.authors.insert(a, named.clone());
+                    named
+                }
+            },
+            None => (
+                self.string(read, c.author.name)?,
+                self.string(read, c.author.email)?,
+            ),
+        };
+        let committer = if (c.committer.name, c.committer.email) == (c.author.name, c.author.email)
+        {
+            author.clone()
+        } else {
+            (
+                self.string(read, c.committer.name)?,
+                self.string(read, c.committer.email)?,
+            )
+        };
+        let details = BlameCommit {
+            author: author.0,
+            author_mail: author.1,
+            author_time: c.author.time,
+            author_tz: c.author.tz_offset,
+            committer: committer.0,
+            committer_mail: committer.1,
+            committer_time: c.committer.time,
+            committer_tz: c.committer.tz_offset,
+            summary: c.message.lines().next().unwrap_or("").to_string(),
+            boundary: c.parents.is_empty() || c.shallow_boundary,
+        };
+        Ok((hex(&c.sha), details))
+    }
+
+    /// String `id`, looked up once.
+    fn string(&mut self, read: &ReadTx, id: StrId) -> Result<String> {
+        if let Some(s) = self.strings.get(&id) {
+            return Ok(s.clone());
+        }
+        let s = read.string(id)?;
+        self.strings.insert(id, s.clone());
+        Ok(s)
+    }
+}
+
+/// The object database of the repository the file was ingested from.
+struct ObjectDatabase(gix::odb::Handle);
+
+impl ObjectDatabase {
+    /// The object database at `repo` (the path the file was ingested from: a worktree's
+    /// `.git/objects` or a bare repository's `objects`), without opening the repository
+    /// around it; `None` if it is not readable.
+    fn open(repo: &[u8]) -> Option<ObjectDatabase> {
+        let root = std::path::PathBuf::from(String::from_utf8_lossy(repo).as_ref());
+        let objects = [root.join(".git/objects"), root.join("objects")]
+            .into_iter()
+            .find(|p| p.is_dir())?;
+        Some(ObjectDatabase(
+            gix::odb::at(objects, gix::hash::Kind::Sha1).ok()?,
+        ))
+    }
+
+    /// A blob's lines, if the database has it.
+    fn lines(&self, blob: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let id = gix::ObjectId::try_from(blob).ok()?;
+        let mut buf = Vec::new();
+        use gix::prelude::Find;
+        let data = self.0.try_find(&id, &mut buf).ok()??.data;
+        Some(
+            data.split_inclusive(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\n").unwrap_or(l).to_vec())
+                .collect(),
+        )
+    }
 }

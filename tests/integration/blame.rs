@@ -146,7 +146,65 @@ fn cli_porcelain_is_gits_byte_for_byte() {
             "{path}"
         );
     }
-    // A range, the human format, and clear errors.
+    // A range, byte for byte too; as JSON, with the details of exactly the commits its hunks
+    // name; the human format; and clear errors.
+    let path = "minillm/worker/memory_utils.py";
+    let out = lore(&["--kb", kb_arg, "blame", path, "-L", "25,50", "--porcelain"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let git = Command::new("git")
+        .current_dir(&repo)
+        .args([
+            "blame",
+            "--porcelain",
+            "-L",
+            "25,50",
+            FIXTURE_HEAD,
+            "--",
+            path,
+        ])
+        .output()
+        .unwrap();
+    let theirs: Vec<u8> = git
+        .stdout
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| !l.starts_with(b"previous "))
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&theirs)
+    );
+    let out = lore(&["--kb", kb_arg, "blame", path, "-L", "25,50", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let named: std::collections::BTreeSet<&str> = json["hunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["commit"].as_str().unwrap())
+        .collect();
+    let described: std::collections::BTreeSet<&str> = json["commits"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(named, described);
+    assert!(named.len() > 1, "{named:?}");
+    for commit in json["commits"].as_object().unwrap().values() {
+        assert!(
+            commit["author_mail"].as_str().unwrap().contains('@'),
+            "{commit}"
+        );
+    }
+    let lines: u64 = json["hunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["len"].as_u64().unwrap())
+        .sum();
+    assert_eq!(lines, 26);
     let out = lore(&["--kb", kb_arg, "blame", "README.md", "-L", "2,3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
