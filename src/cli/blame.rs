@@ -62,8 +62,7 @@ pub fn run(kb: &Kb, args: BlameArgs) -> anyhow::Result<()> {
         writeln!(out)?;
         out.flush()?;
     } else if args.porcelain {
-        // Written whole, in one go.
-        out.write_all(&porcelain(&blame))?;
+        porcelain(&mut out, &blame)?;
         out.flush()?;
     } else {
         let mut out = std::io::BufWriter::new(out);
@@ -170,17 +169,19 @@ fn push_number(out: &mut Vec<u8>, n: impl Into<i64>) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// How much porcelain is built before it is written out.
+const PORCELAIN_CHUNK: usize = 64 * 1024;
+
 /// `git blame --porcelain`'s format: a header line per line, the commit's details and path
 /// the first time a hunk names the commit.
-fn porcelain(blame: &Blame) -> Vec<u8> {
+fn porcelain(out_to: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
     // As git: a hunk names its file with the commit's details, or every time when the commit
     // wrote lines of this file under more than one path.
     let mut paths: HashMap<&str, HashSet<&str>> = HashMap::new();
     for h in &blame.hunks {
         paths.entry(&h.commit).or_default().insert(&h.orig_path);
     }
-    let text_len: usize = blame.text.iter().flatten().map(|l| l.len() + 1).sum();
-    let mut out = Vec::with_capacity(text_len + blame.lines as usize * 64);
+    let mut out = Vec::with_capacity(PORCELAIN_CHUNK + 4096);
     let mut seen = HashSet::new();
     for h in &blame.hunks {
         for i in 0..h.len {
@@ -230,7 +231,11 @@ fn porcelain(blame: &Blame) -> Vec<u8> {
             out.push(b'\t');
             out.extend_from_slice(text(blame, h.final_line + i));
             out.push(b'\n');
+            if out.len() >= PORCELAIN_CHUNK {
+                out_to.write_all(&out)?;
+                out.clear();
+            }
         }
     }
-    out
+    out_to.write_all(&out)
 }

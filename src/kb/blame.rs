@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::Kb;
+use crate::ingest::git::mailmap::{self, MAILMAP_KEY};
 use crate::ingest::git::REPO_PATH_KEY;
 use crate::ingest::provenance::{DONE_KEY, HEAD_KEY};
-use crate::store::records::LineOrigins;
-use crate::store::{hex, NodeId, NodeKind, ReadTx, Rel, StoreError, StrId};
+use crate::store::records::{LineOrigins, Signature};
+use crate::store::{hex, NodeId, NodeKind, ReadTx, StoreError, StrId};
 use crate::{Error, Result};
 
 /// A file's lines at one commit, in hunks of lines with one origin.
@@ -201,7 +202,7 @@ impl Kb {
         let mut commits = BTreeMap::new();
         let mut shas: HashMap<u64, String> = HashMap::new();
         let mut paths: HashMap<u64, String> = HashMap::new();
-        let mut people = People::default();
+        let mut people = People::new(&read)?;
         let mut hunks = Vec::with_capacity(runs.len());
         let mut final_line = 1;
         for run in &runs {
@@ -244,52 +245,38 @@ impl Kb {
     }
 }
 
-/// Authors and strings already read, since many of a file's commits share them.
-#[derive(Default)]
+/// The people already read, since many of a file's commits share them, and the mailmap they
+/// are shown through.
 struct People {
-    authors: HashMap<NodeId, (String, String)>,
-    strings: HashMap<StrId, String>,
+    mailmap: gix::mailmap::Snapshot,
+    /// By the name and email a commit records.
+    known: HashMap<(StrId, StrId), (String, String)>,
 }
 
 impl People {
-    /// A commit's hex id and its details as `git blame` shows them: the author after
-    /// `.mailmap` (the author node), and the committer too when it is the author.
+    fn new(read: &ReadTx) -> Result<People> {
+        // A file ingested before lore kept the mailmap has none: people are shown as the
+        // commits name them until the next ingest records it.
+        let text = read.meta(MAILMAP_KEY)?.unwrap_or_default();
+        Ok(People {
+            mailmap: mailmap::parse(&text),
+            known: HashMap::new(),
+        })
+    }
+
+    /// A commit's hex id and its details as `git blame` shows them: author and committer
+    /// mapped through the mailmap of the last ingest.
     fn commit(&mut self, read: &ReadTx, id: NodeId) -> Result<(String, BlameCommit)> {
         let c = read.commit(id)?;
-        let author = match read.targets_of(id, Rel::AuthoredBy)?.first() {
-            Some(&a) => match self.authors.get(&a) {
-                Some(known) => known.clone(),
-                None => {
-                    let record = read.author(a)?;
-                    let named = (
-                        self.string(read, record.name)?,
-                        self.string(read, record.email)?,
-                    );
-                    self.authors.insert(a, named.clone());
-                    named
-                }
-            },
-            None => (
-                self.string(read, c.author.name)?,
-                self.string(read, c.author.email)?,
-            ),
-        };
-        let committer = if (c.committer.name, c.committer.email) == (c.author.name, c.author.email)
-        {
-            author.clone()
-        } else {
-            (
-                self.string(read, c.committer.name)?,
-                self.string(read, c.committer.email)?,
-            )
-        };
+        let (author, author_mail) = self.person(read, &c.author)?;
+        let (committer, committer_mail) = self.person(read, &c.committer)?;
         let details = BlameCommit {
-            author: author.0,
-            author_mail: author.1,
+            author,
+            author_mail,
             author_time: c.author.time,
             author_tz: c.author.tz_offset,
-            committer: committer.0,
-            committer_mail: committer.1,
+            committer,
+            committer_mail,
             committer_time: c.committer.time,
             committer_tz: c.committer.tz_offset,
             summary: c.message.lines().next().unwrap_or("").to_string(),
@@ -298,14 +285,17 @@ impl People {
         Ok((hex(&c.sha), details))
     }
 
-    /// String `id`, looked up once.
-    fn string(&mut self, read: &ReadTx, id: StrId) -> Result<String> {
-        if let Some(s) = self.strings.get(&id) {
-            return Ok(s.clone());
+    /// The name and email of a signature, after the mailmap.
+    fn person(&mut self, read: &ReadTx, signature: &Signature) -> Result<(String, String)> {
+        let key = (signature.name, signature.email);
+        if let Some(known) = self.known.get(&key) {
+            return Ok(known.clone());
         }
-        let s = read.string(id)?;
-        self.strings.insert(id, s.clone());
-        Ok(s)
+        let (name, email) = (read.string(key.0)?, read.string(key.1)?);
+        let (name, email) = mailmap::resolve(&self.mailmap, &name, &email);
+        let person = (name.into_owned(), email.into_owned());
+        self.known.insert(key, person.clone());
+        Ok(person)
     }
 }
 

@@ -39,10 +39,22 @@ fn porcelain_lines(text: &[u8]) -> Vec<(String, u32, u32, String)> {
     out
 }
 
-fn git_porcelain(repo: &std::path::Path, commit: &str, path: &str) -> Vec<u8> {
+/// `git blame --porcelain [-L RANGE] COMMIT -- PATH`, without the `previous` lines (lore does
+/// not print them).
+fn git_porcelain_of(
+    repo: &std::path::Path,
+    commit: &str,
+    path: &str,
+    range: Option<&str>,
+) -> Vec<u8> {
+    let mut args = vec!["blame", "--porcelain"];
+    if let Some(range) = range {
+        args.extend(["-L", range]);
+    }
+    args.extend([commit, "--", path]);
     let out = Command::new("git")
         .current_dir(repo)
-        .args(["blame", "--porcelain", commit, "--", path])
+        .args(&args)
         .output()
         .unwrap();
     assert!(
@@ -51,6 +63,15 @@ fn git_porcelain(repo: &std::path::Path, commit: &str, path: &str) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| !l.starts_with(b"previous "))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+fn git_porcelain(repo: &std::path::Path, commit: &str, path: &str) -> Vec<u8> {
+    git_porcelain_of(repo, commit, path, None)
 }
 
 /// The library's blame as porcelain-like tuples.
@@ -134,12 +155,7 @@ fn cli_porcelain_is_gits_byte_for_byte() {
     ] {
         let out = lore(&["--kb", kb_arg, "blame", path, "--porcelain"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let theirs: Vec<u8> = git_porcelain(&repo, FIXTURE_HEAD, path)
-            .split_inclusive(|&b| b == b'\n')
-            .filter(|l| !l.starts_with(b"previous "))
-            .flatten()
-            .copied()
-            .collect();
+        let theirs = git_porcelain(&repo, FIXTURE_HEAD, path);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&theirs),
@@ -151,26 +167,7 @@ fn cli_porcelain_is_gits_byte_for_byte() {
     let path = "minillm/worker/memory_utils.py";
     let out = lore(&["--kb", kb_arg, "blame", path, "-L", "25,50", "--porcelain"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let git = Command::new("git")
-        .current_dir(&repo)
-        .args([
-            "blame",
-            "--porcelain",
-            "-L",
-            "25,50",
-            FIXTURE_HEAD,
-            "--",
-            path,
-        ])
-        .output()
-        .unwrap();
-    let theirs: Vec<u8> = git
-        .stdout
-        .split_inclusive(|&b| b == b'\n')
-        .filter(|l| !l.starts_with(b"previous "))
-        .flatten()
-        .copied()
-        .collect();
+    let theirs = git_porcelain_of(&repo, FIXTURE_HEAD, path, Some("25,50"));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&theirs)
@@ -231,6 +228,96 @@ fn cli_porcelain_is_gits_byte_for_byte() {
         let out = lore(&full);
         assert_eq!(out.status.code(), Some(1), "{full:?}");
         assert!(stderr(&out).contains(says), "{full:?}: {}", stderr(&out));
+    }
+}
+
+/// `git` in `repo` as `author` (name, email), committed by `committer`.
+fn git_as(repo: &std::path::Path, author: (&str, &str), committer: (&str, &str), args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", author.0)
+        .env("GIT_AUTHOR_EMAIL", author.1)
+        .env("GIT_COMMITTER_NAME", committer.0)
+        .env("GIT_COMMITTER_EMAIL", committer.1)
+        .env("GIT_AUTHOR_DATE", "@1735689600 +0100")
+        .env("GIT_COMMITTER_DATE", "@1735693200 -0230")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn people_are_shown_as_git_blame_shows_them() {
+    // One address under two names that the mailmap does not cover (git shows each commit's
+    // own name), an address it maps, and committers who are not the author.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("people");
+    std::fs::create_dir(&repo).unwrap();
+    git_in(&repo, &["init", "-q", "-b", "main"]);
+    let mut text = String::new();
+    for (line, author, committer) in [
+        (
+            "one",
+            ("ehuss", "eric@huss.org"),
+            ("ehuss", "eric@huss.org"),
+        ),
+        (
+            "two",
+            ("Eric Huss", "eric@huss.org"),
+            ("Eric Huss", "eric@huss.org"),
+        ),
+        (
+            "three",
+            ("Old Alias", "old@corp.example"),
+            ("Bot", "bot@example.com"),
+        ),
+        (
+            "four",
+            ("ehuss", "eric@huss.org"),
+            ("Old Alias", "OLD@corp.example"),
+        ),
+    ] {
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(repo.join("a.txt"), &text).unwrap();
+        git_as(&repo, author, committer, &["add", "a.txt"]);
+        git_as(&repo, author, committer, &["commit", "-q", "-m", line]);
+    }
+    std::fs::write(
+        repo.join(".mailmap"),
+        "New Name <new@example.com> <old@corp.example>\n",
+    )
+    .unwrap();
+    let someone = ("Someone", "someone@example.com");
+    git_as(&repo, someone, someone, &["add", ".mailmap"]);
+    git_as(&repo, someone, someone, &["commit", "-q", "-m", "mailmap"]);
+    let kb = dir.path().join("people.lore");
+    ingest_stages(&kb, &repo, false, false);
+    let out = lore(&[
+        "--kb",
+        kb.to_str().unwrap(),
+        "blame",
+        "a.txt",
+        "--porcelain",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let theirs = git_porcelain(&repo, "HEAD", "a.txt");
+    let ours = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(ours, String::from_utf8_lossy(&theirs));
+    for shown in [
+        "author ehuss",
+        "author Eric Huss",
+        "author New Name",
+        "committer New Name",
+    ] {
+        assert!(ours.contains(&format!("{shown}\n")), "{shown}: {ours}");
     }
 }
 

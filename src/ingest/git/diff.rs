@@ -91,6 +91,11 @@ impl DiffPool {
         }
     }
 
+    /// The repository's `.mailmap`, as the workers resolve authors through it.
+    pub fn mailmap(&self) -> &gix::mailmap::Snapshot {
+        &self.mailmap
+    }
+
     /// Whether workers also read what each parent holds of each changed file.
     pub fn provenance(&self) -> bool {
         self.provenance

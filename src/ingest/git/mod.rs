@@ -11,6 +11,7 @@
 mod diff;
 pub mod identity;
 pub mod linediff;
+pub mod mailmap;
 pub mod numstat;
 mod refs;
 mod renames;
@@ -157,11 +158,13 @@ pub fn ingest(
         progress,
         &mut report,
     )?;
-    // Where the history came from, for later stages (SZZ after an issue import), and the
-    // GitHub repository issue references resolve against, unless one is set already.
+    // Where the history came from, for later stages (SZZ after an issue import); the mailmap
+    // it was read with, for readers; and the GitHub repository issue references resolve
+    // against, unless one is set already.
     let path = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_path_buf());
     store.write(|tx| -> Result<(), crate::store::StoreError> {
         tx.set_meta(REPO_PATH_KEY, path.to_string_lossy().as_bytes())?;
+        tx.set_meta(mailmap::MAILMAP_KEY, &mailmap::to_text(diffs.mailmap()))?;
         if let Some(github) = &github {
             if tx.get_meta(crate::ingest::links::REPO_KEY)?.is_none() {
                 tx.set_meta(crate::ingest::links::REPO_KEY, github.as_bytes())?;
