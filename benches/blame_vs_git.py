@@ -15,9 +15,10 @@ one untimed warm-up run of each (both warm), and the best and median wall times 
 with their ratio; the two outputs must agree line for line.
 
 The file must hold REPO's history with provenance (`lore ingest REPO --kb FILE.lore`).
-Pairs are sampled from the commits `lore ingest` reads (all branches and tags), merges
-included, each with a random text file of that commit's tree, preferring files that changed
-more than once (where blame has work to do).
+Pairs whose lines all agree are also compared byte for byte (author, committer, summary,
+filename lines), git's `previous` lines aside. Pairs are sampled from the commits `lore
+ingest` reads (all branches and tags), merges included, each with a random text file of that
+commit's tree, preferring files that changed more than once (where blame has work to do).
 """
 
 import argparse
@@ -50,6 +51,21 @@ def parse(porcelain):
             path_of[pending[0]] = path
             out[pending[2]][2] = path
     return {k: tuple(v) for k, v in out.items()}
+
+
+def without_previous(porcelain):
+    """git's porcelain without its `previous` lines, which lore does not print."""
+    return b"".join(l for l in porcelain.splitlines(keepends=True) if not l.startswith(b"previous "))
+
+
+def first_difference(theirs, ours):
+    """The first line where lore's porcelain differs from git's: (lore's, git's)."""
+    a = without_previous(theirs).split(b"\n")
+    b = ours.split(b"\n")
+    for x, y in zip(b, a):
+        if x != y:
+            return x.decode("utf-8", "replace"), y.decode("utf-8", "replace")
+    return "(length)", "(length)"
 
 
 def time_one(args):
@@ -120,9 +136,10 @@ def main():
             continue
         pairs.append((commit, path))
 
-    total_lines = agree = same_pairs = 0
+    total_lines = agree = same_pairs = same_bytes = 0
     git_time = lore_time = 0.0
     disagreements = []
+    detail_differences = []
     failures = []
     for commit, path in pairs:
         t = time.perf_counter()
@@ -143,6 +160,10 @@ def main():
         agree += n
         if n == len(a) and len(a) == len(b):
             same_pairs += 1
+            if without_previous(theirs.stdout) == ours.stdout:
+                same_bytes += 1
+            elif len(detail_differences) < args.show:
+                detail_differences.append((commit, path, first_difference(theirs.stdout, ours.stdout)))
         else:
             disagreements.append((commit, path, len(a) - n, len(a)))
 
@@ -150,6 +171,9 @@ def main():
     print(f"repository: {args.repo}")
     print(f"pairs: {len(pairs)} ({n_merges} at merge commits), lines: {total_lines}")
     print(f"identical pairs: {same_pairs} of {len(pairs)}")
+    print(f"  of which byte-identical porcelain (without git's `previous` lines): {same_bytes}")
+    for commit, path, (mine, theirs) in detail_differences:
+        print(f"  details differ: {commit[:10]} {path}: git {theirs!r}, lore {mine!r}")
     print(f"agreeing lines: {agree} of {total_lines} ({100.0 * agree / max(total_lines, 1):.2f}%)")
     print(f"lore failures: {len(failures)}")
     for f in failures[: args.show]:
