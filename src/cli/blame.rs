@@ -98,8 +98,8 @@ fn text(blame: &Blame, line: u32) -> &[u8] {
     blame
         .text
         .as_ref()
-        .and_then(|t| t.get(line as usize - 1))
-        .map_or(&b""[..], Vec::as_slice)
+        .and_then(|t| t.line(line as usize))
+        .unwrap_or_default()
 }
 
 fn human(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {

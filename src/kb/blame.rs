@@ -24,13 +24,10 @@ pub struct Blame {
     /// `git blame --porcelain` gives them).
     pub commits: BTreeMap<String, BlameCommit>,
     pub hunks: Vec<BlameHunk>,
-    /// The file's lines (bytes, without the line end), when the repository the file was
-    /// ingested from is readable; JSON shows them as text (invalid UTF-8 replaced).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "lines_as_text"
-    )]
-    pub text: Option<Vec<Vec<u8>>>,
+    /// The file's lines, when the repository the file was ingested from is readable; JSON
+    /// shows them as a list of strings (invalid UTF-8 replaced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<BlameText>,
 }
 
 impl Blame {
@@ -41,14 +38,59 @@ impl Blame {
     }
 }
 
-fn lines_as_text<S: serde::Serializer>(
-    lines: &Option<Vec<Vec<u8>>>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    let text: Option<Vec<std::borrow::Cow<'_, str>>> = lines
-        .as_ref()
-        .map(|l| l.iter().map(|b| String::from_utf8_lossy(b)).collect());
-    text.serialize(s)
+/// A file's text, split into lines.
+#[derive(Debug, Clone)]
+pub struct BlameText {
+    bytes: Vec<u8>,
+    /// Where each line starts in `bytes`, and where the last one ends.
+    bounds: Vec<usize>,
+}
+
+impl BlameText {
+    pub fn new(bytes: Vec<u8>) -> BlameText {
+        let mut bounds = vec![0];
+        bounds.extend(line_ends(&bytes));
+        if bounds.last() != Some(&bytes.len()) {
+            bounds.push(bytes.len());
+        }
+        BlameText { bytes, bounds }
+    }
+
+    /// How many lines the text has.
+    pub fn len(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Line `n` (1-based), without its line end.
+    pub fn line(&self, n: usize) -> Option<&[u8]> {
+        let (start, end) = (*self.bounds.get(n.checked_sub(1)?)?, *self.bounds.get(n)?);
+        let line = &self.bytes[start..end];
+        Some(line.strip_suffix(b"\n").unwrap_or(line))
+    }
+
+    /// Every line, without its line end.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        (1..=self.len()).filter_map(|n| self.line(n))
+    }
+}
+
+/// The offsets just after each `\n`.
+fn line_ends(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+}
+
+impl Serialize for BlameText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.lines().map(String::from_utf8_lossy))
+    }
 }
 
 /// Consecutive lines that one commit introduced as consecutive lines of one file.
@@ -153,7 +195,7 @@ impl Kb {
                 .name("blame-text".into())
                 .spawn(move || {
                     let objects = ObjectDatabase::open(&repo)?;
-                    objects.lines(&blob.recv().ok()?)
+                    objects.text(&blob.recv().ok()?)
                 })
                 .ok()
         });
@@ -316,16 +358,47 @@ impl ObjectDatabase {
         ))
     }
 
-    /// A blob's lines, if the database has it.
-    fn lines(&self, blob: &[u8]) -> Option<Vec<Vec<u8>>> {
+    /// A blob's text, if the database has it.
+    fn text(&self, blob: &[u8]) -> Option<BlameText> {
         let id = gix::ObjectId::try_from(blob).ok()?;
         let mut buf = Vec::new();
         use gix::prelude::Find;
         let data = self.0.try_find(&id, &mut buf).ok()??.data;
-        Some(
-            data.split_inclusive(|&b| b == b'\n')
-                .map(|l| l.strip_suffix(b"\n").unwrap_or(l).to_vec())
-                .collect(),
-        )
+        // The object is handed back inside `buf` (at its start, as a rule): keep just it.
+        let (at, len) = (data.as_ptr() as usize, data.len());
+        let offset = at
+            .checked_sub(buf.as_ptr() as usize)
+            .filter(|offset| offset + len <= buf.len())?;
+        buf.truncate(offset + len);
+        buf.drain(..offset);
+        Some(BlameText::new(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlameText;
+
+    #[test]
+    fn text_lines_are_gits_lines() {
+        for (text, lines) in [
+            ("", vec![]),
+            ("\n", vec![""]),
+            ("a", vec!["a"]),
+            ("a\n", vec!["a"]),
+            ("a\nb", vec!["a", "b"]),
+            ("a\n\nb\n", vec!["a", "", "b"]),
+            ("a\r\nb\n", vec!["a\r", "b"]),
+        ] {
+            let t = BlameText::new(text.as_bytes().to_vec());
+            let got: Vec<&[u8]> = t.lines().collect();
+            let want: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            assert_eq!(got, want, "{text:?}");
+            assert_eq!(t.len(), lines.len(), "{text:?}");
+            assert_eq!(t.line(0), None);
+            assert_eq!(t.line(lines.len() + 1), None);
+        }
+        let json = serde_json::to_string(&BlameText::new(b"x\n\xff y\n".to_vec())).unwrap();
+        assert_eq!(json, "[\"x\",\"\u{fffd} y\"]");
     }
 }
