@@ -10,7 +10,7 @@ use crate::ingest::git::mailmap::{self, MAILMAP_KEY};
 use crate::ingest::git::REPO_PATH_KEY;
 use crate::ingest::provenance::{DONE_KEY, HEAD_KEY};
 use crate::store::records::{LineOrigins, Signature};
-use crate::store::{hex, NodeId, NodeKind, ReadTx, StoreError, StrId};
+use crate::store::{hex, NodeId, NodeKind, ReadTx, Rel, StoreError, StrId};
 use crate::{Error, Result};
 
 /// A file's lines at one commit, in hunks of lines with one origin.
@@ -290,19 +290,21 @@ impl Kb {
 /// The people already read, since many of a file's commits share them, and the mailmap they
 /// are shown through.
 struct People {
-    mailmap: gix::mailmap::Snapshot,
+    /// `None` in a file ingested before lore kept the mailmap: then authors are shown as their
+    /// author nodes (after the mailmap, one name per address) until the next ingest records it.
+    mailmap: Option<gix::mailmap::Snapshot>,
     /// By the name and email a commit records.
     known: HashMap<(StrId, StrId), (String, String)>,
+    /// By author node, for files without a mailmap.
+    nodes: HashMap<NodeId, (String, String)>,
 }
 
 impl People {
     fn new(read: &ReadTx) -> Result<People> {
-        // A file ingested before lore kept the mailmap has none: people are shown as the
-        // commits name them until the next ingest records it.
-        let text = read.meta(MAILMAP_KEY)?.unwrap_or_default();
         Ok(People {
-            mailmap: mailmap::parse(&text),
+            mailmap: read.meta(MAILMAP_KEY)?.map(|text| mailmap::parse(&text)),
             known: HashMap::new(),
+            nodes: HashMap::new(),
         })
     }
 
@@ -310,8 +312,17 @@ impl People {
     /// mapped through the mailmap of the last ingest.
     fn commit(&mut self, read: &ReadTx, id: NodeId) -> Result<(String, BlameCommit)> {
         let c = read.commit(id)?;
-        let (author, author_mail) = self.person(read, &c.author)?;
-        let (committer, committer_mail) = self.person(read, &c.committer)?;
+        let (author, author_mail) = match self.mailmap {
+            Some(_) => self.person(read, &c.author)?,
+            None => self.author_node(read, id, &c.author)?,
+        };
+        let (committer, committer_mail) = if self.mailmap.is_none()
+            && (c.committer.name, c.committer.email) == (c.author.name, c.author.email)
+        {
+            (author.clone(), author_mail.clone())
+        } else {
+            self.person(read, &c.committer)?
+        };
         let details = BlameCommit {
             author,
             author_mail,
@@ -327,6 +338,25 @@ impl People {
         Ok((hex(&c.sha), details))
     }
 
+    /// The author of commit `id` as its author node has it, or as the commit names them.
+    fn author_node(
+        &mut self,
+        read: &ReadTx,
+        id: NodeId,
+        signature: &Signature,
+    ) -> Result<(String, String)> {
+        let Some(&node) = read.targets_of(id, Rel::AuthoredBy)?.first() else {
+            return self.person(read, signature);
+        };
+        if let Some(known) = self.nodes.get(&node) {
+            return Ok(known.clone());
+        }
+        let record = read.author(node)?;
+        let person = (read.string(record.name)?, read.string(record.email)?);
+        self.nodes.insert(node, person.clone());
+        Ok(person)
+    }
+
     /// The name and email of a signature, after the mailmap.
     fn person(&mut self, read: &ReadTx, signature: &Signature) -> Result<(String, String)> {
         let key = (signature.name, signature.email);
@@ -334,8 +364,13 @@ impl People {
             return Ok(known.clone());
         }
         let (name, email) = (read.string(key.0)?, read.string(key.1)?);
-        let (name, email) = mailmap::resolve(&self.mailmap, &name, &email);
-        let person = (name.into_owned(), email.into_owned());
+        let person = match &self.mailmap {
+            Some(map) => {
+                let (name, email) = mailmap::resolve(map, &name, &email);
+                (name.into_owned(), email.into_owned())
+            }
+            None => (name, email),
+        };
         self.known.insert(key, person.clone());
         Ok(person)
     }

@@ -453,6 +453,11 @@ impl<'txn> WriteTx<'txn> {
         Ok(())
     }
 
+    /// Remove a `meta` entry; says whether there was one.
+    pub fn remove_meta(&mut self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.meta.remove(key)?.is_some())
+    }
+
     pub fn issue_by_number(&self, number: u64) -> Result<Option<NodeId>, StoreError> {
         Ok(self
             .issue_by_number

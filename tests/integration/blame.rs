@@ -319,6 +319,49 @@ fn people_are_shown_as_git_blame_shows_them() {
     ] {
         assert!(ours.contains(&format!("{shown}\n")), "{shown}: {ours}");
     }
+    // A file from before lore kept the mailmap shows people as earlier versions did: authors
+    // as their author nodes (mapped, one name per address), committers the same when they
+    // signed as the author and as the commits name them otherwise. The next ingest records
+    // the mailmap.
+    let store = lore::store::Store::open(&kb).unwrap();
+    store
+        .write(|tx| tx.remove_meta("git.mailmap").map(|had| assert!(had)))
+        .unwrap();
+    drop(store);
+    let older = lore(&[
+        "--kb",
+        kb.to_str().unwrap(),
+        "blame",
+        "a.txt",
+        "--porcelain",
+    ]);
+    let older = String::from_utf8_lossy(&older.stdout).into_owned();
+    let people: Vec<&str> = older
+        .lines()
+        .filter(|l| l.starts_with("author ") || l.starts_with("committer "))
+        .collect();
+    assert_eq!(
+        people,
+        [
+            "author ehuss",
+            "committer ehuss",
+            "author ehuss",
+            "committer ehuss",
+            "author New Name",
+            "committer Bot",
+            "author ehuss",
+            "committer Old Alias",
+        ]
+    );
+    ingest_stages(&kb, &repo, false, false);
+    let again = lore(&[
+        "--kb",
+        kb.to_str().unwrap(),
+        "blame",
+        "a.txt",
+        "--porcelain",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), ours);
 }
 
 /// The runs of every file at the head and at one older commit, as JSON, for comparing files.
