@@ -65,7 +65,9 @@ pub(super) fn changed_runs(
         out
     };
     let (a, b) = (lines(old), lines(new));
-    let mut index: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    // Lines are looked up, never iterated, so the hash only has to be fast.
+    let mut index: HashMap<&[u8], Vec<usize>, foldhash::fast::FixedState> =
+        HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x6c6f_7265));
     for (j, r) in b.iter().enumerate() {
         index.entry(&new[r.clone()]).or_default().push(j);
     }
