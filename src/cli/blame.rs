@@ -169,6 +169,26 @@ fn push_number(out: &mut Vec<u8>, n: impl Into<i64>) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// `ROLE NAME`, `ROLE-mail <EMAIL>`, `ROLE-time SECONDS` and `ROLE-tz +HHMM` lines.
+fn push_person(out: &mut Vec<u8>, role: &str, name: &str, mail: &str, time: i64, tz: i32) {
+    let field = |out: &mut Vec<u8>, suffix: &[u8]| {
+        out.extend_from_slice(role.as_bytes());
+        out.extend_from_slice(suffix);
+    };
+    field(out, b" ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'\n');
+    field(out, b"-mail <");
+    out.extend_from_slice(mail.as_bytes());
+    out.extend_from_slice(b">\n");
+    field(out, b"-time ");
+    push_number(out, time);
+    out.push(b'\n');
+    field(out, b"-tz ");
+    push_tz(out, tz);
+    out.push(b'\n');
+}
+
 /// How much porcelain is built before it is written out.
 const PORCELAIN_CHUNK: usize = 64 * 1024;
 
@@ -197,23 +217,12 @@ fn porcelain(out_to: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
                 let first = seen.insert(h.commit.as_str());
                 if first {
                     let c = blame.commit_of(h);
-                    out.extend_from_slice(b"author ");
-                    out.extend_from_slice(c.author.as_bytes());
-                    out.extend_from_slice(b"\nauthor-mail <");
-                    out.extend_from_slice(c.author_mail.as_bytes());
-                    out.extend_from_slice(b">\nauthor-time ");
-                    push_number(&mut out, c.author_time);
-                    out.extend_from_slice(b"\nauthor-tz ");
-                    push_tz(&mut out, c.author_tz);
-                    out.extend_from_slice(b"\ncommitter ");
-                    out.extend_from_slice(c.committer.as_bytes());
-                    out.extend_from_slice(b"\ncommitter-mail <");
-                    out.extend_from_slice(c.committer_mail.as_bytes());
-                    out.extend_from_slice(b">\ncommitter-time ");
-                    push_number(&mut out, c.committer_time);
-                    out.extend_from_slice(b"\ncommitter-tz ");
-                    push_tz(&mut out, c.committer_tz);
-                    out.extend_from_slice(b"\nsummary ");
+                    let (name, mail) = (&c.author, &c.author_mail);
+                    push_person(&mut out, "author", name, mail, c.author_time, c.author_tz);
+                    let (name, mail) = (&c.committer, &c.committer_mail);
+                    let (time, tz) = (c.committer_time, c.committer_tz);
+                    push_person(&mut out, "committer", name, mail, time, tz);
+                    out.extend_from_slice(b"summary ");
                     out.extend_from_slice(c.summary.as_bytes());
                     out.push(b'\n');
                     if c.boundary {

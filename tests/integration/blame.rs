@@ -39,6 +39,18 @@ fn porcelain_lines(text: &[u8]) -> Vec<(String, u32, u32, String)> {
     out
 }
 
+/// The output of `command`, which must succeed.
+fn succeeding(command: &mut Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// `git blame --porcelain [-L RANGE] COMMIT -- PATH`, without the `previous` lines (lore does
 /// not print them).
 fn git_porcelain_of(
@@ -52,17 +64,7 @@ fn git_porcelain_of(
         args.extend(["-L", range]);
     }
     args.extend([commit, "--", path]);
-    let out = Command::new("git")
-        .current_dir(repo)
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    succeeding(Command::new("git").current_dir(repo).args(&args))
         .split_inclusive(|&b| b == b'\n')
         .filter(|l| !l.starts_with(b"previous "))
         .flatten()
@@ -233,8 +235,8 @@ fn cli_porcelain_is_gits_byte_for_byte() {
 
 /// `git` in `repo` as `author` (name, email), committed by `committer`.
 fn git_as(repo: &std::path::Path, author: (&str, &str), committer: (&str, &str), args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(repo)
+    let mut git = Command::new("git");
+    git.current_dir(repo)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_AUTHOR_NAME", author.0)
@@ -243,14 +245,8 @@ fn git_as(repo: &std::path::Path, author: (&str, &str), committer: (&str, &str),
         .env("GIT_COMMITTER_EMAIL", committer.1)
         .env("GIT_AUTHOR_DATE", "@1735689600 +0100")
         .env("GIT_COMMITTER_DATE", "@1735693200 -0230")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(args);
+    succeeding(&mut git);
 }
 
 #[test]
@@ -300,13 +296,16 @@ fn people_are_shown_as_git_blame_shows_them() {
     git_as(&repo, someone, someone, &["commit", "-q", "-m", "mailmap"]);
     let kb = dir.path().join("people.lore");
     ingest_stages(&kb, &repo, false, false);
-    let out = lore(&[
-        "--kb",
-        kb.to_str().unwrap(),
-        "blame",
-        "a.txt",
-        "--porcelain",
-    ]);
+    let porcelain = || {
+        lore(&[
+            "--kb",
+            kb.to_str().unwrap(),
+            "blame",
+            "a.txt",
+            "--porcelain",
+        ])
+    };
+    let out = porcelain();
     assert!(out.status.success(), "{}", stderr(&out));
     let theirs = git_porcelain(&repo, "HEAD", "a.txt");
     let ours = String::from_utf8_lossy(&out.stdout);
@@ -328,13 +327,7 @@ fn people_are_shown_as_git_blame_shows_them() {
         .write(|tx| tx.remove_meta("git.mailmap").map(|had| assert!(had)))
         .unwrap();
     drop(store);
-    let older = lore(&[
-        "--kb",
-        kb.to_str().unwrap(),
-        "blame",
-        "a.txt",
-        "--porcelain",
-    ]);
+    let older = porcelain();
     let older = String::from_utf8_lossy(&older.stdout).into_owned();
     let people: Vec<&str> = older
         .lines()
@@ -354,13 +347,7 @@ fn people_are_shown_as_git_blame_shows_them() {
         ]
     );
     ingest_stages(&kb, &repo, false, false);
-    let again = lore(&[
-        "--kb",
-        kb.to_str().unwrap(),
-        "blame",
-        "a.txt",
-        "--porcelain",
-    ]);
+    let again = porcelain();
     assert_eq!(String::from_utf8_lossy(&again.stdout), ours);
 }
 
