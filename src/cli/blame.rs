@@ -140,7 +140,7 @@ fn human(out: &mut impl Write, blame: &Blame) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `+hhmm` or `-hhmm` for an offset in minutes east of UTC.
+/// `+hhmm` or `-hhmm` for an offset in seconds east of UTC (as a signature records it).
 fn push_tz(out: &mut Vec<u8>, offset: i32) {
     out.push(if offset < 0 { b'-' } else { b'+' });
     let m = offset.unsigned_abs() / 60;
